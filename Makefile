@@ -1,0 +1,18 @@
+PY ?= python3
+
+.PHONY: run test deps bench
+
+deps:
+	bash scripts/install-deps.sh
+
+# Runs the gateway; with no config it starts the embedded demo.
+run:
+	$(PY) -m pip install -q --disable-pip-version-check -e .
+	$(PY) -m propylon run $(ARGS)
+
+# Installs everything the suite needs (apt + pip), then runs it.
+test: deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: deps
+	$(PY) -m bench $(ARGS)

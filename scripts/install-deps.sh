@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what Propylon's tests, examples and benchmarks use on a fresh Debian machine:
+# the system tools (nginx, redis-server, curl, nghttp2-client, wrk, netcat) and the
+# package itself with its dev extra. Safe to run again: it skips what is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+need=()
+for pair in nginx:nginx redis-server:redis-server curl:curl h2load:nghttp2-client wrk:wrk nc:netcat-openbsd; do
+  cmd=${pair%%:*}; pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing system packages: ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# nginx and redis are started by the tests themselves, never as system services.
+$PY -m pip install -q --disable-pip-version-check -e '.[dev]'

@@ -1,0 +1,1 @@
+"""pytest fixtures that start Propylon City for the test suite."""

@@ -1,0 +1,61 @@
+"""The shutdown watch: how a running service learns that the process is stopping."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+__all__ = ["ShutdownWatch"]
+
+
+class ShutdownWatch:
+    """A one-way flag, set once when graceful shutdown begins.
+
+    Code may poll it (``if shutdown: ...`` or ``shutdown.is_set()``), await it
+    (``await shutdown.wait()``) or register a callback that runs on the event loop
+    when it is set (``shutdown.on_shutdown(fn)``; runs at once if already set).
+    One watch exists per worker process; the server sets it.
+    """
+
+    __slots__ = ("_set", "_event", "_callbacks")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: asyncio.Event | None = None
+        self._callbacks: list[Callable[[], None]] = []
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def __bool__(self) -> bool:
+        return self._set
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        if self._event is None:
+            self._event = asyncio.Event()
+        await self._event.wait()
+
+    def on_shutdown(self, callback: Callable[[], None]) -> None:
+        if self._set:
+            callback()
+        else:
+            self._callbacks.append(callback)
+
+    def remove_callback(self, callback: Callable[[], None]) -> None:
+        try:
+            self._callbacks.remove(callback)
+        except ValueError:
+            pass
+
+    def trigger(self) -> None:
+        """Set the flag and run the callbacks. Called by the server only."""
+        if self._set:
+            return
+        self._set = True
+        if self._event is not None:
+            self._event.set()
+        callbacks, self._callbacks = self._callbacks, []
+        for cb in callbacks:
+            cb()
