@@ -1,0 +1,58 @@
+"""The Propylon side of the benchmark: the simplest forwarder (lesson 6) to one backend.
+
+Usage (the harness runs it with a generated conf)::
+
+    python bench/forwarder.py --backend-port 18080 --listen 127.0.0.1:6146 -c conf.yaml
+
+``--backend-port`` / ``--listen`` may also come from ``BENCH_BACKEND_PORT`` /
+``BENCH_LISTEN``. Every other argument goes to ``Server.from_args()`` unchanged
+(``-c CONF`` holds ``threads: N``, the worker count). It defines only
+``upstream_peer``, so the engine skips every other hook, which is the point: this
+measures the engine's own cost per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def _split_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--backend-port", type=int, default=os.environ.get("BENCH_BACKEND_PORT"))
+    parser.add_argument("--listen", default=os.environ.get("BENCH_LISTEN", "127.0.0.1:6146"))
+    ours, rest = parser.parse_known_args(argv)
+    if ours.backend_port is None:
+        parser.error("--backend-port (or BENCH_BACKEND_PORT) is required")
+    return ours, rest
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse our two options, hand the rest to Propylon's ``Server``, and serve forever."""
+    ours, rest = _split_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from propylon import HttpPeer, ProxyHttp, Server, http_proxy_service
+
+    backend = ("127.0.0.1", int(ours.backend_port))
+
+    class Forwarder(ProxyHttp):
+        """Sends every request to the one backend, plain HTTP/1.1."""
+
+        async def upstream_peer(self, session, ctx):
+            return HttpPeer(backend, tls=False, sni="")
+
+    # Server.from_args() reads sys.argv like Pingora's Opt; show it only its own flags.
+    sys.argv = [sys.argv[0], *rest]
+    server = Server.from_args()
+    server.bootstrap()
+    svc = http_proxy_service(server.configuration, Forwarder())
+    svc.add_tcp(ours.listen)
+    server.add_service(svc)
+    server.run_forever()
+
+
+if __name__ == "__main__":
+    main()

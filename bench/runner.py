@@ -1,0 +1,218 @@
+"""One benchmark run: shared servers, per-scenario fronts, warm-up and measurement.
+
+A :class:`Workbench` owns the run's temporary directory and every process started in
+it. The backend nginx (and the TLS certificate) are made on first use and kept for the
+whole run; each scenario's front server is started, measured and stopped before the
+next one, so only one front competes for the two cores at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import h2load as h2load_mod
+from . import wrk as wrk_mod
+from .nginx import BACKEND_BODY, NginxRole, NginxServer, start_nginx
+from .procs import BenchProcess, ProcessSet, StartError, free_port, group_cpu_seconds, wait_http_ok
+from .results import LoadResult, ParseError
+from .tlscert import make_self_signed
+
+if TYPE_CHECKING:
+    from .scenarios import Scenario
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BenchParams", "ScenarioResult", "Target", "Workbench"]
+
+_FORWARDER = Path(__file__).with_name("forwarder.py")
+_PROPYLON_NAMES = "Server, ProxyHttp, HttpPeer, http_proxy_service"
+
+Status = Literal["ok", "unavailable", "failed"]
+
+
+@dataclass(frozen=True)
+class BenchParams:
+    """Load and server settings shared by every scenario of a run.
+
+    Defaults: 64 connections, one load-generator thread, one server worker, 10 s
+    measured after a 2 s warm-up, 10 concurrent streams per HTTP/2 connection.
+    """
+
+    connections: int = 64
+    loadgen_threads: int = 1
+    workers: int = 1
+    duration: float = 10.0
+    warmup: float = 2.0
+    h2_streams: int = 10
+
+
+@dataclass
+class Target:
+    """What a scenario's start-up hands back: the URL to load and the process to watch."""
+
+    url: str
+    proc: BenchProcess
+
+
+@dataclass
+class ScenarioResult:
+    """The outcome of one scenario: figures when ``status`` is ``ok``, else ``note`` says why."""
+
+    name: str
+    group: str
+    role: str
+    status: Status
+    note: str = ""
+    load: LoadResult | None = None
+    cpu_cores: float | None = None
+    url: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict for ``--json`` output."""
+        return {
+            "name": self.name, "group": self.group, "role": self.role, "status": self.status,
+            "note": self.note, "url": self.url, "cpu_cores": self.cpu_cores,
+            "load": self.load.to_json() if self.load else None,
+        }
+
+
+@dataclass
+class Workbench:
+    """Runs scenarios inside ``root`` (a temporary directory the caller removes)."""
+
+    root: Path
+    params: BenchParams
+    tools: dict[str, str]
+    procs: ProcessSet = field(default_factory=ProcessSet)
+    _backend: NginxServer | None = None
+    _cert: tuple[Path, Path] | None = None
+    _propylon_reason: str | None = None
+    _propylon_checked: bool = False
+
+    # -- shared pieces, made on first use ------------------------------------------
+
+    def backend(self) -> NginxServer:
+        """The backend nginx every scenario ends at (started once per run)."""
+        if self._backend is None or not self._backend.proc.alive():
+            self._backend = start_nginx(
+                self.procs, self.tools["nginx"], "backend", self.root / "backend",
+                free_port(), self.params.workers,
+            )
+        return self._backend
+
+    def cert(self) -> tuple[Path, Path]:
+        """A self-signed certificate and key for the TLS fronts (made once per run)."""
+        if self._cert is None:
+            self._cert = make_self_signed(self.root / "tls")
+        return self._cert
+
+    # -- fronts ------------------------------------------------------------------
+
+    def nginx_front(self, role: NginxRole) -> Target:
+        """Start an nginx front (``proxy``, ``tls`` or ``h2``) before the backend."""
+        backend = self.backend()
+        cert, key = self.cert() if role in ("tls", "h2") else (None, None)
+        server = start_nginx(
+            self.procs, self.tools["nginx"], role, self.root / f"nginx-{role}", free_port(),
+            self.params.workers, backend_port=backend.port, cert=cert, key=key,
+        )
+        scheme = "https" if role in ("tls", "h2") else "http"
+        return Target(f"{scheme}://127.0.0.1:{server.port}/", server.proc)
+
+    def propylon_unavailable(self) -> str | None:
+        """Why Propylon's public API cannot be imported, or ``None`` if it can."""
+        if not self._propylon_checked:
+            self._propylon_checked = True
+            code = f"from propylon import {_PROPYLON_NAMES}"
+            try:
+                done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                      text=True, timeout=60)
+            except subprocess.TimeoutExpired:
+                self._propylon_reason = "import failed: timed out after 60s"
+            else:
+                if done.returncode != 0:
+                    lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+                    self._propylon_reason = f"import failed: {lines[-1]}"
+        return self._propylon_reason
+
+    def propylon_front(self) -> Target:
+        """Start ``bench/forwarder.py`` with ``threads: workers`` before the backend."""
+        backend = self.backend()
+        home = self.root / "propylon"
+        home.mkdir(parents=True, exist_ok=True)
+        conf = home / "conf.yaml"
+        conf.write_text(
+            "version: 1\n"
+            f"threads: {self.params.workers}\n"
+            f"pid_file: {home / 'propylon.pid'}\n"
+            f"upgrade_sock: {home / 'upgrade.sock'}\n"
+        )
+        port = free_port()
+        argv = [sys.executable, str(_FORWARDER), "--backend-port", str(backend.port),
+                "--listen", f"127.0.0.1:{port}", "-c", str(conf)]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # SIGINT is the fast shutdown; SIGTERM would start a long graceful drain.
+        proc = self.procs.start("propylon", argv, home / "propylon.log", env=env,
+                                stop_signal=signal.SIGINT)
+        wait_http_ok(proc, port, expect_body=BACKEND_BODY, timeout=20.0)
+        return Target(f"http://127.0.0.1:{port}/", proc)
+
+    # -- measuring -----------------------------------------------------------------
+
+    def run(self, scenario: Scenario) -> ScenarioResult:
+        """Start the scenario's target, warm up, measure, stop its front; never raises
+        for a scenario's own failure (the result says what went wrong)."""
+        res = ScenarioResult(scenario.name, scenario.group, scenario.role, "ok")
+        reason = scenario.unavailable(self)
+        if reason:
+            res.status, res.note = "unavailable", reason
+            return res
+        target: Target | None = None
+        try:
+            target = scenario.start(self)
+            res.url = target.url
+            res.load, res.cpu_cores = self._measure(scenario, target)
+        except (StartError, ParseError) as exc:
+            res.status, res.note = "failed", str(exc)
+        finally:
+            if target is not None and target.proc is not self.backend_proc():
+                self.procs.stop(target.proc)
+        return res
+
+    def backend_proc(self) -> BenchProcess | None:
+        """The backend's process, if started."""
+        return self._backend.proc if self._backend else None
+
+    def _measure(self, scenario: Scenario, target: Target) -> tuple[LoadResult, float]:
+        p = self.params
+        pgid = target.proc.popen.pid
+        if scenario.loadgen == "h2load":
+            # h2load warms up inside the same run (--warm-up-time).
+            cpu0, t0 = group_cpu_seconds(pgid), time.monotonic()
+            load = h2load_mod.run_h2load(
+                self.tools["h2load"], target.url, connections=p.connections,
+                threads=p.loadgen_threads, duration=p.duration, warmup=p.warmup,
+                streams=p.h2_streams, log_file=self.root / f"{scenario.name}-h2load.log",
+            )
+            # Only approximate: the window includes h2load's warm-up.
+            cores = (group_cpu_seconds(pgid) - cpu0) / max(1e-6, time.monotonic() - t0)
+            return load, cores
+        if p.warmup > 0:
+            wrk_mod.run_wrk(self.tools["wrk"], target.url, connections=p.connections,
+                            threads=p.loadgen_threads, duration=p.warmup)
+        cpu0, t0 = group_cpu_seconds(pgid), time.monotonic()
+        load = wrk_mod.run_wrk(self.tools["wrk"], target.url, connections=p.connections,
+                               threads=p.loadgen_threads, duration=p.duration)
+        cores = (group_cpu_seconds(pgid) - cpu0) / max(1e-6, time.monotonic() - t0)
+        if not target.proc.alive():
+            raise StartError(f"{target.proc.name} died during the run; log tail:\n"
+                             f"{target.proc.log_tail()}")
+        return load, cores

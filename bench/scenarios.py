@@ -1,0 +1,94 @@
+"""The scenario registry: what can be measured, each as one small entry.
+
+A scenario names its **group** (rows compared with each other), its **role** in the
+group (``baseline``: the backend alone; ``reference``: nginx doing the same job;
+``propylon``: our engine doing it) and the load generator it needs. Propylon rows are
+reported as ratios against the group's reference row.
+
+To add one (for instance Propylon terminating TLS once its listener takes a
+certificate, or Propylon over HTTP/2), write a ``start`` function that returns a
+:class:`~bench.runner.Target`, optionally an ``unavailable`` check, and register it
+below with the group it belongs to. The harness, table and JSON pick it up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Literal
+
+if TYPE_CHECKING:
+    from .runner import Target, Workbench
+
+__all__ = ["DEFAULT_SCENARIOS", "SCENARIOS", "Scenario", "select"]
+
+Role = Literal["baseline", "reference", "propylon"]
+LoadGen = Literal["wrk", "h2load"]
+
+
+def _never(bench: Workbench) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row of the report: how to start its target and how to load it."""
+
+    name: str
+    group: str
+    role: Role
+    loadgen: LoadGen
+    description: str
+    start: Callable[[Workbench], Target]
+    unavailable: Callable[[Workbench], str | None] = _never
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        """External programs this scenario needs."""
+        return ("nginx", self.loadgen)
+
+
+def _backend(bench: Workbench) -> Target:
+    from .runner import Target
+
+    server = bench.backend()
+    return Target(f"http://127.0.0.1:{server.port}/", server.proc)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("backend", "http1", "baseline", "wrk",
+                 'nginx backend alone: return 200 "hello"', _backend),
+        Scenario("nginx", "http1", "reference", "wrk",
+                 "nginx reverse proxy, upstream keepalive 64",
+                 lambda bench: bench.nginx_front("proxy")),
+        Scenario("propylon", "http1", "propylon", "wrk",
+                 "Propylon forwarder (bench/forwarder.py), same backend",
+                 lambda bench: bench.propylon_front(),
+                 lambda bench: bench.propylon_unavailable()),
+        Scenario("nginx-tls", "tls", "reference", "wrk",
+                 "nginx terminating TLS 1.2/1.3 (self-signed P-256), HTTP/1.1",
+                 lambda bench: bench.nginx_front("tls")),
+        # "propylon-tls" belongs here, in group "tls", once the forwarder can listen with TLS.
+        Scenario("nginx-h2", "h2", "reference", "h2load",
+                 "nginx terminating TLS with HTTP/2 (ALPN h2), h2load",
+                 lambda bench: bench.nginx_front("h2")),
+        # "propylon-h2" belongs here, in group "h2".
+    )
+}
+
+DEFAULT_SCENARIOS = ("backend", "nginx", "propylon", "nginx-tls", "nginx-h2")
+
+
+def select(names: list[str] | None) -> list[Scenario]:
+    """The scenarios to run, in registry order; ``names`` may hold comma-separated lists.
+
+    Raises ``KeyError`` naming the unknown scenario.
+    """
+    if not names:
+        return [SCENARIOS[n] for n in DEFAULT_SCENARIOS]
+    wanted = {n.strip() for item in names for n in item.split(",") if n.strip()}
+    unknown = sorted(wanted - SCENARIOS.keys())
+    if unknown:
+        raise KeyError(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    return [s for s in SCENARIOS.values() if s.name in wanted]
