@@ -1,0 +1,100 @@
+"""Small loopback servers and probes shared by the load-balancing tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Optional
+
+from propylon.lb import Backend
+
+
+class TinyHttp:
+    """An HTTP/1.1 server on 127.0.0.1 that answers every request the same way.
+
+    ``freeze=True`` accepts connections and reads the request but never answers.
+    ``stop()`` closes the listener and every open connection; ``start(port)`` can
+    bring it back on the same port.
+    """
+
+    def __init__(self, status: int = 200, body: bytes = b"ok", freeze: bool = False) -> None:
+        self.status = status
+        self.body = body
+        self.freeze = freeze
+        self.port = 0
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def backend(self) -> Backend:
+        return Backend(f"127.0.0.1:{self.port}")
+
+    async def start(self, port: Optional[int] = None) -> "TinyHttp":
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", port if port is not None else self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for w in list(self._writers):
+                w.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.add(writer)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                self.requests.append(head)
+                if self.freeze:
+                    await asyncio.sleep(3600)
+                writer.write(
+                    b"HTTP/1.1 %d X\r\nContent-Length: %d\r\nContent-Type: text/plain\r\n\r\n%s"
+                    % (self.status, len(self.body), self.body)
+                )
+                await writer.drain()
+                if b"connection: close" in head.lower():
+                    return
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+
+class LagMeter:
+    """Measures how late the event loop wakes a 5 ms sleeper (the loop's lag)."""
+
+    def __init__(self) -> None:
+        self.max_lag = 0.0
+        self.ticks = 0
+        self._task: Optional[asyncio.Task] = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(0.005)
+            self.max_lag = max(self.max_lag, loop.time() - t - 0.005)
+            self.ticks += 1
+
+    def __enter__(self) -> "LagMeter":
+        self._task = asyncio.ensure_future(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (bound to 0 and released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
