@@ -63,6 +63,8 @@ class TinyHttp:
                 await writer.drain()
                 if b"connection: close" in head.lower():
                     return
+        except asyncio.CancelledError:
+            return
         finally:
             self._writers.discard(writer)
             writer.close()

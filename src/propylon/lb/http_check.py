@@ -71,6 +71,15 @@ class HttpCheckResponse:
         self.body = b"".join(self._chunks)
 
 
+def _keeps_alive(parser: httptools.HttpResponseParser, resp: HttpCheckResponse) -> bool:
+    # Decided from the message itself: the parser's own flag is reset once the
+    # message completes.
+    connection = resp.headers.get("connection", "").lower()
+    if parser.get_http_version() == "1.1":
+        return "close" not in connection
+    return "keep-alive" in connection
+
+
 class HttpHealthCheck(HealthCheck):
     """Healthy when ``GET path`` with ``Host: host`` answers 200 (or passes ``validator``).
 
@@ -206,7 +215,7 @@ class HttpHealthCheck(HealthCheck):
         except OSError as e:
             raise Error.because(ErrorType.READ_ERROR, f"while talking to {backend.addr}", e).into_up() from None
         resp.status = parser.get_status_code()
-        if self.reuse_connection and parser.should_keep_alive() and resp.framed:
+        if self.reuse_connection and resp.framed and _keeps_alive(parser, resp):
             self._idle[backend.hash_key] = (reader, writer)
         else:
             writer.close()
