@@ -5,7 +5,9 @@ Usage (the harness runs it with a generated conf)::
     python bench/forwarder.py --backend-port 18080 --listen 127.0.0.1:6146 -c conf.yaml
 
 ``--backend-port`` / ``--listen`` may also come from ``BENCH_BACKEND_PORT`` /
-``BENCH_LISTEN``. Every other argument goes to ``Server.from_args()`` unchanged
+``BENCH_LISTEN``. With ``--tls-cert`` and ``--tls-key`` it terminates TLS on the
+listener, offering the ALPN protocols of ``--alpn`` (default ``http/1.1``; the HTTP/2
+scenario passes ``h2,http/1.1``). Every other argument goes to ``Server.from_args()`` unchanged
 (``-c CONF`` holds ``threads: N``, the worker count). It defines only
 ``upstream_peer``, so the engine skips every other hook, which is the point: this
 measures the engine's own cost per request.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import ssl
 import sys
 
 
@@ -23,10 +26,21 @@ def _split_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--backend-port", type=int, default=os.environ.get("BENCH_BACKEND_PORT"))
     parser.add_argument("--listen", default=os.environ.get("BENCH_LISTEN", "127.0.0.1:6146"))
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--alpn", default="http/1.1")
     ours, rest = parser.parse_known_args(argv)
     if ours.backend_port is None:
         parser.error("--backend-port (or BENCH_BACKEND_PORT) is required")
     return ours, rest
+
+
+def _tls_context(cert: str, key: str, alpn: str) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # same protocols as the nginx fronts
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols([p for p in alpn.split(",") if p])
+    return ctx
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,7 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     server = Server.from_args()
     server.bootstrap()
     svc = http_proxy_service(server.configuration, Forwarder())
-    svc.add_tcp(ours.listen)
+    if ours.tls_cert:
+        svc.add_tls_context(ours.listen, _tls_context(ours.tls_cert, ours.tls_key, ours.alpn))
+    else:
+        svc.add_tcp(ours.listen)
     server.add_service(svc)
     server.run_forever()
 

@@ -73,10 +73,11 @@ def _notes(results: Sequence[ScenarioResult]) -> list[str]:
             notes.append(f"{r.name}: FAILED: {r.note}")
         elif r.load is not None and r.load.flagged:
             detail = ", ".join(f"{k} {v}" for k, v in r.load.socket_errors.items() if v)
-            notes.append(
-                f"{r.name}: FLAGGED: {r.load.requests} requests, {r.load.non_2xx} unsuccessful "
-                f"responses, socket errors: {detail or 'none'}"
-            )
+            if r.load.requests == 0:
+                what = "no request completed"
+            else:
+                what = f"{r.load.requests} requests, {r.load.non_2xx} unsuccessful responses"
+            notes.append(f"{r.name}: FLAGGED: {what}; socket errors: {detail or 'none'}")
     return notes
 
 

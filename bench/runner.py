@@ -143,10 +143,15 @@ class Workbench:
                     self._propylon_reason = f"import failed: {lines[-1]}"
         return self._propylon_reason
 
-    def propylon_front(self) -> Target:
-        """Start ``bench/forwarder.py`` with ``threads: workers`` before the backend."""
+    def propylon_front(self, tag: str = "propylon", tls_alpn: str | None = None) -> Target:
+        """Start ``bench/forwarder.py`` with ``threads: workers`` before the backend.
+
+        With ``tls_alpn`` (e.g. ``"http/1.1"`` or ``"h2,http/1.1"``) it terminates TLS
+        with the run's certificate and offers those ALPN protocols. ``tag`` names its
+        directory and process in logs.
+        """
         backend = self.backend()
-        home = self.root / "propylon"
+        home = self.root / tag
         home.mkdir(parents=True, exist_ok=True)
         conf = home / "conf.yaml"
         conf.write_text(
@@ -158,12 +163,16 @@ class Workbench:
         port = free_port()
         argv = [sys.executable, str(_FORWARDER), "--backend-port", str(backend.port),
                 "--listen", f"127.0.0.1:{port}", "-c", str(conf)]
+        if tls_alpn is not None:
+            cert, key = self.cert()
+            argv += ["--tls-cert", str(cert), "--tls-key", str(key), "--alpn", tls_alpn]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         # SIGINT is the fast shutdown; SIGTERM would start a long graceful drain.
-        proc = self.procs.start("propylon", argv, home / "propylon.log", env=env,
+        proc = self.procs.start(tag, argv, home / "propylon.log", env=env,
                                 stop_signal=signal.SIGINT)
-        wait_http_ok(proc, port, expect_body=BACKEND_BODY, timeout=20.0)
-        return Target(f"http://127.0.0.1:{port}/", proc)
+        https = tls_alpn is not None
+        wait_http_ok(proc, port, https=https, expect_body=BACKEND_BODY, timeout=20.0)
+        return Target(f"{'https' if https else 'http'}://127.0.0.1:{port}/", proc)
 
     # -- measuring -----------------------------------------------------------------
 

@@ -5,8 +5,7 @@ group (``baseline``: the backend alone; ``reference``: nginx doing the same job;
 ``propylon``: our engine doing it) and the load generator it needs. Propylon rows are
 reported as ratios against the group's reference row.
 
-To add one (for instance Propylon terminating TLS once its listener takes a
-certificate, or Propylon over HTTP/2), write a ``start`` function that returns a
+To add one (say, a slow backend, a bigger body, or HTTP/2 to the upstream), write a ``start`` function that returns a
 :class:`~bench.runner.Target`, optionally an ``unavailable`` check, and register it
 below with the group it belongs to. The harness, table and JSON pick it up.
 """
@@ -69,15 +68,21 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("nginx-tls", "tls", "reference", "wrk",
                  "nginx terminating TLS 1.2/1.3 (self-signed P-256), HTTP/1.1",
                  lambda bench: bench.nginx_front("tls")),
-        # "propylon-tls" belongs here, in group "tls", once the forwarder can listen with TLS.
+        Scenario("propylon-tls", "tls", "propylon", "wrk",
+                 "Propylon forwarder terminating TLS (same cert), HTTP/1.1",
+                 lambda bench: bench.propylon_front("propylon-tls", "http/1.1"),
+                 lambda bench: bench.propylon_unavailable()),
         Scenario("nginx-h2", "h2", "reference", "h2load",
                  "nginx terminating TLS with HTTP/2 (ALPN h2), h2load",
                  lambda bench: bench.nginx_front("h2")),
-        # "propylon-h2" belongs here, in group "h2".
+        Scenario("propylon-h2", "h2", "propylon", "h2load",
+                 "Propylon forwarder terminating TLS with HTTP/2 (ALPN h2), h2load",
+                 lambda bench: bench.propylon_front("propylon-h2", "h2,http/1.1"),
+                 lambda bench: bench.propylon_unavailable()),
     )
 }
 
-DEFAULT_SCENARIOS = ("backend", "nginx", "propylon", "nginx-tls", "nginx-h2")
+DEFAULT_SCENARIOS = tuple(SCENARIOS)
 
 
 def select(names: list[str] | None) -> list[Scenario]:
