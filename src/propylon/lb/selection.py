@@ -26,6 +26,7 @@ nothing.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import random
 import zlib
@@ -169,13 +170,21 @@ class Random(Weighted):
         return random.getrandbits(64)
 
 
+# Hashing a key byte by byte in Python costs ~70 ns a byte; hash keys (paths,
+# session ids) repeat, so recent results are remembered (bounded, C-implemented).
+_fnv_cached = functools.lru_cache(maxsize=8192)(fnv1a_64)
+
+
 class FNVHash(Weighted):
     """Weighted hash: FNV-1a 64 of the key picks from the weighted list."""
 
     __slots__ = ()
 
     def _next(self, key: bytes) -> int:
-        return fnv1a_64(key)
+        return _fnv_cached(key)
+
+    def _fallback(self, index: int) -> int:
+        return fnv1a_64((index & _MASK64).to_bytes(8, "little"))
 
 
 class Consistent(Selector):
