@@ -1,0 +1,175 @@
+"""Opening upstream connections (TCP, Unix socket, custom L4, TLS) and reusing them."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import logging
+import socket
+import ssl
+from typing import Optional
+
+from ..errors import Error, ErrorType
+from ..protocols.http.v1.client import H1ClientConnection
+from ..upstreams.peer import HttpPeer, PeerOptions
+from .pool import ConnectionPool
+from .tls import client_context, check_alternative_cn
+
+__all__ = ["HttpConnector"]
+
+log = logging.getLogger("propylon.connectors")
+
+_NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH}
+
+
+class HttpConnector:
+    """Hands out upstream HTTP/1 connections: a pooled one when possible, else a new one.
+
+    One connector lives in each worker process (its pool is bounded by
+    ``pool_size``, Pingora's ``upstream_keepalive_pool_size``).
+    """
+
+    def __init__(self, pool_size: int = 128, ca_file: Optional[str] = None,
+                 bind_to_v4: tuple = (), bind_to_v6: tuple = ()) -> None:
+        self.pool = ConnectionPool(pool_size)
+        self.ca_file = ca_file
+        self.bind_to_v4 = tuple(bind_to_v4)
+        self.bind_to_v6 = tuple(bind_to_v6)
+
+    async def get(self, peer: HttpPeer) -> tuple[H1ClientConnection, bool]:
+        """A connection to ``peer`` and whether it was reused from the pool."""
+        conn = self.pool.get(peer.reuse_key())
+        if conn is not None:
+            return conn, True
+        return await self.connect(peer), False
+
+    def release(self, peer: HttpPeer, conn: H1ClientConnection) -> None:
+        """Give a finished connection back: pooled if it can carry another request."""
+        if conn.reusable():
+            self.pool.put(peer.reuse_key(), conn, peer.options.idle_timeout)
+        else:
+            conn.close()
+
+    async def connect(self, peer: HttpPeer) -> H1ClientConnection:
+        opts = peer.options
+        total = opts.total_connection_timeout
+        if total is not None:
+            try:
+                return await asyncio.wait_for(self._connect(peer, opts), total)
+            except asyncio.TimeoutError:
+                etype = ErrorType.TLS_HANDSHAKE_TIMEDOUT if peer.tls else ErrorType.CONNECT_TIMEDOUT
+                raise Error.explain(etype, f"connecting to {peer} took over {total}s").into_up() from None
+        return await self._connect(peer, opts)
+
+    async def _connect(self, peer: HttpPeer, opts: PeerOptions) -> H1ClientConnection:
+        loop = asyncio.get_running_loop()
+        sock = await self._l4(peer, opts, loop)
+        ctx = None
+        server_hostname = None
+        if peer.tls:
+            ctx = client_context(opts, self.ca_file, peer.client_cert_key)
+            server_hostname = peer.sni or (None if peer.is_uds else peer.address[0])
+        try:
+            _, conn = await loop.create_connection(
+                H1ClientConnection, sock=sock, ssl=ctx, server_hostname=server_hostname,
+                ssl_handshake_timeout=opts.total_connection_timeout or 60.0 if ctx else None,
+            )
+        except ssl.SSLCertVerificationError as e:
+            sock.close()
+            raise Error.because(ErrorType.INVALID_CERT, f"TLS verification of {peer} failed", e).into_up() from None
+        except ssl.SSLError as e:
+            sock.close()
+            raise Error.because(ErrorType.TLS_HANDSHAKE_FAILURE, f"TLS handshake with {peer} failed", e).into_up() from None
+        except (asyncio.TimeoutError, TimeoutError) as e:
+            sock.close()
+            raise Error.because(ErrorType.TLS_HANDSHAKE_TIMEDOUT, f"TLS handshake with {peer} timed out", e).into_up() from None
+        except OSError as e:
+            sock.close()
+            raise Error.because(ErrorType.HANDSHAKE_ERROR, f"handshake with {peer} failed", e).into_up() from None
+        if ctx is not None and opts.alternative_cn and not ctx.check_hostname:
+            check_alternative_cn(conn, peer)
+        return conn  # type: ignore[return-value]
+
+    async def _l4(self, peer: HttpPeer, opts: PeerOptions, loop: asyncio.AbstractEventLoop) -> socket.socket:
+        if opts.custom_l4 is not None:
+            try:
+                sock = await opts.custom_l4.connect(peer)
+            except Error as e:
+                raise e.into_up()
+            except OSError as e:
+                raise Error.because(ErrorType.CONNECT_ERROR, f"custom connect to {peer} failed", e).into_up() from None
+            sock.setblocking(False)
+            return sock
+        if peer.is_uds:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            target = peer.address
+        else:
+            host, port = peer.address  # type: ignore[misc]
+            family, target = await self._resolve(host, port, loop)
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            if not peer.is_uds:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self._bind(sock, opts, family)
+                if opts.tcp_keepalive is not None:
+                    ka = opts.tcp_keepalive
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(ka.idle)))
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, int(ka.interval)))
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, max(1, int(ka.count)))
+            if opts.connection_timeout is not None:
+                await asyncio.wait_for(loop.sock_connect(sock, target), opts.connection_timeout)
+            else:
+                await loop.sock_connect(sock, target)
+        except (asyncio.TimeoutError, TimeoutError):
+            sock.close()
+            raise Error.explain(ErrorType.CONNECT_TIMEDOUT,
+                                f"connecting to {peer} took over {opts.connection_timeout}s").into_up() from None
+        except ConnectionRefusedError as e:
+            sock.close()
+            raise Error.because(ErrorType.CONNECT_REFUSED, f"{peer} refused the connection", e).into_up() from None
+        except FileNotFoundError as e:
+            sock.close()
+            raise Error.because(ErrorType.CONNECT_REFUSED, f"no socket at {peer.address}", e).into_up() from None
+        except OSError as e:
+            sock.close()
+            etype = ErrorType.CONNECT_NO_ROUTE if e.errno in _NO_ROUTE else ErrorType.CONNECT_ERROR
+            raise Error.because(etype, f"cannot connect to {peer}", e).into_up() from None
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _bind(self, sock: socket.socket, opts: PeerOptions, family: int) -> None:
+        addr = opts.bind_to
+        if addr is None:
+            pool = self.bind_to_v6 if family == socket.AF_INET6 else self.bind_to_v4
+            if pool:
+                import random
+
+                addr = random.choice(pool)
+        if addr:
+            try:
+                sock.bind((addr, 0))
+            except OSError as e:
+                sock.close()
+                raise Error.because(ErrorType.BIND_ERROR, f"cannot bind to {addr}", e).into_up() from None
+
+    async def _resolve(self, host: str, port: int, loop: asyncio.AbstractEventLoop) -> tuple[int, tuple]:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (host, port)
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            raise Error.because(ErrorType.CONNECT_ERROR, f"cannot resolve {host}", e).into_up() from None
+        family, _, _, _, sockaddr = infos[0]
+        return family, sockaddr[:2]
+
+    def close(self) -> None:
+        self.pool.close_all()

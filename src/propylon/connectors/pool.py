@@ -1,0 +1,91 @@
+"""Idle upstream connections kept for reuse.
+
+Connections are grouped by the peer's reuse key and handed out newest first (a
+recently used connection is the least likely to have been closed by the origin).
+One LRU order across all keys bounds the total (``upstream_keepalive_pool_size``):
+releasing into a full pool closes the least recently released connection,
+whatever its key. The pool is per worker process, as Pingora's is per thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import Any, Hashable, Optional
+
+__all__ = ["ConnectionPool"]
+
+
+class ConnectionPool:
+    """A bounded LRU pool of idle connections. See the module docstring.
+
+    A pooled connection must have ``idle`` (set while pooled), ``on_idle_event``
+    (called by the connection when it becomes unusable while idle) and ``close()``.
+    """
+
+    def __init__(self, size: int = 128) -> None:
+        self.size = size
+        self._by_key: dict[Hashable, list[Any]] = {}
+        self._lru: "OrderedDict[Any, tuple[Hashable, Optional[asyncio.TimerHandle]]]" = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def get(self, key: Hashable) -> Optional[Any]:
+        """An idle connection for ``key``, or None."""
+        conns = self._by_key.get(key)
+        while conns:
+            conn = conns.pop()
+            entry = self._lru.pop(conn, None)
+            if entry is not None and entry[1] is not None:
+                entry[1].cancel()
+            conn.idle = False
+            conn.on_idle_event = None
+            if not conn.closed:
+                return conn
+        return None
+
+    def put(self, key: Hashable, conn: Any, idle_timeout: Optional[float] = None) -> None:
+        """Keep ``conn`` for later requests to ``key``."""
+        if self.size <= 0:
+            conn.close()
+            return
+        while len(self._lru) >= self.size:
+            old, _ = next(iter(self._lru.items()))
+            self._discard(old)
+            old.close()
+        timer = None
+        if idle_timeout is not None:
+            timer = asyncio.get_event_loop().call_later(idle_timeout, self._expire, conn)
+        conn.idle = True
+        conn.on_idle_event = self._discard
+        self._lru[conn] = (key, timer)
+        self._by_key.setdefault(key, []).append(conn)
+
+    def _expire(self, conn: Any) -> None:
+        if conn in self._lru:
+            self._discard(conn)
+            conn.close()
+
+    def _discard(self, conn: Any) -> None:
+        entry = self._lru.pop(conn, None)
+        if entry is None:
+            return
+        key, timer = entry
+        if timer is not None:
+            timer.cancel()
+        conn.idle = False
+        conn.on_idle_event = None
+        conns = self._by_key.get(key)
+        if conns is not None:
+            try:
+                conns.remove(conn)
+            except ValueError:
+                pass
+            if not conns:
+                del self._by_key[key]
+
+    def close_all(self) -> None:
+        for conn in list(self._lru):
+            self._discard(conn)
+            conn.close()

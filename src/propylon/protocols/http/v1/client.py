@@ -1,0 +1,356 @@
+"""The upstream side of HTTP/1.1: one protocol object per connection to an origin.
+
+A connection carries one request at a time (no upstream pipelining). The engine
+writes the request head and body, then reads the response head (1xx heads come
+first, one by one) and the body piece by piece. When the exchange ends cleanly and
+both sides allow keep-alive, the connection goes back to the pool; while it sits
+there, any byte or EOF from the origin makes it unusable and it removes itself
+(``on_idle_event``), so a pooled connection that became readable is never reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Callable, Optional
+
+import httptools
+
+from ....errors import Error, ErrorType
+from ...digest import Digest, SocketDigest
+from ..header import HeaderMap, RequestHeader, ResponseHeader
+from .common import HIGH_WATER, WRITE_HIGH_WATER, chunk, last_chunk
+
+__all__ = ["H1ClientConnection"]
+
+_VERSIONS = {"1.1": (1, 1), "1.0": (1, 0)}
+
+
+class H1ClientConnection(asyncio.Protocol):
+    """One connection to an upstream HTTP/1 server."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_event_loop()
+        self.transport: Optional[asyncio.Transport] = None
+        self.digest: Optional[Digest] = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._hdrs: list = []
+        self._heads: deque[ResponseHeader] = deque()
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._waiter: Optional[asyncio.Future] = None
+        self._error: Optional[Error] = None
+        self._in_body = False
+        self._done = False
+        self._eof = False
+        self._closed = False
+        self._paused = False
+        self._write_paused = False
+        self._drain_waiter: Optional[asyncio.Future] = None
+        self._keepalive = True
+        self._req_chunked = False
+        self._is_head = False
+        self._close_delimited = False
+        self._got_bytes = False
+        self._upgraded = False
+        self.trailers: Optional[HeaderMap] = None
+        self.idle = False
+        self.on_idle_event: Optional[Callable[["H1ClientConnection"], None]] = None
+        self.read_timeout: Optional[float] = None
+        self.write_timeout: Optional[float] = None
+        self.requests = 0
+        self._tunnel: Optional[Callable[[bytes], None]] = None
+        self._tunnel_eof: Optional[Callable[[], None]] = None
+        self._tunnel_resume: Optional[Callable[[], object]] = None
+
+    # --- asyncio protocol -------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        transport.set_write_buffer_limits(WRITE_HIGH_WATER)
+        self.digest = Digest(SocketDigest.from_transport(transport))
+
+    def data_received(self, data: bytes) -> None:
+        if self.idle:
+            self._unusable()
+            return
+        if self._tunnel is not None:
+            self._tunnel(data)
+            return
+        self._got_bytes = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
+            self._upgraded = True
+            self._keepalive = False
+            rest = data[offset:]
+            if rest:
+                self._chunks.append(rest)
+            self._done = True
+            self._tunnel = self._chunks.append
+            self._wake()
+        except _HeadDone:
+            self._finish_head_response()
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, _HeadDone):
+                self._finish_head_response()
+                return
+            self._fail(Error.because(ErrorType.INVALID_HTTP_HEADER, "invalid response from upstream", exc).into_up())
+            self.transport.close()  # type: ignore[union-attr]
+
+    def eof_received(self) -> Optional[bool]:
+        self._eof = True
+        if self._tunnel_eof is not None:
+            self._tunnel_eof()
+            return True
+        if self.idle:
+            self._unusable()
+            return None
+        self._on_eof()
+        return None
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self._closed = True
+        self._keepalive = False
+        if self._tunnel_eof is not None:
+            self._tunnel_eof()
+        if self.idle:
+            self._unusable()
+        self._on_eof(exc)
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _on_eof(self, exc: Optional[BaseException] = None) -> None:
+        if self._done:
+            return
+        if self._in_body and self._close_delimited:
+            self._done = True
+            self._keepalive = False
+            self._wake()
+            return
+        err = Error.because(ErrorType.CONNECTION_CLOSED, "upstream closed the connection", exc) if exc else \
+            Error.explain(ErrorType.CONNECTION_CLOSED, "upstream closed the connection")
+        err.into_up()
+        if not self._got_bytes:
+            # Nothing of a response arrived: the origin may have closed an idle
+            # connection just as we reused it, so a retry on a new one is safe.
+            err.set_retry_reused_only()
+        self._fail(err)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._tunnel_resume is not None:
+            self._tunnel_resume()
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    # --- parser callbacks ---------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._hdrs = []
+        self._in_body = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_body:
+            if self.trailers is None:
+                self.trailers = HeaderMap()
+            self.trailers._items.append((name.lower(), name, value))
+        else:
+            self._hdrs.append((name.lower(), name, value))
+
+    def on_headers_complete(self) -> None:
+        p = self._parser
+        status = p.get_status_code()
+        headers = HeaderMap(self._hdrs)
+        resp = ResponseHeader(status, _VERSIONS.get(p.get_http_version(), (1, 1)), headers)
+        self._heads.append(resp)
+        if status >= 200 or status == 101:
+            self._in_body = True
+            if not p.should_keep_alive():
+                self._keepalive = False
+            if status >= 200 and status not in (204, 304) and not self._is_head:
+                self._close_delimited = (
+                    b"content-length" not in headers and b"transfer-encoding" not in headers
+                )
+                if self._close_delimited:
+                    self._keepalive = False
+        self._wake()
+        if self._is_head and status >= 200:
+            raise _HeadDone()
+
+    def on_body(self, body: bytes) -> None:
+        self._chunks.append(body)
+        self._buffered += len(body)
+        self._wake()
+        if self._buffered > HIGH_WATER and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def on_message_complete(self) -> None:
+        if self._in_body:
+            self._done = True
+            self._wake()
+
+    def _finish_head_response(self) -> None:
+        # llhttp cannot be told that a response to HEAD has no body, so the head
+        # ends the message here and a fresh parser waits for the next one.
+        self._done = True
+        self._parser = httptools.HttpResponseParser(self)
+        self._wake()
+
+    # --- helpers --------------------------------------------------------------------
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _fail(self, err: Error) -> None:
+        if self._error is None:
+            self._error = err
+        self._keepalive = False
+        self._wake()
+
+    def _unusable(self) -> None:
+        self.idle = False
+        self._keepalive = False
+        cb = self.on_idle_event
+        if cb is not None:
+            cb(self)
+        if self.transport is not None:
+            self.transport.close()
+
+    def _on_read_timeout(self) -> None:
+        self._fail(Error.explain(ErrorType.READ_TIMEDOUT, f"no response data for {self.read_timeout}s").into_up())
+
+    async def _wait(self) -> None:
+        self._waiter = self._loop.create_future()
+        timer = None
+        if self.read_timeout is not None:
+            timer = self._loop.call_later(self.read_timeout, self._on_read_timeout)
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    # --- request ----------------------------------------------------------------------
+    def send_request_header(self, req: RequestHeader, has_body: bool, body_length_known: bool) -> None:
+        """Write the request head; a body of unknown length goes chunked."""
+        self.requests += 1
+        self._hdrs = []
+        self._heads.clear()
+        self._chunks.clear()
+        self._buffered = 0
+        self._done = False
+        self._got_bytes = False
+        self._in_body = False
+        self._close_delimited = False
+        self.trailers = None
+        self._is_head = req._method == b"HEAD"
+        headers = req.headers
+        self._req_chunked = has_body and not body_length_known
+        if self._req_chunked:
+            headers.remove(b"content-length")
+            headers.append(b"Transfer-Encoding", b"chunked")
+        self.transport.write(req.to_h1_bytes())  # type: ignore[union-attr]
+
+    def write_body(self, data: bytes) -> None:
+        if data and not self._closed:
+            self.transport.write(chunk(data) if self._req_chunked else data)  # type: ignore[union-attr]
+
+    def finish_body(self, trailers: Optional[HeaderMap] = None) -> None:
+        if self._req_chunked and not self._closed:
+            self.transport.write(last_chunk(trailers))  # type: ignore[union-attr]
+
+    async def drain(self) -> None:
+        if self._closed:
+            raise Error.explain(ErrorType.WRITE_ERROR, "upstream connection closed").into_up()
+        if not self._write_paused:
+            return
+        self._drain_waiter = self._loop.create_future()
+        try:
+            if self.write_timeout is not None:
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._drain_waiter), self.write_timeout)
+                except asyncio.TimeoutError:
+                    raise Error.explain(ErrorType.WRITE_TIMEDOUT,
+                                        f"upstream took no data for {self.write_timeout}s").into_up() from None
+            else:
+                await self._drain_waiter
+        finally:
+            self._drain_waiter = None
+        if self._closed:
+            raise Error.explain(ErrorType.WRITE_ERROR, "upstream connection closed").into_up()
+
+    # --- response ---------------------------------------------------------------------
+    async def read_response_header(self) -> ResponseHeader:
+        """The next response head from the upstream (1xx heads are returned too)."""
+        while True:
+            if self._heads:
+                return self._heads.popleft()
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+
+    async def read_body(self) -> Optional[bytes]:
+        """The next piece of response body, or None at its end."""
+        while True:
+            chunks = self._chunks
+            if chunks:
+                data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+                chunks.clear()
+                self._buffered = 0
+                if self._paused:
+                    self._paused = False
+                    self.transport.resume_reading()  # type: ignore[union-attr]
+                return data
+            if self._done:
+                return None
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+
+    def body_ready(self) -> bool:
+        """True when a ``read_body`` call would return without waiting."""
+        return bool(self._chunks) or self._done or self._error is not None
+
+    @property
+    def response_done(self) -> bool:
+        return self._done
+
+    def reusable(self) -> bool:
+        return (self._keepalive and self._done and not self._closed and not self._eof
+                and not self._chunks and not self._upgraded)
+
+    def mark_no_reuse(self) -> None:
+        self._keepalive = False
+
+    def close(self) -> None:
+        self._closed = True
+        self._keepalive = False
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self._closed = True
+        self._keepalive = False
+        if self.transport is not None:
+            self.transport.abort()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def raw_tunnel_data(self) -> bytes:
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        return data
+
+
+class _HeadDone(Exception):
+    """Stops llhttp after the head of a response to HEAD."""

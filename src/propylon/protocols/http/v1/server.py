@@ -1,0 +1,624 @@
+"""The downstream side of HTTP/1.x: one protocol object per client connection.
+
+Theory of operation
+-------------------
+``H1ServerConnection`` is an asyncio protocol fed by the event loop and parsed with
+httptools (llhttp). Each request head that completes becomes an
+``H1ServerSession``: the request header, its body as it arrives, and the writer of
+its response. One task per connection (``_run``) takes sessions in order and hands
+them to the application's handler, so a request costs no task of its own.
+
+Flow control: body bytes wait in the session until the application reads them;
+above ``HIGH_WATER`` buffered bytes the socket stops being read. A pipelined
+request that arrives while another is being answered also pauses reading, so a
+client cannot make us queue requests without bound. Writes go straight to the
+transport; when the transport says its buffer is full, ``drain()`` waits.
+
+Strictness: llhttp already refuses Content-Length with Transfer-Encoding,
+duplicate Content-Length, bad chunk sizes, obs-fold, NUL and bare CR. We add
+limits on the request line (414) and the header block (431), refuse transfer
+codings other than plain ``chunked`` (501) and ``Transfer-Encoding`` on
+HTTP/1.0 (400). Every refusal answers once and closes the connection; nothing from
+a refused message reaches the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Optional
+
+import httptools
+
+from ....errors import Error, ErrorType
+from ...digest import Digest, SocketDigest
+from ..header import HeaderMap, RequestHeader, ResponseHeader
+from .common import HIGH_WATER, LOW_WATER, WRITE_HIGH_WATER, chunk, is_chunked_only, last_chunk
+
+log = logging.getLogger("propylon.http.v1")
+
+__all__ = ["HttpServerOptions", "H1ServerConnection", "H1ServerSession"]
+
+
+@dataclass(slots=True)
+class HttpServerOptions:
+    """Limits and timeouts of the downstream HTTP/1 side.
+
+    * ``max_request_line``: longest request target in bytes (longer: 414).
+    * ``max_header_bytes``: largest header block, names and values (larger: 431).
+    * ``header_read_timeout``: seconds a new connection may take to send its first
+      request head, and any request its head (slow clients are closed).
+    * ``keepalive_timeout``: seconds an idle keep-alive connection is kept.
+    * ``keepalive_request_limit``: requests served on one connection (None: no limit).
+    """
+
+    max_request_line: int = 8192
+    max_header_bytes: int = 64 * 1024
+    header_read_timeout: float = 60.0
+    keepalive_timeout: float = 60.0
+    keepalive_request_limit: Optional[int] = None
+
+
+class _Refuse(Exception):
+    """Raised inside parser callbacks to refuse a request with a status."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+_VERSIONS = {"1.1": (1, 1), "1.0": (1, 0), "0.9": (0, 9)}
+
+
+def _simple_response(status: int, reason: str, body: bytes = b"") -> bytes:
+    resp = ResponseHeader.build(status)
+    resp.insert_header("Server", "Propylon")
+    resp.insert_header("Content-Length", str(len(body)))
+    resp.insert_header("Connection", "close")
+    if body:
+        resp.insert_header("Content-Type", "text/plain")
+    return resp.to_h1_bytes() + body
+
+
+class H1ServerSession:
+    """One request on a downstream HTTP/1 connection, and its response."""
+
+    __slots__ = (
+        "conn", "req", "keepalive", "has_body", "body_done", "_chunks", "_buffered",
+        "_waiter", "body_error", "trailers", "expect_continue", "_continue_sent",
+        "response_written", "_resp_mode", "_resp_left", "finished", "body_bytes_read",
+        "body_bytes_sent", "upgrade", "_pending_head", "is_head",
+    )
+
+    def __init__(self, conn: "H1ServerConnection", req: RequestHeader, keepalive: bool) -> None:
+        self.conn = conn
+        self.req = req
+        self.keepalive = keepalive
+        self.has_body = False
+        self.body_done = False
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._waiter: Optional[asyncio.Future] = None
+        self.body_error: Optional[Error] = None
+        self.trailers: Optional[HeaderMap] = None
+        self.expect_continue = False
+        self._continue_sent = False
+        self.response_written: Optional[ResponseHeader] = None
+        self._resp_mode = 0  # 0 none, 1 length, 2 chunked, 3 until close
+        self._resp_left = 0
+        self.finished = False
+        self.body_bytes_read = 0
+        self.body_bytes_sent = 0
+        self.upgrade = False
+        self._pending_head: Optional[bytes] = None
+        self.is_head = req._method == b"HEAD"
+
+    # --- request body -----------------------------------------------------------
+    def _feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+        if self._buffered > HIGH_WATER:
+            self.conn._pause_reading()
+
+    def _end(self) -> None:
+        self.body_done = True
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _fail(self, err: Error) -> None:
+        self.body_error = err
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def read_body(self) -> Optional[bytes]:
+        """The next piece of the request body, or None once it is complete."""
+        while True:
+            if self._chunks:
+                data = self._chunks.popleft()
+                if len(self._chunks) > 0:
+                    # Join what already waits: fewer, larger writes upstream.
+                    data = data + b"".join(self._chunks)
+                    self._chunks.clear()
+                self._buffered = 0
+                self.body_bytes_read += len(data)
+                self.conn._resume_reading()
+                return data
+            if self.body_error is not None:
+                raise self.body_error
+            if self.body_done:
+                return None
+            if self.expect_continue and not self._continue_sent:
+                self._continue_sent = True
+                self.conn._write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.conn._resume_reading()
+            self._waiter = self.conn._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def body_buffered(self) -> bool:
+        return bool(self._chunks) or self.body_done
+
+    # --- response ---------------------------------------------------------------
+    def write_interim(self, resp: ResponseHeader) -> None:
+        """Send a 1xx response (not for 101)."""
+        self.conn._write(resp.to_h1_bytes())
+
+    def write_header(self, resp: ResponseHeader, end_of_stream: bool = False, hold: bool = False) -> None:
+        """Send the response head, choosing the body framing.
+
+        Content-Length is kept when present; otherwise an HTTP/1.1 client gets
+        chunked encoding and an HTTP/1.0 client a body delimited by closing the
+        connection. ``hold=True`` keeps the head back so it leaves together with the
+        first piece of body (one write instead of two).
+        """
+        if self.response_written is not None:
+            raise Error.new_in(ErrorType.H1_ERROR, "response header already written")
+        self.response_written = resp
+        status = resp.status
+        headers = resp.headers
+        if status == 101:
+            self._resp_mode = 3
+            self.upgrade = True
+            self.keepalive = False
+        elif self.is_head or status in (204, 304) or status < 200:
+            self._resp_mode = 0
+        else:
+            cl = headers.get_bytes(b"content-length")
+            if cl is not None:
+                try:
+                    self._resp_left = int(cl)
+                    self._resp_mode = 1
+                except ValueError:
+                    headers.remove(b"content-length")
+                    cl = None
+            if cl is None:
+                if end_of_stream:
+                    headers.insert(b"Content-Length", b"0")
+                    self._resp_mode = 1
+                    self._resp_left = 0
+                elif self.req.version >= (1, 1):
+                    headers.remove(b"transfer-encoding")
+                    headers.append(b"Transfer-Encoding", b"chunked")
+                    self._resp_mode = 2
+                else:
+                    self._resp_mode = 3
+                    self.keepalive = False
+        if self.conn.shutting_down or self.conn._requests_left == 0:
+            self.keepalive = False
+        if not self.body_done and not self.upgrade:
+            # Answered before the request body was read in full: do not reuse.
+            self.keepalive = False
+        if status != 101:
+            if not self.keepalive:
+                headers.insert(b"Connection", b"close")
+            elif self.req.version == (1, 0):
+                headers.insert(b"Connection", b"keep-alive")
+        head = resp.to_h1_bytes()
+        if end_of_stream:
+            self.conn._write(head)
+            self._finish_response()
+        elif hold:
+            self._pending_head = head
+        else:
+            self.conn._write(head)
+
+    def write_body(self, data: bytes) -> None:
+        """Send a piece of the response body with the framing chosen by the head."""
+        mode = self._resp_mode
+        head = self._pending_head
+        if head is not None:
+            self._pending_head = None
+        if not data:
+            if head is not None:
+                self.conn._write(head)
+            return
+        if mode == 2:
+            data = chunk(data)
+        elif mode == 1:
+            self._resp_left -= len(data)
+        elif mode == 0:
+            if head is not None:
+                self.conn._write(head)
+            return
+        self.body_bytes_sent += len(data)
+        self.conn._write(head + data if head is not None else data)
+
+    def finish(self, trailers: Optional[HeaderMap] = None) -> None:
+        """End the response body (the last chunk, with trailers when chunked)."""
+        if self.finished:
+            return
+        head = self._pending_head
+        self._pending_head = None
+        if self._resp_mode == 2:
+            tail = last_chunk(trailers)
+            self.conn._write(head + tail if head is not None else tail)
+        elif head is not None:
+            self.conn._write(head)
+        if self._resp_mode == 1 and self._resp_left != 0:
+            # The body did not match its Content-Length: the client cannot find the
+            # next response, so this connection ends here.
+            self.keepalive = False
+        self._finish_response()
+
+    def _finish_response(self) -> None:
+        self.finished = True
+        if self._resp_mode == 3:
+            self.keepalive = False
+
+    async def drain(self) -> None:
+        if self.conn._write_paused:
+            await self.conn._drain()
+
+    def respond_simple(self, status: int, body: bytes = b"", extra: Optional[dict] = None) -> None:
+        """Write a complete small response (used for errors)."""
+        resp = ResponseHeader.build(status)
+        resp.insert_header(b"Server", b"Propylon")
+        resp.insert_header(b"Cache-Control", b"private, no-store")
+        if extra:
+            for k, v in extra.items():
+                resp.insert_header(k, v)
+        resp.insert_header(b"Content-Length", str(len(body)))
+        self.keepalive = False
+        self.write_header(resp, end_of_stream=not body)
+        if body:
+            self.write_body(body)
+            self.finish()
+
+    def raw_tunnel_data(self) -> bytes:
+        """Bytes the client sent after an Upgrade request head (the new protocol)."""
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        return data
+
+
+def _discard(data: bytes) -> None:
+    return None
+
+
+Handler = Callable[[H1ServerSession], Awaitable[bool]]
+
+
+class H1ServerConnection(asyncio.Protocol):
+    """One downstream HTTP/1 connection. See the module docstring."""
+
+    def __init__(self, handler: Handler, shutdown, options: HttpServerOptions,
+                 tracker: Optional[set] = None) -> None:
+        self._handler = handler
+        self._shutdown = shutdown
+        self._opts = options
+        self._tracker = tracker
+        self._loop = asyncio.get_event_loop()
+        self.transport: Optional[asyncio.Transport] = None
+        self.digest: Optional[Digest] = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._ready: deque[H1ServerSession] = deque()
+        self._parsing: Optional[H1ServerSession] = None
+        self._url = b""
+        self._hdrs: list = []
+        self._hsize = 0
+        self._in_trailers = False
+        self._waiter: Optional[asyncio.Future] = None
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._paused = False
+        self._write_paused = False
+        self._drain_waiter: Optional[asyncio.Future] = None
+        self._closed = False
+        self._active: Optional[H1ServerSession] = None
+        self._tunnel: Optional[Callable[[bytes], None]] = None
+        self._tunnel_eof: Optional[Callable[[], None]] = None
+        self._requests_left = options.keepalive_request_limit
+        self._peer_eof = False
+        self._tunnel_resume: Optional[Callable[[], object]] = None
+        # Set by the engine while a request is proxied: called if the client goes away.
+        self.on_lost: Optional[Callable[[], None]] = None
+        self.requests_served = 0
+        self._task: Optional[asyncio.Task] = None
+
+    @property
+    def shutting_down(self) -> bool:
+        return bool(self._shutdown)
+
+    # --- asyncio protocol -----------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        transport.set_write_buffer_limits(WRITE_HIGH_WATER)
+        self.digest = Digest(SocketDigest.from_transport(transport))
+        if self._tracker is not None:
+            self._tracker.add(self)
+        self._task = self._loop.create_task(self._run())
+
+    def data_received(self, data: bytes) -> None:
+        if self._tunnel is not None:
+            self._tunnel(data)
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._on_upgrade(data, exc)
+        except _Refuse as r:
+            self._refuse(r.status, r.reason)
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Refuse):
+                self._refuse(cause.status, cause.reason)
+            else:
+                self._refuse(400, str(exc) or "malformed request")
+
+    def eof_received(self) -> Optional[bool]:
+        if self._tunnel_eof is not None:
+            self._tunnel_eof()
+            return True
+        self._peer_eof = True
+        p = self._parsing
+        if p is not None and not p.body_done:
+            p._fail(Error.new_down(ErrorType.CONNECTION_CLOSED, "client closed the connection mid-body"))
+        if self._active is not None or self._ready:
+            # Half-closed: the client may still be waiting for its response.
+            return True
+        self._wake(None)
+        return None
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self._closed = True
+        if self.on_lost is not None:
+            self.on_lost()
+        if self._tracker is not None:
+            self._tracker.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._tunnel_eof is not None:
+            self._tunnel_eof()
+        for s in (self._parsing, self._active):
+            if s is not None and not s.body_done:
+                s._fail(Error.new_down(ErrorType.CONNECTION_CLOSED, "client went away"))
+        self._wake(None)
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._tunnel_resume is not None:
+            self._tunnel_resume()
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    # --- parser callbacks -------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._hdrs = []
+        self._hsize = 0
+        self._in_trailers = False
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self._opts.max_request_line:
+            raise _Refuse(414, "request target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_trailers:
+            p = self._parsing
+            if p is not None:
+                if p.trailers is None:
+                    p.trailers = HeaderMap()
+                p.trailers._items.append((name.lower(), name, value))
+            return
+        self._hsize += len(name) + len(value) + 4
+        if self._hsize > self._opts.max_header_bytes:
+            raise _Refuse(431, "request header fields too large")
+        self._hdrs.append((name.lower(), name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        version = _VERSIONS.get(parser.get_http_version(), (1, 1))
+        headers = HeaderMap(self._hdrs)
+        req = RequestHeader(parser.get_method(), self._url, version, headers)
+        if version >= (1, 1) and len(headers.get_all_bytes(b"host")) != 1:
+            raise _Refuse(400, "exactly one Host header is required")
+        te = headers.get_bytes(b"transfer-encoding")
+        has_body = False
+        if te is not None:
+            if version < (1, 1):
+                raise _Refuse(400, "Transfer-Encoding in an HTTP/1.0 request")
+            if not is_chunked_only(te):
+                raise _Refuse(501, "unsupported transfer coding")
+            has_body = True
+        else:
+            cl = headers.get_bytes(b"content-length")
+            if cl is not None and cl.strip() != b"0":
+                has_body = True
+        sess = H1ServerSession(self, req, parser.should_keep_alive())
+        sess.has_body = has_body
+        if has_body:
+            exp = headers.get_bytes(b"expect")
+            if exp is not None and exp.lower() == b"100-continue":
+                sess.expect_continue = True
+        self._parsing = sess
+        self._in_trailers = True
+        w = self._waiter
+        if w is not None and not w.done() and not self._ready:
+            w.set_result(sess)
+        else:
+            self._ready.append(sess)
+            if self._active is not None or w is not None:
+                # A pipelined request: hold it, and read no further until its turn.
+                self._pause_reading()
+
+    def on_body(self, body: bytes) -> None:
+        self._parsing._feed(body)  # type: ignore[union-attr]
+
+    def on_message_complete(self) -> None:
+        p = self._parsing
+        if p is not None:
+            p._end()
+        self._parsing = None
+
+    # --- errors and upgrades --------------------------------------------------
+    def _on_upgrade(self, data: bytes, exc: Exception) -> None:
+        sess = self._parsing
+        method = self._parser.get_method() if sess is None else sess.req._method
+        if method == b"CONNECT" or sess is None:
+            self._refuse(405, "CONNECT is not supported")
+            return
+        # The rest of the buffer belongs to the new protocol (after a 101).
+        offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
+        rest = data[offset:]
+        sess.upgrade = True
+        sess.body_done = True
+        if rest:
+            sess._chunks.append(rest)
+        self._parsing = None
+        self._tunnel = sess._chunks.append  # hold bytes until the engine takes over
+
+    def _refuse(self, status: int, reason: str) -> None:
+        log.info("refusing request from %s: %s (%d)", self._peer(), reason, status)
+        sess = self._parsing
+        self._parsing = None
+        # Nothing after a malformed message can be trusted: read no more of it.
+        self._tunnel = _discard
+        if sess is not None:
+            # The head was fine but its body is not: the handler sees a read error
+            # and answers through fail_to_proxy (a downstream error: 400).
+            sess._fail(Error.new_down(ErrorType.INVALID_HTTP_HEADER, reason))
+        if self._active is not None or self._ready or (self._waiter is not None and self._waiter.done()):
+            return  # the request being served ends the connection when it is done
+        self._write(_simple_response(status, reason, f"{reason}\n".encode()))
+        self._close()
+
+    def _peer(self) -> object:
+        return self.digest.socket.peer_addr if self.digest else None
+
+    # --- flow control -----------------------------------------------------------
+    def _pause_reading(self) -> None:
+        if not self._paused and not self._closed:
+            self._paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def _resume_reading(self) -> None:
+        if self._paused and not self._closed:
+            a = self._active
+            if a is not None and a._buffered > LOW_WATER:
+                return
+            if self._ready and self._active is not None:
+                return
+            self._paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+
+    def _write(self, data: bytes) -> None:
+        if not self._closed:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    async def _drain(self) -> None:
+        if self._closed:
+            raise Error.new_down(ErrorType.WRITE_ERROR, "client went away")
+        if self._write_paused:
+            self._drain_waiter = self._loop.create_future()
+            try:
+                await self._drain_waiter
+            finally:
+                self._drain_waiter = None
+            if self._closed:
+                raise Error.new_down(ErrorType.WRITE_ERROR, "client went away")
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.transport.close()  # type: ignore[union-attr]
+        self._wake(None)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+        self._closed = True
+
+    # --- the request loop ---------------------------------------------------------
+    def _wake(self, sess: Optional[H1ServerSession]) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(sess)
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        if self._active is None and not self._ready:
+            log.debug("closing idle or slow connection from %s", self._peer())
+            self._close()
+
+    def close_if_idle(self) -> None:
+        """Called when shutdown begins: idle keep-alive connections end now."""
+        if self._active is None and not self._ready and self._parsing is None:
+            self._close()
+
+    async def _next(self) -> Optional[H1ServerSession]:
+        if self._ready:
+            return self._ready.popleft()
+        if self._closed:
+            return None
+        timeout = self._opts.keepalive_timeout if self.requests_served else self._opts.header_read_timeout
+        self._timer = self._loop.call_later(timeout, self._on_timeout)
+        self._waiter = self._loop.create_future()
+        try:
+            return await self._waiter
+        finally:
+            self._waiter = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    async def _run(self) -> None:
+        handler = self._handler
+        try:
+            while True:
+                sess = await self._next()
+                if sess is None:
+                    break
+                self._active = sess
+                if self._requests_left is not None:
+                    self._requests_left -= 1
+                try:
+                    keep = await handler(sess)
+                except Exception:  # a bug in the engine: never leave the client hanging
+                    log.exception("unhandled error while serving %s", self._peer())
+                    keep = False
+                self.requests_served += 1
+                self._active = None
+                if not keep or self._closed or self._shutdown or (self._peer_eof and not self._ready):
+                    break
+                self._resume_reading()
+        finally:
+            self._active = None
+            self._close()

@@ -1,0 +1,363 @@
+"""The request engine: drives one downstream request through the ``ProxyHttp`` hooks.
+
+``HttpProxyEngine.handle`` runs in the connection's task, once per request, and
+returns whether the client connection may carry another request. The order of the
+hooks, the retry loop and the error paths follow Pingora's ``process_request``
+(see ``docs/phases.md``).
+
+Hooks the proxy class does not override are resolved to ``None`` once, at
+construction, and skipped; the defaults that do something (``error_while_proxy``,
+``fail_to_proxy``) run inline here unless overridden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Optional
+
+from ..errors import Error, ErrorSource, ErrorType
+from ..protocols.http.v1.client import H1ClientConnection
+from ..protocols.http.v1.common import RETRY_BUFFER_LIMIT, strip_hop_by_hop
+from ..protocols.http.v1.server import H1ServerSession
+from ..upstreams.peer import HttpPeer
+from ..connectors.http import HttpConnector
+from .proxy_trait import FailToProxy, ProxyHttp, default_error_status, overridden_hooks
+from .session import Session
+from .tunnel import tunnel
+
+log = logging.getLogger("propylon.proxy")
+
+__all__ = ["HttpProxyEngine"]
+
+_NO_RESPONSE = 0
+
+
+class _BodySender:
+    """Streams the request body upstream while the response is being read."""
+
+    __slots__ = ("task", "error", "done")
+
+    def __init__(self) -> None:
+        self.task: Optional[asyncio.Task] = None
+        self.error: Optional[BaseException] = None
+        self.done = False
+
+
+class HttpProxyEngine:
+    """Runs requests through a ``ProxyHttp``. One engine per service per process."""
+
+    def __init__(self, proxy: ProxyHttp, max_retries: int = 16, pool_size: int = 128,
+                 ca_file: Optional[str] = None, bind_to_v4: tuple = (), bind_to_v6: tuple = ()) -> None:
+        self.proxy = proxy
+        self.max_retries = max(1, max_retries)
+        self.connector = HttpConnector(pool_size, ca_file, bind_to_v4, bind_to_v6)
+        hooks = overridden_hooks(proxy)
+        pick = lambda name: getattr(proxy, name) if name in hooks else None  # noqa: E731
+        self.h_early = pick("early_request_filter")
+        self.h_request = pick("request_filter")
+        self.h_proxy_upstream = pick("proxy_upstream_filter")
+        self.h_fail_connect = pick("fail_to_connect")
+        self.h_connected = pick("connected_to_upstream")
+        self.h_up_request = pick("upstream_request_filter")
+        self.h_req_body = pick("request_body_filter")
+        self.h_up_response = pick("upstream_response_filter")
+        self.h_response = pick("response_filter")
+        self.h_up_body = pick("upstream_response_body_filter")
+        self.h_body = pick("response_body_filter")
+        self.h_up_trailer = pick("upstream_response_trailer_filter")
+        self.h_error_while = pick("error_while_proxy")
+        self.h_fail_proxy = pick("fail_to_proxy")
+        self.h_suppress = pick("suppress_error_log")
+        self.h_logging = pick("logging")
+        self.new_ctx = proxy.new_ctx
+        self.upstream_peer = proxy.upstream_peer
+
+    # --- one request ------------------------------------------------------------------
+    async def handle(self, ds: H1ServerSession) -> bool:
+        session = Session(ds)
+        ctx = None
+        try:
+            ctx = self.new_ctx()
+            if self.h_early is not None:
+                await self.h_early(session, ctx)
+            if self.h_request is not None and await self.h_request(session, ctx):
+                await self._logging(session, None, ctx)
+                return self._reusable(ds)
+            if self.h_proxy_upstream is not None and not await self.h_proxy_upstream(session, ctx):
+                if ds.response_written is None:
+                    await self._respond_502_keepalive(session)
+                await self._logging(session, None, ctx)
+                return self._reusable(ds)
+        except Error as e:
+            return await self._handle_error(session, e, ctx, before_upstream=True, tries=0)
+        except Exception as exc:  # a bug in a hook: answer 500, log it with its traceback
+            log.exception("hook failed on %s", _summary(session))
+            return await self._handle_error(session, _internal(exc), ctx, before_upstream=True, tries=0)
+
+        tries = 0
+        error: Optional[Error] = None
+        while tries < self.max_retries:
+            tries += 1
+            try:
+                await self._proxy_once(session, ctx)
+                error = None
+                break
+            except Error as e:
+                error = e
+            except Exception as exc:
+                log.exception("hook failed on %s", _summary(session))
+                error = _internal(exc)
+                break
+            if ds.response_written is not None or not _retryable(error):
+                break
+            log.warning("Fail to proxy: %s, tries: %d, retry: true, %s", error, tries, _summary(session))
+        if error is not None:
+            return await self._handle_error(session, error, ctx, before_upstream=False, tries=tries)
+        await self._logging(session, None, ctx)
+        return self._reusable(ds)
+
+    async def _proxy_once(self, session: Session, ctx: Any) -> None:
+        peer = await self.upstream_peer(session, ctx)
+        if not isinstance(peer, HttpPeer):
+            raise Error.explain(ErrorType.INTERNAL_ERROR,
+                                f"upstream_peer returned {type(peer).__name__}, not HttpPeer").into_in()
+        try:
+            conn, reused = await self.connector.get(peer)
+        except Error as e:
+            e.esource = ErrorSource.UPSTREAM
+            if self.h_fail_connect is not None:
+                e = self.h_fail_connect(session, peer, ctx, e)
+                e.esource = ErrorSource.UPSTREAM
+            raise e
+        session.upstream_reused = reused
+        try:
+            await self._proxy_h1(session, ctx, peer, conn, reused)
+        except Error as e:
+            conn.abort()
+            if e.esource is ErrorSource.UNSET:
+                e.esource = ErrorSource.UPSTREAM
+            client_reused = reused and not session.retry_buffer_truncated
+            if self.h_error_while is not None:
+                e = self.h_error_while(peer, session, e, ctx, client_reused)
+            else:
+                e.context = f"{e.context}, Peer: {peer}" if e.context else f"Peer: {peer}"
+                e.decide_reused(client_reused)
+            raise e
+        except BaseException:
+            conn.abort()
+            raise
+
+    # --- HTTP/1 to HTTP/1 -----------------------------------------------------------------
+    async def _proxy_h1(self, session: Session, ctx: Any, peer: HttpPeer,
+                        conn: H1ClientConnection, reused: bool) -> None:
+        ds = session.downstream
+        opts = peer.options
+        if self.h_connected is not None:
+            await self.h_connected(session, reused, peer, conn.digest, ctx)
+        up_req = session.req_header.copy()
+        strip_hop_by_hop(up_req.headers, keep_upgrade=ds.upgrade)
+        if ds.expect_continue:
+            up_req.headers.remove(b"expect")
+        if self.h_up_request is not None:
+            await self.h_up_request(session, up_req, ctx)
+        conn.read_timeout = opts.read_timeout
+        conn.write_timeout = opts.write_timeout
+        retry_body = session._retry_body()
+        has_body = ds.has_body or retry_body is not None
+        conn.send_request_header(up_req, has_body, b"content-length" in up_req.headers)
+
+        # A dead client must not leave us waiting on the origin.
+        ds.conn.on_lost = lambda: conn._fail(
+            Error.explain(ErrorType.CONNECTION_CLOSED, "client went away").into_down())
+        sender: Optional[_BodySender] = None
+        try:
+            if has_body or ds.upgrade:
+                if not ds.upgrade:
+                    sender = _BodySender()
+                    sender.task = asyncio.get_running_loop().create_task(
+                        self._send_body(session, ctx, conn, sender, retry_body))
+            elif self.h_req_body is not None:
+                await self.h_req_body(session, None, True, ctx)
+            await self._relay_response(session, ctx, peer, conn, sender)
+        except Error as e:
+            if sender is not None and sender.error is not None and isinstance(sender.error, Error):
+                raise sender.error from None
+            raise e
+        finally:
+            ds.conn.on_lost = None
+            if sender is not None and sender.task is not None and not sender.task.done():
+                sender.task.cancel()
+                conn.mark_no_reuse()
+        if sender is not None and sender.error is not None:
+            err = sender.error
+            raise err if isinstance(err, Error) else _internal(err)
+        if sender is not None and not sender.done:
+            conn.mark_no_reuse()
+        self.connector.release(peer, conn)
+
+    async def _send_body(self, session: Session, ctx: Any, conn: H1ClientConnection,
+                         sender: _BodySender, retry_body: Optional[bytes]) -> None:
+        ds = session.downstream
+        filt = self.h_req_body
+        try:
+            if retry_body is not None:
+                data = retry_body
+                if filt is not None:
+                    r = await filt(session, data, ds.body_done and not ds._chunks, ctx)
+                    if r is not None:
+                        data = r
+                conn.write_body(data)
+                await conn.drain()
+            while True:
+                data = await ds.read_body()
+                eos = data is None or (ds.body_done and not ds._chunks)
+                if data is not None and not session.retry_buffer_truncated:
+                    session._remember_body(data, RETRY_BUFFER_LIMIT)
+                if filt is not None:
+                    r = await filt(session, data, eos, ctx)
+                    if r is not None:
+                        data = r
+                if data:
+                    conn.write_body(data)
+                    await conn.drain()
+                if eos:
+                    break
+            conn.finish_body(ds.trailers)
+            sender.done = True
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            sender.error = exc if isinstance(exc, Error) else _internal(exc)
+            conn._fail(sender.error if isinstance(sender.error, Error) else _internal(exc))
+
+    async def _relay_response(self, session: Session, ctx: Any, peer: HttpPeer,
+                              conn: H1ClientConnection, sender: Optional[_BodySender]) -> None:
+        ds = session.downstream
+        while True:
+            resp = await conn.read_response_header()
+            status = resp.status
+            if status >= 200 or status == 101:
+                break
+            if status != 100 and ds.req.version >= (1, 1):
+                ds.write_interim(resp)  # e.g. 103 Early Hints
+        strip_hop_by_hop(resp.headers, keep_upgrade=status == 101)
+        if self.h_up_response is not None:
+            await self.h_up_response(session, resp, ctx)
+        if self.h_response is not None:
+            await self.h_response(session, resp, ctx)
+        if status == 101:
+            if not ds.upgrade:
+                raise Error.explain(ErrorType.H1_ERROR, "101 to a request that asked no upgrade").into_up()
+            ds.write_header(resp)
+            await tunnel(ds, conn, peer.options.read_timeout)
+            return
+        up_body = self.h_up_body
+        body_filt = self.h_body
+        ds.write_header(resp, hold=conn.body_ready())
+        dconn = ds.conn
+        while True:
+            data = await conn.read_body()
+            eos = data is None or (conn._done and not conn._chunks)
+            if up_body is not None:
+                r = up_body(session, data, eos, ctx)
+                if r is not None:
+                    data = r
+            if body_filt is not None:
+                r = body_filt(session, data, eos, ctx)
+                if r is not None:
+                    data = r
+            if data:
+                ds.write_body(data)
+                if dconn._write_paused:
+                    await ds.drain()
+                elif dconn._closed:
+                    raise Error.explain(ErrorType.WRITE_ERROR, "client went away").into_down()
+            if eos:
+                break
+        trailers = conn.trailers
+        if trailers is not None and self.h_up_trailer is not None:
+            self.h_up_trailer(session, trailers, ctx)
+        ds.finish(trailers)
+        if dconn._write_paused:
+            await ds.drain()
+
+    # --- endings ------------------------------------------------------------------------------
+    def _reusable(self, ds: H1ServerSession) -> bool:
+        if not ds.keepalive or ds.conn._closed:
+            return False
+        if ds.response_written is not None and not ds.finished:
+            return False
+        return ds.body_done and not ds._chunks
+
+    async def _respond_502_keepalive(self, session: Session) -> None:
+        ds = session.downstream
+        from ..protocols.http.header import ResponseHeader
+
+        resp = ResponseHeader.build(502)
+        resp.headers.append(b"Server", b"Propylon")
+        resp.headers.append(b"Content-Length", b"0")
+        resp.headers.append(b"Cache-Control", b"private, no-store")
+        ds.write_header(resp, end_of_stream=True)
+        await ds.drain()
+
+    async def _handle_error(self, session: Session, e: Error, ctx: Any,
+                            before_upstream: bool, tries: int) -> bool:
+        ds = session.downstream
+        try:
+            if self.h_fail_proxy is not None:
+                res = await self.h_fail_proxy(session, e, ctx)
+            else:
+                code = default_error_status(e)
+                if code > 0:
+                    await session.respond_error(code)
+                res = FailToProxy(code, False)
+        except Exception as exc:
+            log.exception("fail_to_proxy failed on %s", _summary(session))
+            res = FailToProxy(_NO_RESPONSE, False)
+            if ds.response_written is None:
+                try:
+                    await session.respond_error(500)
+                    res = FailToProxy(500, False)
+                except Exception:
+                    pass
+            del exc
+        if self.h_suppress is None or not self.h_suppress(session, ctx, e):
+            summary = self.proxy.request_summary(session, ctx)
+            if res.error_code == 0 and e.esource is ErrorSource.DOWNSTREAM:
+                log.info("Fail to proxy: %s, status: %d, tries: %d, retry: false, %s",
+                         e, res.error_code, tries, summary)
+            else:
+                log.error("Fail to proxy: %s, status: %d, tries: %d, retry: false, %s",
+                          e, res.error_code, tries, summary)
+        await self._logging(session, e, ctx)
+        if ds.response_written is not None and not ds.finished:
+            return False
+        if before_upstream and res.can_reuse_downstream:
+            return self._reusable(ds)
+        return False
+
+    async def _logging(self, session: Session, e: Optional[Error], ctx: Any) -> None:
+        if self.h_logging is not None:
+            try:
+                await self.h_logging(session, e, ctx)
+            except Exception:
+                log.exception("logging hook failed on %s", _summary(session))
+
+
+def _retryable(e: Error) -> bool:
+    try:
+        return e.retry()
+    except ValueError:
+        return False
+
+
+def _internal(exc: BaseException) -> Error:
+    if isinstance(exc, Error):
+        return exc
+    return Error.because(ErrorType.INTERNAL_ERROR, f"{type(exc).__name__} in a hook", exc).into_in()
+
+
+def _summary(session: Session) -> str:
+    req = session.req_header
+    return f"{req.method} {req.uri}, Host: {req.headers.get('host', '')}"
