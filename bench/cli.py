@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wrk/h2load threads (default %(default)s: one core for the load)")
     p.add_argument("--h2-streams", type=int, default=defaults.h2_streams,
                    help="concurrent streams per HTTP/2 connection (default %(default)s)")
+    p.add_argument("--repeat", type=int, default=defaults.repeat,
+                   help="measured runs per scenario; the report keeps the median by req/s "
+                        "(default %(default)s)")
     p.add_argument("--only", action="append", metavar="NAME[,NAME]",
                    help=f"run only these scenarios (known: {', '.join(SCENARIOS)})")
     p.add_argument("--json", type=Path, metavar="OUT.json", help="also write the results here")
@@ -76,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         for s in SCENARIOS.values():
             print(f"{s.name:<12} {s.group:<6} {s.role:<10} {s.loadgen:<7} {s.description}")
         return 0
-    if args.duration < 1 or args.connections < 1 or args.threads < 1 or args.loadgen_threads < 1:
-        _progress("--duration, --connections, --threads and --loadgen-threads must be >= 1")
+    if min(args.duration, args.connections, args.threads, args.loadgen_threads, args.repeat,
+           args.h2_streams) < 1 or args.warmup < 0:
+        _progress("--duration, --connections, --threads, --loadgen-threads, --repeat and "
+                  "--h2-streams must be >= 1, --warmup >= 0")
         return 2
     if args.connections < args.loadgen_threads:
         _progress("--connections must be at least --loadgen-threads (wrk needs one per thread)")
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     params = BenchParams(connections=args.connections, loadgen_threads=args.loadgen_threads,
                          workers=args.threads, duration=args.duration, warmup=args.warmup,
-                         h2_streams=args.h2_streams)
+                         h2_streams=args.h2_streams, repeat=args.repeat)
     command = shlex.join(["python", "-m", "bench", *argv])
     machine = machine_info(tools)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)

@@ -78,6 +78,8 @@ def machine_info(tools: dict[str, str]) -> dict[str, str]:
                      else os.cpu_count()),
         "cpu": _cpu_model(),
         "kernel": platform.release(),
+        # Other work on the machine skews every figure; record how busy it was.
+        "loadavg": "%.2f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else "unknown",
         "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
     }
     try:

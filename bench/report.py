@@ -91,8 +91,9 @@ def render(results: Sequence[ScenarioResult], *, command: str, machine: dict[str
         "machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
         f"command: {command}",
         f"load: {params.connections} connections, {params.loadgen_threads} load thread(s), "
-        f"{params.duration:g}s measured after {params.warmup:g}s warm-up; "
-        f"server workers: {params.workers}",
+        f"{params.duration:g}s measured after {params.warmup:g}s warm-up"
+        + (f", median of {params.repeat} runs" if params.repeat > 1 else "")
+        + f"; server workers: {params.workers}",
         "",
     ]
     for row in rows:

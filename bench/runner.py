@@ -43,7 +43,8 @@ class BenchParams:
     """Load and server settings shared by every scenario of a run.
 
     Defaults: 64 connections, one load-generator thread, one server worker, 10 s
-    measured after a 2 s warm-up, 10 concurrent streams per HTTP/2 connection.
+    measured after a 2 s warm-up, 10 concurrent streams per HTTP/2 connection, one
+    measured run per scenario (``repeat`` > 1 keeps the median by req/s).
     """
 
     connections: int = 64
@@ -52,6 +53,7 @@ class BenchParams:
     duration: float = 10.0
     warmup: float = 2.0
     h2_streams: int = 10
+    repeat: int = 1
 
 
 @dataclass
@@ -74,12 +76,14 @@ class ScenarioResult:
     load: LoadResult | None = None
     cpu_cores: float | None = None
     url: str = ""
+    all_rps: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for ``--json`` output."""
         return {
             "name": self.name, "group": self.group, "role": self.role, "status": self.status,
             "note": self.note, "url": self.url, "cpu_cores": self.cpu_cores,
+            "all_requests_per_sec": self.all_rps,
             "load": self.load.to_json() if self.load else None,
         }
 
@@ -188,7 +192,7 @@ class Workbench:
         try:
             target = scenario.start(self)
             res.url = target.url
-            res.load, res.cpu_cores = self._measure(scenario, target)
+            res.load, res.cpu_cores, res.all_rps = self._measure(scenario, target)
         except (StartError, ParseError) as exc:
             res.status, res.note = "failed", str(exc)
         finally:
@@ -200,26 +204,36 @@ class Workbench:
         """The backend's process, if started."""
         return self._backend.proc if self._backend else None
 
-    def _measure(self, scenario: Scenario, target: Target) -> tuple[LoadResult, float]:
+    def _measure(self, scenario: Scenario, target: Target) -> tuple[LoadResult, float, list[float]]:
+        """Warm up once, measure ``repeat`` times; keep the run with the median req/s."""
+        runs = [self._measure_once(scenario, target, warm_up=(i == 0))
+                for i in range(self.params.repeat)]
+        rates = [load.requests_per_sec for load, _ in runs]
+        runs.sort(key=lambda run: run[0].requests_per_sec)
+        load, cores = runs[(len(runs) - 1) // 2]
+        return load, cores, rates
+
+    def _measure_once(self, scenario: Scenario, target: Target,
+                      warm_up: bool) -> tuple[LoadResult, float]:
         p = self.params
+        warmup = p.warmup if warm_up else 0.0
         pgid = target.proc.popen.pid
         if scenario.loadgen == "h2load":
             # h2load warms up inside the same run (--warm-up-time).
             cpu0, t0 = group_cpu_seconds(pgid), time.monotonic()
             load = h2load_mod.run_h2load(
                 self.tools["h2load"], target.url, connections=p.connections,
-                threads=p.loadgen_threads, duration=p.duration, warmup=p.warmup,
+                threads=p.loadgen_threads, duration=p.duration, warmup=warmup,
                 streams=p.h2_streams, log_file=self.root / f"{scenario.name}-h2load.log",
             )
-            # Only approximate: the window includes h2load's warm-up.
-            cores = (group_cpu_seconds(pgid) - cpu0) / max(1e-6, time.monotonic() - t0)
-            return load, cores
-        if p.warmup > 0:
-            wrk_mod.run_wrk(self.tools["wrk"], target.url, connections=p.connections,
-                            threads=p.loadgen_threads, duration=p.warmup)
-        cpu0, t0 = group_cpu_seconds(pgid), time.monotonic()
-        load = wrk_mod.run_wrk(self.tools["wrk"], target.url, connections=p.connections,
-                               threads=p.loadgen_threads, duration=p.duration)
+            # Approximate when warming up: the window includes h2load's warm-up.
+        else:
+            if warmup > 0:
+                wrk_mod.run_wrk(self.tools["wrk"], target.url, connections=p.connections,
+                                threads=p.loadgen_threads, duration=warmup)
+            cpu0, t0 = group_cpu_seconds(pgid), time.monotonic()
+            load = wrk_mod.run_wrk(self.tools["wrk"], target.url, connections=p.connections,
+                                   threads=p.loadgen_threads, duration=p.duration)
         cores = (group_cpu_seconds(pgid) - cpu0) / max(1e-6, time.monotonic() - t0)
         if not target.proc.alive():
             raise StartError(f"{target.proc.name} died during the run; log tail:\n"
