@@ -264,3 +264,36 @@ def test_background_loop_runs_health_checks_periodically():
 
     up, down, back, b = asyncio.run(main())
     assert (up, down, back) == (b, None, b)
+
+
+def test_background_loop_reports_ready_after_the_first_update():
+    async def main():
+        push = PushDiscovery(["127.0.0.1:1"])
+        lb = LoadBalancer.from_backends(Backends(push))
+        seen = []
+        await asyncio.wait_for(lb.start(ShutdownWatch(), ready=lambda: seen.append(lb.select())), 1)
+        return seen
+
+    assert asyncio.run(main()) == [Backend("127.0.0.1:1")]
+
+
+def test_background_loop_survives_discovery_errors(tmp_path, lb_log):
+    path = tmp_path / "missing.txt"
+
+    async def main():
+        lb = LoadBalancer.from_backends(Backends(FileDiscovery(path)))
+        lb.update_frequency = 0.02
+        shutdown = ShutdownWatch()
+        task = asyncio.ensure_future(lb.start(shutdown))
+        await asyncio.sleep(0.1)
+        assert lb.select() is None
+        rewrite(path, "127.0.0.1:7\n")
+        await asyncio.sleep(0.1)
+        picked = lb.select()
+        shutdown.trigger()
+        await asyncio.wait_for(task, 1)
+        return picked
+
+    assert asyncio.run(main()) == Backend("127.0.0.1:7")
+    failures = [r for r in lb_log.records if "backend discovery failed" in r.getMessage()]
+    assert len(failures) == 1  # repeated identical failures are logged once

@@ -98,13 +98,16 @@ class LoadBalancer:
         return await self._backends.update(self._rebuild)
 
     # --- background service -----------------------------------------------------------
-    async def start(self, shutdown: Optional["ShutdownWatch"] = None) -> None:
+    async def start(
+        self, shutdown: Optional["ShutdownWatch"] = None, ready: Optional[Callable[[], Any]] = None
+    ) -> None:
         """The background loop: update, health checks, sleep; repeat.
 
         Each task runs at start and then every ``update_frequency`` /
         ``health_check_frequency`` seconds; the loop returns when both are ``None``
         (after the first round) or, promptly, when ``shutdown`` is set (an
-        in-flight health-check round is cancelled).
+        in-flight health-check round is cancelled). ``ready``, if given, is called
+        once after the first discovery update, when the selector is built.
         """
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -121,6 +124,9 @@ class LoadBalancer:
                         log.warning("backend discovery failed: %s", text)
                         last_update_error = text
                 next_update = now + _period(self.update_frequency)
+            if ready is not None:
+                ready()
+                ready = None
             if next_check <= now:
                 if not await _until_shutdown(
                     self._backends.run_health_check(self.parallel_health_check), shutdown

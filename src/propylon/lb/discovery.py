@@ -180,7 +180,8 @@ class FileDiscovery(_LastGood):
 
     One backend per line: ``host:port`` with an optional weight after a space
     (``127.0.0.1:18080 3``), ``[::1]:80`` or ``unix:/path``; ``#`` starts a comment,
-    blank lines are ignored. Host names are resolved (without blocking the loop).
+    blank lines are ignored. Host names are resolved, without blocking the loop,
+    each time the file is read.
     The file is re-read only when its inode, size or mtime changed. A missing,
     unreadable or invalid file keeps the last good set and logs one warning naming
     the file (and the line); if no good set was ever loaded, ``discover`` raises
@@ -268,7 +269,8 @@ class DnsDiscovery(_LastGood):
         super().__init__()
         if not 0 < port < 65536:
             raise ValueError(f"invalid port {port!r} for DNS discovery of {name!r}")
-        Backend(f"127.0.0.1:{port}", weight)  # validates the weight
+        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
+            raise ValueError(f"invalid weight {weight!r} for DNS discovery of {name!r}")
         self.name = name
         self.port = port
         self.weight = weight

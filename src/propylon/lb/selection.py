@@ -195,6 +195,10 @@ class Consistent(Selector):
     *i-1* (0 for the first). Points are sorted, equal hashes kept once. A key maps to
     the first point ``>= crc32(key)``, wrapping to the start; fallbacks walk the ring
     onwards. Unix-socket backends are not placed on the ring.
+
+    Like Pingora, an IPv6 backend is hashed as its bare address (``::1\0port``),
+    where nginx would hash the bracketed text of its config (``[::1]``); IPv4
+    rings are identical to nginx's.
     """
 
     __slots__ = ("_hashes", "_nodes", "_len")
