@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .procs import BenchProcess, ProcessSet, wait_http_ok
+from .procs import BenchProcess, ProcessSet, StartError, free_port, lost_port_race, wait_http_ok
 
 __all__ = ["BACKEND_BODY", "NginxRole", "render_conf", "start_nginx"]
 
@@ -166,29 +166,42 @@ def start_nginx(
     nginx: str,
     role: NginxRole,
     prefix: Path,
-    port: int,
     workers: int,
     *,
     backend_port: int | None = None,
     cert: Path | None = None,
     key: Path | None = None,
     ready_timeout: float = 10.0,
+    attempts: int = 3,
 ) -> NginxServer:
-    """Write the conf into ``prefix`` (created), start nginx there, wait for a 200.
+    """Write the conf into ``prefix`` (created), start nginx on a free port, wait for a 200.
 
-    Raises :class:`~bench.procs.StartError` with the error log's tail if it fails.
+    A port the kernel reported free can be taken by someone else before nginx binds
+    it; then it tries again on another port, ``attempts`` times in all. Raises
+    :class:`~bench.procs.StartError` with the error log's tail if it fails.
     """
     prefix.mkdir(parents=True, exist_ok=True)
     conf = prefix / "nginx.conf"
-    conf.write_text(
-        render_conf(role, prefix, port, workers, backend_port=backend_port, cert=cert, key=key)
-    )
     # -e sends start-up messages to our log instead of the compiled-in system path.
     argv = [nginx, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log"),
             "-g", "daemon off;"]
-    proc = procs.start(f"nginx-{role}", argv, prefix / "stderr.log", stop_signal=signal.SIGTERM)
-    # The error log holds the useful reason (e.g. bind() failed); point the tail at it.
-    proc.log_path = prefix / "error.log"
-    wait_http_ok(proc, port, https=role in ("tls", "h2"), expect_body=BACKEND_BODY,
-                 timeout=ready_timeout)
-    return NginxServer(proc, port)
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        conf.write_text(
+            render_conf(role, prefix, port, workers, backend_port=backend_port, cert=cert, key=key)
+        )
+        proc = procs.start(f"nginx-{role}", argv, prefix / "stderr.log",
+                           stop_signal=signal.SIGTERM)
+        # The error log holds the useful reason (e.g. bind() failed); point the tail at it.
+        proc.log_path = prefix / "error.log"
+        try:
+            wait_http_ok(proc, port, https=role in ("tls", "h2"), expect_body=BACKEND_BODY,
+                         timeout=ready_timeout)
+        except StartError as exc:
+            procs.stop(proc)
+            if attempt == attempts or not lost_port_race(str(exc)):
+                raise
+            proc.log_path.unlink(missing_ok=True)
+            continue
+        return NginxServer(proc, port)
+    raise AssertionError("unreachable")

@@ -23,7 +23,7 @@ from typing import Sequence
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "BenchProcess", "ProcessSet", "StartError", "free_port", "group_cpu_seconds", "wait_http_ok",
+    "BenchProcess", "ProcessSet", "StartError", "free_port", "group_cpu_seconds", "lost_port_race", "wait_http_ok",
 ]
 
 _PR_SET_PDEATHSIG = 1
@@ -38,6 +38,11 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def lost_port_race(message: str) -> bool:
+    """True if a start-up failure says the port was taken after :func:`free_port`."""
+    return "Address already in use" in message or "EADDRINUSE" in message
 
 
 def _die_with_parent() -> None:

@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import h2load as h2load_mod
 from . import wrk as wrk_mod
 from .nginx import BACKEND_BODY, NginxRole, NginxServer, start_nginx
-from .procs import BenchProcess, ProcessSet, StartError, free_port, group_cpu_seconds, wait_http_ok
+from .procs import (
+    BenchProcess, ProcessSet, StartError, free_port, group_cpu_seconds, lost_port_race,
+    wait_http_ok,
+)
 from .results import LoadResult, ParseError
 from .tlscert import make_self_signed
 
@@ -108,7 +111,7 @@ class Workbench:
         if self._backend is None or not self._backend.proc.alive():
             self._backend = start_nginx(
                 self.procs, self.tools["nginx"], "backend", self.root / "backend",
-                free_port(), self.params.workers,
+                self.params.workers,
             )
         return self._backend
 
@@ -125,7 +128,7 @@ class Workbench:
         backend = self.backend()
         cert, key = self.cert() if role in ("tls", "h2") else (None, None)
         server = start_nginx(
-            self.procs, self.tools["nginx"], role, self.root / f"nginx-{role}", free_port(),
+            self.procs, self.tools["nginx"], role, self.root / f"nginx-{role}",
             self.params.workers, backend_port=backend.port, cert=cert, key=key,
         )
         scheme = "https" if role in ("tls", "h2") else "http"
@@ -164,18 +167,26 @@ class Workbench:
             f"pid_file: {home / 'propylon.pid'}\n"
             f"upgrade_sock: {home / 'upgrade.sock'}\n"
         )
-        port = free_port()
-        argv = [sys.executable, str(_FORWARDER), "--backend-port", str(backend.port),
-                "--listen", f"127.0.0.1:{port}", "-c", str(conf)]
-        if tls_alpn is not None:
-            cert, key = self.cert()
-            argv += ["--tls-cert", str(cert), "--tls-key", str(key), "--alpn", tls_alpn]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        # SIGINT is the fast shutdown; SIGTERM would start a long graceful drain.
-        proc = self.procs.start(tag, argv, home / "propylon.log", env=env,
-                                stop_signal=signal.SIGINT)
         https = tls_alpn is not None
-        wait_http_ok(proc, port, https=https, expect_body=BACKEND_BODY, timeout=20.0)
+        for attempt in range(1, 4):
+            port = free_port()
+            argv = [sys.executable, str(_FORWARDER), "--backend-port", str(backend.port),
+                    "--listen", f"127.0.0.1:{port}", "-c", str(conf)]
+            if tls_alpn is not None:
+                cert, key = self.cert()
+                argv += ["--tls-cert", str(cert), "--tls-key", str(key), "--alpn", tls_alpn]
+            # SIGINT is the fast shutdown; SIGTERM would start a long graceful drain.
+            proc = self.procs.start(tag, argv, home / f"{tag}.log", env=env,
+                                    stop_signal=signal.SIGINT)
+            try:
+                wait_http_ok(proc, port, https=https, expect_body=BACKEND_BODY, timeout=20.0)
+            except StartError as exc:
+                self.procs.stop(proc)
+                if attempt == 3 or not lost_port_race(str(exc)):
+                    raise
+                continue
+            break
         return Target(f"{'https' if https else 'http'}://127.0.0.1:{port}/", proc)
 
     # -- measuring -----------------------------------------------------------------
