@@ -31,8 +31,10 @@ class TinyHttp:
     def backend(self) -> Backend:
         return Backend(f"127.0.0.1:{self.port}")
 
-    async def start(self, port: Optional[int] = None) -> "TinyHttp":
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", port if port is not None else self.port)
+    async def start(self, port: Optional[int] = None, ssl=None) -> "TinyHttp":
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", port if port is not None else self.port, ssl=ssl
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

@@ -143,6 +143,22 @@ def test_tls_check_verifies_the_certificate_for_the_sni(tmp_path):
     asyncio.run(main())
 
 
+def test_https_check_uses_the_host_as_sni(tmp_path):
+    cert, key = _self_signed(tmp_path, "api.propylon.test")
+
+    async def main():
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ctx.load_cert_chain(cert, key)
+        srv = await TinyHttp(body=b"secure").start(ssl=server_ctx)
+        hc = HttpHealthCheck("api.propylon.test", tls=True, ssl_context=ssl.create_default_context(cafile=cert))
+        await hc.check(srv.backend)
+        await srv.stop()
+        return srv.requests
+
+    (request,) = asyncio.run(main())
+    assert b"\r\nHost: api.propylon.test\r\n" in request
+
+
 # --- HTTP ---------------------------------------------------------------------------
 def test_http_check_passes_on_200_and_sends_host_and_path():
     async def main():

@@ -127,7 +127,9 @@ class HttpHealthCheck(HealthCheck):
         self.port_override = port_override
         self.reuse_connection = reuse_connection
         self.headers = tuple(headers)
-        self.ssl_context = ssl_context if ssl_context is not None or not tls else ssl.create_default_context()
+        if ssl_context is None and tls:
+            ssl_context = ssl.create_default_context()
+        self.ssl_context = ssl_context
         self.health_changed_callback = health_changed_callback
         self.backend_summary_callback = backend_summary_callback
         self.max_body_size = MAX_BODY_SIZE
