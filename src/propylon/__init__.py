@@ -1,3 +1,66 @@
-"""Propylon: fast, programmable HTTP proxies and API gateways in async Python."""
+"""Propylon: fast, programmable HTTP proxies and API gateways in async Python.
+
+The names most programs need are importable from here::
+
+    from propylon import Server, ProxyHttp, HttpPeer, http_proxy_service
+
+Everything else lives in its layer's package (``propylon.lb``, ``propylon.limits``,
+``propylon.protocols`` ...). Names load on first use, so ``import propylon`` stays
+cheap for programs that only need a part of it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_WHERE = {
+    # server and services
+    "Server": "propylon.server.server",
+    "ServerConf": "propylon.server.configuration",
+    "ConfigError": "propylon.server.configuration",
+    "Opt": "propylon.server.options",
+    "ShutdownWatch": "propylon.server.shutdown",
+    "Service": "propylon.services.listening",
+    "BackgroundService": "propylon.services.background",
+    "background_service": "propylon.services.background",
+    "ServerApp": "propylon.apps.server_app",
+    # errors
+    "Error": "propylon.errors",
+    "ErrorType": "propylon.errors",
+    "ErrorSource": "propylon.errors",
+    "RetryType": "propylon.errors",
+    # HTTP
+    "RequestHeader": "propylon.protocols.http.header",
+    "ResponseHeader": "propylon.protocols.http.header",
+    "HeaderMap": "propylon.protocols.http.header",
+    "HttpServerOptions": "propylon.protocols.http.v1.server",
+    "HttpPeer": "propylon.upstreams.peer",
+    "PeerOptions": "propylon.upstreams.peer",
+    "ALPN": "propylon.upstreams.peer",
+    "CertKey": "propylon.upstreams.peer",
+    "TcpKeepalive": "propylon.upstreams.peer",
+    # the proxy
+    "ProxyHttp": "propylon.proxy.proxy_trait",
+    "FailToProxy": "propylon.proxy.proxy_trait",
+    "Session": "propylon.proxy.session",
+    "http_proxy_service": "propylon.proxy.service",
+    "prometheus_http_service": "propylon.metrics.prometheus",
+}
+
+__all__ = sorted(_WHERE) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'propylon' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -330,6 +330,7 @@ class H1ServerConnection(asyncio.Protocol):
         self._in_trailers = False
         self._waiter: Optional[asyncio.Future] = None
         self._timer: Optional[asyncio.TimerHandle] = None
+        self._idle_since = 0.0
         self._paused = False
         self._write_paused = False
         self._drain_waiter: Optional[asyncio.Future] = None
@@ -397,6 +398,7 @@ class H1ServerConnection(asyncio.Protocol):
             self._tracker.discard(self)
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
         if self._tunnel_eof is not None:
             self._tunnel_eof()
         for s in (self._parsing, self._active):
@@ -573,10 +575,21 @@ class H1ServerConnection(asyncio.Protocol):
             w.set_result(sess)
 
     def _on_timeout(self) -> None:
+        # One timer per connection, re-armed lazily: a request costs no timer of its own.
         self._timer = None
-        if self._active is None and not self._ready:
+        if self._closed:
+            return
+        opts = self._opts
+        timeout = opts.keepalive_timeout if self.requests_served else opts.header_read_timeout
+        if self._active is not None or self._ready:
+            self._timer = self._loop.call_later(timeout, self._on_timeout)
+            return
+        idle = self._loop.time() - self._idle_since
+        if idle >= timeout:
             log.debug("closing idle or slow connection from %s", self._peer())
             self._close()
+        else:
+            self._timer = self._loop.call_later(timeout - idle, self._on_timeout)
 
     def close_if_idle(self) -> None:
         """Called when shutdown begins: idle keep-alive connections end now."""
@@ -588,16 +601,16 @@ class H1ServerConnection(asyncio.Protocol):
             return self._ready.popleft()
         if self._closed:
             return None
-        timeout = self._opts.keepalive_timeout if self.requests_served else self._opts.header_read_timeout
-        self._timer = self._loop.call_later(timeout, self._on_timeout)
+        self._idle_since = self._loop.time()
+        if self._timer is None:
+            opts = self._opts
+            timeout = opts.keepalive_timeout if self.requests_served else opts.header_read_timeout
+            self._timer = self._loop.call_later(timeout, self._on_timeout)
         self._waiter = self._loop.create_future()
         try:
             return await self._waiter
         finally:
             self._waiter = None
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
 
     async def _run(self) -> None:
         handler = self._handler
