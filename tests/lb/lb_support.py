@@ -102,3 +102,32 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Blackhole:
+    """A loopback listener whose accept queue is full, so new connects hang until
+    the client's timeout (the stand-in for an unreachable address)."""
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0)
+        self.port = self._listener.getsockname()[1]
+        self._fillers = []
+        for _ in range(8):
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", self.port))
+            except BlockingIOError:
+                pass
+            self._fillers.append(s)
+
+    @property
+    def backend(self) -> Backend:
+        return Backend(f"127.0.0.1:{self.port}")
+
+    def close(self) -> None:
+        for s in self._fillers:
+            s.close()
+        self._listener.close()

@@ -21,7 +21,7 @@ from propylon.lb import (
     TcpHealthCheck,
 )
 
-from lb_support import LagMeter, TinyHttp, free_port
+from lb_support import Blackhole, LagMeter, TinyHttp, free_port
 
 
 # --- flip logic ---------------------------------------------------------------------
@@ -75,6 +75,27 @@ def test_tcp_check_marks_a_stopped_backend_unhealthy_and_restores_it(lb_log):
     prefix = f"{down!r} becomes unhealthy, Upstream ConnectRefused context: while connecting to {down.addr}"
     assert [lvl for lvl, m in records if m.startswith(prefix)] == ["WARNING"]
     assert [lvl for lvl, m in records if m == f"{down!r} becomes healthy"] == ["INFO"]
+
+
+def test_tcp_check_times_out_on_a_connect_that_hangs():
+    hole = Blackhole()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        with LagMeter() as lag:
+            t0 = loop.time()
+            with pytest.raises(Error) as e:
+                await TcpHealthCheck(connection_timeout=0.3).check(hole.backend)
+            elapsed = loop.time() - t0
+        return e.value, elapsed, lag.max_lag
+
+    try:
+        err, elapsed, lag = asyncio.run(main())
+    finally:
+        hole.close()
+    assert err.etype == ErrorType.CONNECT_TIMEDOUT
+    assert 0.25 < elapsed < 0.8
+    assert lag < 0.1
 
 
 def test_tcp_check_on_a_unix_socket_backend(tmp_path):
