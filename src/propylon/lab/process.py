@@ -138,7 +138,8 @@ class Lab:
 
     ``only`` limits the members (default: all of :data:`MEMBERS`); ``certs_dir``
     is where the lab PKI lives (default ``/tmp/propylon-lab/certs``); ``ports`` is
-    ``"fixed"`` (the endpoint map's ports) or ``"ephemeral"``; ``startup_timeout`` is
+    ``"fixed"`` (the endpoint map's ports) or ``"ephemeral"``; ``port_overrides`` sets
+    chosen members' ports explicitly (``{"blue": [28080]}``); ``startup_timeout`` is
     how long a member may take to come up. Use as a context manager::
 
         with Lab(only=["blue", "green"]) as lab:
@@ -150,7 +151,8 @@ class Lab:
     def __init__(self, only: Optional[Iterable[str]] = None,
                  certs_dir: Optional[str | os.PathLike[str]] = None,
                  ports: PortMode = "fixed", uds_path: Optional[str] = None,
-                 startup_timeout: float = 15.0) -> None:
+                 startup_timeout: float = 15.0,
+                 port_overrides: Optional[dict[str, Sequence[int]]] = None) -> None:
         names = list(only) if only is not None else list(MEMBERS)
         unknown = [n for n in names if n not in MEMBERS]
         if unknown:
@@ -167,6 +169,7 @@ class Lab:
             uds_path = DEFAULT_UDS_PATH if ports == "fixed" else str(self._runtime / "upstream.sock")
         self.uds_path = uds_path
         self.members: dict[str, LabProcess] = {}
+        self._overrides = {k: list(v) for k, v in (port_overrides or {}).items()}
 
     # -- life cycle ---------------------------------------------------------------
     def __enter__(self) -> "Lab":
@@ -272,7 +275,9 @@ class Lab:
             if not create or name not in MEMBERS:
                 raise KeyError(f"lab member {name!r} is not part of this lab ({', '.join(self.names)})")
             ports: Optional[list[int]] = None
-            if self.port_mode == "ephemeral":
+            if name in self._overrides:
+                ports = self._overrides[name]
+            elif self.port_mode == "ephemeral":
                 ports = [0 for e in MEMBERS[name].endpoints if e.path is None] or None
             mp = LabProcess(name, self.certs, ports,
                             self.uds_path if name == "uds" else None,
