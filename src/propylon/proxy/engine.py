@@ -95,6 +95,9 @@ class HttpProxyEngine:
             log.exception("hook failed on %s", _summary(session))
             return await self._handle_error(session, _internal(exc), ctx, before_upstream=True, tries=0)
 
+        if ds.body_error is not None:
+            # The body was already found malformed: nothing of it goes upstream.
+            return await self._handle_error(session, ds.body_error, ctx, before_upstream=True, tries=0)
         tries = 0
         error: Optional[Error] = None
         while tries < self.max_retries:

@@ -215,7 +215,9 @@ class H1ServerSession:
                     self.keepalive = False
         if self.conn.shutting_down or self.conn._requests_left == 0:
             self.keepalive = False
-        if not self.body_done and not self.upgrade:
+        if self.upgrade and status != 101:
+            self.keepalive = False  # bytes after the head were not HTTP: no reuse
+        elif not self.body_done and not self.upgrade:
             # Answered before the request body was read in full: do not reuse.
             self.keepalive = False
         if status != 101:
@@ -323,6 +325,7 @@ class H1ServerConnection(asyncio.Protocol):
         self.digest: Optional[Digest] = None
         self._parser = httptools.HttpRequestParser(self)
         self._ready: deque[H1ServerSession] = deque()
+        self._last: Optional[H1ServerSession] = None
         self._parsing: Optional[H1ServerSession] = None
         self._url = b""
         self._hdrs: list = []
@@ -449,7 +452,10 @@ class H1ServerConnection(asyncio.Protocol):
         parser = self._parser
         version = _VERSIONS.get(parser.get_http_version(), (1, 1))
         headers = HeaderMap(self._hdrs)
-        req = RequestHeader(parser.get_method(), self._url, version, headers)
+        method = parser.get_method()
+        if method == b"CONNECT":
+            raise _Refuse(405, "CONNECT is not supported")
+        req = RequestHeader(method, self._url, version, headers)
         if version >= (1, 1) and len(headers.get_all_bytes(b"host")) != 1:
             raise _Refuse(400, "exactly one Host header is required")
         te = headers.get_bytes(b"transfer-encoding")
@@ -470,7 +476,10 @@ class H1ServerConnection(asyncio.Protocol):
             exp = headers.get_bytes(b"expect")
             if exp is not None and exp.lower() == b"100-continue":
                 sess.expect_continue = True
+        if parser.should_upgrade():
+            sess.upgrade = True
         self._parsing = sess
+        self._last = sess
         self._in_trailers = True
         w = self._waiter
         if w is not None and not w.done() and not self._ready:
@@ -492,10 +501,9 @@ class H1ServerConnection(asyncio.Protocol):
 
     # --- errors and upgrades --------------------------------------------------
     def _on_upgrade(self, data: bytes, exc: Exception) -> None:
-        sess = self._parsing
-        method = self._parser.get_method() if sess is None else sess.req._method
-        if method == b"CONNECT" or sess is None:
-            self._refuse(405, "CONNECT is not supported")
+        sess = self._last
+        if sess is None or not sess.upgrade:
+            self._refuse(400, "unexpected protocol switch")
             return
         # The rest of the buffer belongs to the new protocol (after a 101).
         offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)

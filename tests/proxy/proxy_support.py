@@ -1,0 +1,164 @@
+"""Fixtures for engine tests: a proxy served from a background event loop, and
+small scripted upstreams on ephemeral loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from contextlib import contextmanager
+from typing import Awaitable, Callable, Iterator, Optional
+
+import pytest
+import uvloop
+
+from propylon.protocols.http.v1.server import HttpServerOptions
+from propylon.proxy.service import HttpProxyApp
+from propylon.server.shutdown import ShutdownWatch
+
+
+class LoopThread:
+    """An event loop running in a thread; tests submit coroutines to it."""
+
+    def __init__(self) -> None:
+        self.loop = uvloop.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Awaitable, timeout: float = 30):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def loop_thread() -> Iterator[LoopThread]:
+    lt = LoopThread()
+    try:
+        yield lt
+    finally:
+        lt.close()
+
+
+class RunningProxy:
+    def __init__(self, lt: LoopThread, app: HttpProxyApp, port: int, server, shutdown: ShutdownWatch) -> None:
+        self.lt, self.app, self.port, self.server, self.shutdown = lt, app, port, server, shutdown
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def start_proxy(loop_thread: LoopThread):
+    """``start_proxy(proxy, conf=None, options=None)`` serves ``proxy`` on a free port."""
+    started: list[RunningProxy] = []
+
+    def start(proxy, conf=None, options: Optional[HttpServerOptions] = None) -> RunningProxy:
+        app = HttpProxyApp(proxy, conf, options)
+        shutdown = ShutdownWatch()
+
+        async def serve():
+            return await asyncio.get_running_loop().create_server(
+                app.protocol_factory(shutdown), "127.0.0.1", 0)
+
+        server = loop_thread.run(serve())
+        port = server.sockets[0].getsockname()[1]
+        rp = RunningProxy(loop_thread, app, port, server, shutdown)
+        started.append(rp)
+        return rp
+
+    yield start
+    for rp in started:
+        rp.server.close()
+
+
+class ScriptedUpstream:
+    """A raw TCP upstream: ``handler(reader, writer)`` per connection; counts
+    connections and keeps every byte received."""
+
+    def __init__(self, lt: LoopThread, handler: Callable) -> None:
+        self.lt = lt
+        self.handler = handler
+        self.connections = 0
+        self.received = bytearray()
+        self.server = None
+        self.port = 0
+
+    async def _on_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            await self.handler(self, reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    def start(self) -> "ScriptedUpstream":
+        async def go():
+            return await asyncio.start_server(self._on_conn, "127.0.0.1", 0)
+
+        self.server = self.lt.run(go())
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def read_request(up: ScriptedUpstream, reader: asyncio.StreamReader) -> Optional[bytes]:
+    """Read one request head (and a Content-Length body) from the proxy."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    up.received += head
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            body = await reader.readexactly(int(line.split(b":")[1]))
+            up.received += body
+    return head
+
+
+async def ok_handler(up: ScriptedUpstream, reader, writer) -> None:
+    """Answers every request with 200 "ok" on a keep-alive connection."""
+    while await read_request(up, reader) is not None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+
+
+@pytest.fixture
+def upstream(loop_thread: LoopThread):
+    """``upstream(handler=ok_handler)`` starts a scripted upstream."""
+    made: list[ScriptedUpstream] = []
+
+    def make(handler=ok_handler) -> ScriptedUpstream:
+        up = ScriptedUpstream(loop_thread, handler).start()
+        made.append(up)
+        return up
+
+    yield make
+    for up in made:
+        up.stop()
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0, until_close: bool = True) -> bytes:
+    """Send ``data`` on a new connection and return what comes back until the
+    server closes (or ``timeout``)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = bytearray()
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+                if not until_close and b"\r\n\r\n" in out:
+                    break
+        except socket.timeout:
+            pass
+        return bytes(out)
