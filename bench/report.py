@@ -35,6 +35,8 @@ def compute_ratios(results: Sequence[ScenarioResult]) -> dict[str, Ratio]:
         ref = refs.get(r.group)
         if r.role != "propylon" or r.load is None or ref is None or ref.load is None:
             continue
+        if r.load.requests == 0 or ref.load.requests == 0:
+            continue  # a run where nothing completed has no meaningful ratio
         rps = r.load.requests_per_sec / ref.load.requests_per_sec if ref.load.requests_per_sec else None
         p99 = None
         if r.load.p99_ms is not None and ref.load.p99_ms:
@@ -81,6 +83,17 @@ def _notes(results: Sequence[ScenarioResult]) -> list[str]:
     return notes
 
 
+def _busy_warning(machine: dict[str, str]) -> str:
+    try:
+        load, cores = float(machine["loadavg"]), int(machine["nproc"])
+    except (KeyError, ValueError):
+        return ""
+    if load <= 0.5 * cores:
+        return ""
+    return (f"WARNING: the machine was busy at start (load average {load:.2f} on {cores} cores); "
+            "other work shares the cores, so treat these figures as rough")
+
+
 def render(results: Sequence[ScenarioResult], *, command: str, machine: dict[str, str],
            params: BenchParams) -> str:
     """The human-readable report: machine, command, table, ratios and notes."""
@@ -96,6 +109,9 @@ def render(results: Sequence[ScenarioResult], *, command: str, machine: dict[str
         + f"; server workers: {params.workers}",
         "",
     ]
+    busy = _busy_warning(machine)
+    if busy:
+        lines.insert(0, busy)
     for row in rows:
         cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
         lines.append("  ".join(cells).rstrip())

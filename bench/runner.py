@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import h2load as h2load_mod
 from . import wrk as wrk_mod
+from .h2probe import h2_get_status
 from .nginx import BACKEND_BODY, NginxRole, NginxServer, start_nginx
 from .procs import (
     BenchProcess, ProcessSet, StartError, free_port, group_cpu_seconds, lost_port_race,
@@ -33,12 +34,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BenchParams", "ScenarioResult", "Target", "Workbench"]
+__all__ = ["BenchParams", "NotAvailable", "ScenarioResult", "Target", "Workbench"]
 
 _FORWARDER = Path(__file__).with_name("forwarder.py")
 _PROPYLON_NAMES = "Server, ProxyHttp, HttpPeer, http_proxy_service"
 
 Status = Literal["ok", "unavailable", "failed"]
+
+
+class NotAvailable(Exception):
+    """The target started but lacks what the scenario measures (e.g. HTTP/2)."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +192,12 @@ class Workbench:
                     raise
                 continue
             break
+        if tls_alpn is not None and tls_alpn.split(",")[0] == "h2":
+            try:
+                h2_get_status(port)
+            except (OSError, RuntimeError) as exc:
+                self.procs.stop(proc)
+                raise NotAvailable(f"did not answer an HTTP/2 request: {exc}") from exc
         return Target(f"{'https' if https else 'http'}://127.0.0.1:{port}/", proc)
 
     # -- measuring -----------------------------------------------------------------
@@ -204,6 +215,8 @@ class Workbench:
             target = scenario.start(self)
             res.url = target.url
             res.load, res.cpu_cores, res.all_rps = self._measure(scenario, target)
+        except NotAvailable as exc:
+            res.status, res.note = "unavailable", str(exc)
         except (StartError, ParseError) as exc:
             res.status, res.note = "failed", str(exc)
         finally:

@@ -112,3 +112,18 @@ def test_unknown_scenario_and_missing_tools_are_usage_errors(tmp_path: Path) -> 
     assert "missing: wrk, h2load" in done.stderr
     assert "apt-get install wrk nghttp2-client" in done.stderr
     assert done.stdout == ""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not shutil.which("h2load"), reason="needs h2load (apt-get install nghttp2-client)")
+def test_nginx_h2_row_is_measured_with_h2load(tmp_path: Path) -> None:
+    out_json = tmp_path / "out.json"
+    proc = _bench(["--only", "nginx-h2", "--duration", "1", "--warmup", "0",
+                   "--connections", "2", "--h2-streams", "2", "--json", str(out_json)], tmp_path)
+    stdout, stderr = proc.communicate(timeout=50)
+    assert proc.returncode == 0, stderr
+    m = re.search(r"^nginx-h2\s+(\d+)\s+(\S+)\s+(\S+)\s+0\s", stdout, re.M)
+    assert m and int(m.group(1)) > 0, stdout
+    load = json.loads(out_json.read_text())["results"][0]["load"]
+    assert load["command"][0].endswith("h2load") and load["p99_ms"] > 0
+    assert _procs_mentioning(str(tmp_path)) == []
