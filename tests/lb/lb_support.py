@@ -32,9 +32,17 @@ class TinyHttp:
         return Backend(f"127.0.0.1:{self.port}")
 
     async def start(self, port: Optional[int] = None, ssl=None) -> "TinyHttp":
-        self._server = await asyncio.start_server(
-            self._handle, "127.0.0.1", port if port is not None else self.port, ssl=ssl
-        )
+        for attempt in range(50):
+            try:
+                self._server = await asyncio.start_server(
+                    self._handle, "127.0.0.1", port if port is not None else self.port, ssl=ssl
+                )
+                break
+            except OSError:
+                # Coming back on the same port: the old socket may linger briefly.
+                if not port or attempt == 49:
+                    raise
+                await asyncio.sleep(0.02)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

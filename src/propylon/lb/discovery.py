@@ -95,6 +95,7 @@ class Static:
         return self._backends
 
     async def discover(self) -> Discovered:
+        """The fixed set and no enablement overrides."""
         return set(self._backends), {}
 
 
@@ -144,6 +145,7 @@ class InMemoryDiscovery:
         self.version += 1
 
     async def discover(self) -> Discovered:
+        """The current set and the enablement overrides."""
         return set(self._backends), dict(self._enabled)
 
 
@@ -159,11 +161,14 @@ class _LastGood:
         self._warned: Optional[str] = None
 
     def good(self, backends: Iterable[Backend]) -> Discovered:
+        """Remember ``backends`` as the last good set and return it."""
         self._good = frozenset(backends)
         self._warned = None
         return set(self._good), {}
 
     def bad(self, message: str, etype: ErrorType) -> Discovered:
+        """Warn (once per distinct ``message``) and return the last good set, or
+        raise :class:`Error` of ``etype`` if there is none."""
         if message != self._warned:
             self._warned = message
             if self._good is None:
@@ -205,6 +210,7 @@ class FileDiscovery(_LastGood):
         return text
 
     async def discover(self) -> Discovered:
+        """The file's backends (re-read only if it changed), or the last good set."""
         try:
             text = await asyncio.to_thread(self._read_if_changed)
         except (OSError, UnicodeDecodeError) as e:
@@ -277,6 +283,7 @@ class DnsDiscovery(_LastGood):
         self.family = family
 
     async def discover(self) -> Discovered:
+        """The backends the name resolves to now, or the last good set."""
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(self.name, self.port, family=self.family, type=socket.SOCK_STREAM)

@@ -41,12 +41,6 @@ class Health:
         """Healthy and enabled."""
         return self.healthy and self.enabled
 
-    def copy(self) -> "Health":
-        new = Health(self.healthy, self.enabled)
-        new.counter = self.counter
-        new.last_error = self.last_error
-        return new
-
     def observe(self, success: bool, threshold: int) -> bool:
         """Record one check result; return True when it flips the state.
 
@@ -185,6 +179,7 @@ class TcpHealthCheck(HealthCheck):
         return cls(ssl_context=ctx, sni=sni, **kwargs)
 
     async def check(self, backend: Backend) -> None:
+        """Connect (and handshake); raise :class:`~propylon.errors.Error` on failure."""
         _, writer = await open_backend_connection(
             backend, self.connection_timeout, ssl_context=self.ssl_context, server_hostname=self.sni
         )

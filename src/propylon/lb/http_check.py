@@ -47,7 +47,8 @@ class HttpCheckResponse:
         self.framed = False  # Content-Length or chunked: EOF before the end is an error
         self.too_big = False
 
-    # httptools callbacks
+    # httptools parser callbacks, called while feeding data; no docstrings needed
+    # beyond this: they collect the message.
     def on_header(self, name: bytes, value: bytes) -> None:
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
@@ -137,6 +138,7 @@ class HttpHealthCheck(HealthCheck):
         self._idle: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
 
     def backend_summary(self, backend: Backend) -> str:
+        """``backend_summary_callback(backend)`` if set, else the backend's repr."""
         cb = self.backend_summary_callback
         return cb(backend) if cb is not None else repr(backend)
 
@@ -147,6 +149,8 @@ class HttpHealthCheck(HealthCheck):
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     async def check(self, backend: Backend) -> None:
+        """Send the request and judge the response; raise :class:`~propylon.errors.Error`
+        (``ConnectRefused``, ``ReadTimedout``, ``non 200 code`` ...) on failure."""
         request = self._request_bytes()
         pooled = self._idle.pop(backend.hash_key, None) if self.reuse_connection else None
         if pooled is not None and not pooled[1].is_closing() and not pooled[0].at_eof():
