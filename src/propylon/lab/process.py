@@ -13,6 +13,7 @@ read the real addresses from :meth:`Lab.endpoint`/:meth:`Lab.url` in either case
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -53,7 +54,16 @@ class LabProcess:
         self.uds_path = uds_path
         self.log_path = log_path
         self.proc: Optional[subprocess.Popen[bytes]] = None
-        self.endpoints: list[Endpoint] = list(MEMBERS[name].endpoints)
+        # until the child reports, show the addresses asked for (port 0 = any free port)
+        defaults = list(MEMBERS[name].endpoints)
+        tcp = iter(self.ports or [])
+        self.endpoints: list[Endpoint] = [
+            e if e.path is not None or self.ports is None
+            else dataclasses.replace(e, port=next(tcp, e.port))
+            for e in defaults]
+        if uds_path is not None:
+            self.endpoints = [dataclasses.replace(e, path=uds_path) if e.path else e
+                              for e in self.endpoints]
         self.frozen = False
 
     @property

@@ -34,10 +34,13 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     mode = request.config.getoption("--lab-ports") or os.environ.get("PROPYLON_LAB_PORTS", "fixed")
     certs = os.environ.get("PROPYLON_LAB_CERTS", str(DEFAULT_CERTS_DIR))
     the_lab = Lab(certs_dir=certs, ports=mode)  # type: ignore[arg-type]
+    failure = None
     try:
         the_lab.start()
     except LabStartError as exc:
-        pytest.fail(f"the lab did not start: {exc}", pytrace=False)
+        failure = str(exc)
+    if failure is not None:  # outside the except: no chained traceback, just the reason
+        pytest.fail(f"the lab did not start: {failure}", pytrace=False)
     try:
         yield the_lab
     finally:
