@@ -297,3 +297,23 @@ def test_background_loop_survives_discovery_errors(tmp_path, lb_log):
     assert asyncio.run(main()) == Backend("127.0.0.1:7")
     failures = [r for r in lb_log.records if "backend discovery failed" in r.getMessage()]
     assert len(failures) == 1  # repeated identical failures are logged once
+
+
+def test_background_loop_stops_promptly_during_a_slow_discovery():
+    class Slow:
+        async def discover(self):
+            await asyncio.sleep(10)
+            return set(), {}
+
+    async def main():
+        lb = LoadBalancer.from_backends(Backends(Slow()))
+        lb.update_frequency = 1.0
+        shutdown = ShutdownWatch()
+        task = asyncio.ensure_future(lb.start(shutdown))
+        await asyncio.sleep(0.05)
+        t0 = time.monotonic()
+        shutdown.trigger()
+        await asyncio.wait_for(task, 1)
+        return time.monotonic() - t0
+
+    assert asyncio.run(main()) < 0.2

@@ -116,7 +116,8 @@ class LoadBalancer:
         while not (shutdown is not None and shutdown.is_set()):
             if next_update <= now:
                 try:
-                    await self.update()
+                    if not await _until_shutdown(self.update(), shutdown):
+                        return
                     last_update_error = None
                 except Exception as e:  # keep serving the current set
                     text = str(e)
