@@ -158,3 +158,17 @@ def test_certificates_are_reused_while_valid_and_remade_when_broken(tmp_path: Pa
     text = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
                            str(certs.server_cert)], capture_output=True, text=True).stdout
     assert "DNS:localhost" in text and "IP Address:127.0.0.1" in text and "dev.propylon.test" in text
+
+
+def test_uds_member_does_not_steal_a_socket_in_use(lab_certs: LabCerts, tmp_path: Path) -> None:
+    path = str(tmp_path / "up.sock")
+    with Lab(only=["uds"], certs_dir=lab_certs.dir, uds_path=path) as first:
+        second = Lab(only=["uds"], certs_dir=lab_certs.dir, uds_path=path)
+        with pytest.raises(LabStartError) as err:
+            second.start()
+        assert "in use" in str(err.value) and path in str(err.value)
+        assert curl("--unix-socket", path, "http://x/").stdout == "Response from UDS"
+        first.stop("uds")
+    Path(path).touch()  # a leftover file nobody listens on is replaced
+    with Lab(only=["uds"], certs_dir=lab_certs.dir, uds_path=path):
+        assert curl("--unix-socket", path, "http://x/").stdout == "Response from UDS"

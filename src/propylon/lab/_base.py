@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import errno
 import os
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,8 +144,7 @@ class HttpMember(Member):
         if self.uds:
             path = self.config.uds_path or "/tmp/propylon-lab/upstream.sock"
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            if os.path.exists(path):
-                os.unlink(path)  # a stale socket file from a killed run
+            _remove_stale_socket(path)
             self._server = await asyncio.start_unix_server(self._on_connection, path)
             self.endpoints = [Endpoint(self.name, "http+unix", path=path)]
             return self.endpoints
@@ -201,3 +202,19 @@ def _tls_info(writer: asyncio.StreamWriter) -> Optional[TlsInfo]:
         subject = ",".join("=".join(pair) for rdn in cert.get("subject", ()) for pair in rdn)
     return TlsInfo(sni=getattr(sslobj, "_lab_sni", None), alpn=sslobj.selected_alpn_protocol(),
                    version=sslobj.version(), client_cert_subject=subject)
+
+
+def _remove_stale_socket(path: str) -> None:
+    """Remove a socket file left by a killed run; refuse to steal one that is in use."""
+    if not os.path.exists(path):
+        return
+    probe = socket.socket(socket.AF_UNIX)
+    try:
+        probe.settimeout(0.5)
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)  # nobody listens: stale
+        return
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, f"{path}: address already in use")
