@@ -103,12 +103,18 @@ class HttpPeer:
     ``HttpPeer("127.0.0.1:8080", False, "")`` also works, and a host name is
     resolved without blocking when the connection is made.
     ``HttpPeer.new_uds("/run/app.sock", tls=False, sni="")`` reaches a Unix socket.
+    A load balancer's ``Backend`` can be given as the address directly.
     """
 
     __slots__ = ("address", "tls", "sni", "options", "client_cert_key", "group_key", "_key", "host_header")
 
     def __init__(self, address: Address, tls: bool = False, sni: str = "",
                  options: Optional[PeerOptions] = None) -> None:
+        sock_addr = getattr(address, "socket_addr", None)
+        if sock_addr is not None:  # a load balancer's Backend
+            address = sock_addr
+        if isinstance(address, str) and address.startswith("unix:"):
+            address = address[5:]
         if isinstance(address, str) and not address.startswith("/"):
             host, sep, port = address.rpartition(":")
             if not sep or not port.isdigit():

@@ -342,7 +342,6 @@ class H1ServerConnection(asyncio.Protocol):
         self._tunnel: Optional[Callable[[bytes], None]] = None
         self._tunnel_eof: Optional[Callable[[], None]] = None
         self._requests_left = options.keepalive_request_limit
-        self._peer_eof = False
         self._tunnel_resume: Optional[Callable[[], object]] = None
         # Set by the engine while a request is proxied: called if the client goes away.
         self.on_lost: Optional[Callable[[], None]] = None
@@ -383,13 +382,11 @@ class H1ServerConnection(asyncio.Protocol):
         if self._tunnel_eof is not None:
             self._tunnel_eof()
             return True
-        self._peer_eof = True
+        # Like nginx, a client that closes its side has given up on the request:
+        # the connection ends and a request being proxied is aborted upstream.
         p = self._parsing
         if p is not None and not p.body_done:
             p._fail(Error.new_down(ErrorType.CONNECTION_CLOSED, "client closed the connection mid-body"))
-        if self._active is not None or self._ready:
-            # Half-closed: the client may still be waiting for its response.
-            return True
         self._wake(None)
         return None
 
@@ -637,7 +634,7 @@ class H1ServerConnection(asyncio.Protocol):
                     keep = False
                 self.requests_served += 1
                 self._active = None
-                if not keep or self._closed or self._shutdown or (self._peer_eof and not self._ready):
+                if not keep or self._closed or self._shutdown:
                     break
                 self._resume_reading()
         finally:
