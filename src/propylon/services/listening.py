@@ -77,17 +77,19 @@ class Service:
         factory = self.app.protocol_factory(shutdown)
         for listener, sock in bound:
             ctx = listener.ssl_context
-            if self.connection_filter is not None:
-                proto_factory = _gate_factory(self.connection_filter, factory, ctx)
-                ctx = None  # the gate starts TLS itself, after the filter said yes
+            accept = self.connection_filter
+            if accept is not None and ctx is not None:
+                # TLS behind a filter: accept the raw socket ourselves so the filter
+                # decides before the handshake reads a byte.
+                server: Any = _FilteredTlsAcceptor(sock, accept, factory, ctx, listener.backlog)
             else:
-                proto_factory = factory
-            if sock.family == socket.AF_UNIX:
-                server = await loop.create_unix_server(proto_factory, sock=sock, ssl=ctx,
-                                                       backlog=listener.backlog)
-            else:
-                server = await loop.create_server(proto_factory, sock=sock, ssl=ctx,
-                                                  backlog=listener.backlog)
+                proto_factory = factory if accept is None else _gate_factory(accept, factory)
+                if sock.family == socket.AF_UNIX:
+                    server = await loop.create_unix_server(proto_factory, sock=sock, ssl=ctx,
+                                                           backlog=listener.backlog)
+                else:
+                    server = await loop.create_server(proto_factory, sock=sock, ssl=ctx,
+                                                      backlog=listener.backlog)
             self._servers.append(server)
             log.info("%s: listening on %s", self.name, describe_socket(sock))
 
@@ -105,60 +107,92 @@ class Service:
         return f"<Service {self.name!r} {[l.key for l in self.listeners]}>"
 
 
-def _gate_factory(accept: ConnectionFilter, factory: Callable[[], Any],
-                  ctx: Optional[ssl.SSLContext]) -> Callable[[], asyncio.Protocol]:
-    return lambda: _FilterGate(accept, factory, ctx)
+def _gate_factory(accept: ConnectionFilter, factory: Callable[[], Any]) -> Callable[[], asyncio.Protocol]:
+    return lambda: _FilterGate(accept, factory)
+
+
+def _peer(addr: Any) -> Optional[SocketAddr]:
+    if isinstance(addr, (tuple, list)):
+        return (addr[0], addr[1])
+    return addr or None
+
+
+def _allowed(accept: ConnectionFilter, peer: Optional[SocketAddr]) -> bool:
+    try:
+        allowed = bool(accept(peer))
+    except Exception:
+        log.exception("connection filter failed for %s; refusing the connection", peer)
+        return False
+    if not allowed:
+        log.debug("connection from %s refused by the connection filter", peer)
+    return allowed
 
 
 class _FilterGate(asyncio.Protocol):
-    """Asks the connection filter before the app's protocol is even created."""
+    """Asks the connection filter before the app's protocol is even created.
 
-    __slots__ = ("_accept", "_factory", "_ctx")
+    The swap happens inside ``connection_made``, before the loop starts reading,
+    so no byte can reach the gate itself.
+    """
 
-    def __init__(self, accept: ConnectionFilter, factory: Callable[[], Any],
-                 ctx: Optional[ssl.SSLContext]) -> None:
+    __slots__ = ("_accept", "_factory")
+
+    def __init__(self, accept: ConnectionFilter, factory: Callable[[], Any]) -> None:
+        self._accept = accept
+        self._factory = factory
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if _allowed(self._accept, _peer(transport.get_extra_info("peername"))):
+            _hand_over(transport, self._factory())
+        else:
+            _reset(transport.get_extra_info("socket"))
+            transport.abort()
+
+
+class _FilteredTlsAcceptor:
+    """An accept loop for a TLS endpoint with a connection filter (see start_serving)."""
+
+    def __init__(self, sock: socket.socket, accept: ConnectionFilter, factory: Callable[[], Any],
+                 ctx: ssl.SSLContext, backlog: int) -> None:
+        self._sock = sock
         self._accept = accept
         self._factory = factory
         self._ctx = ctx
+        self._handshakes: set[asyncio.Task] = set()
+        sock.listen(backlog)
+        self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, (tuple, list)):
-            peer = (peer[0], peer[1])
-        elif not peer:
-            peer = None
-        try:
-            allowed = bool(self._accept(peer))
-        except Exception:
-            log.exception("connection filter failed for %s; refusing the connection", peer)
-            allowed = False
-        if not allowed:
-            log.debug("connection from %s refused by the connection filter", peer)
-            _reset(transport)
-            return
-        if self._ctx is None:
-            _hand_over(transport, self._factory())
-        else:
-            asyncio.get_running_loop().create_task(self._start_tls(transport))
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, addr = await loop.sock_accept(self._sock)
+            except asyncio.CancelledError:
+                raise
+            except OSError as e:
+                # Out of descriptors and the like: keep the endpoint alive.
+                log.error("accept failed on %s: %s", describe_socket(self._sock), e)
+                await asyncio.sleep(0.1)
+                continue
+            if not _allowed(self._accept, _peer(addr)):
+                _reset(conn)
+                conn.close()
+                continue
+            task = loop.create_task(self._handshake(conn))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
 
-    async def _start_tls(self, transport: asyncio.BaseTransport) -> None:
+    async def _handshake(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         try:
-            tls = await loop.start_tls(transport, self, self._ctx, server_side=True)  # type: ignore[arg-type]
-        except (OSError, ssl.SSLError, asyncio.TimeoutError, ConnectionError) as e:
+            await loop.connect_accepted_socket(self._factory, conn, ssl=self._ctx)
+        except (OSError, ssl.SSLError, asyncio.TimeoutError) as e:
             log.debug("TLS handshake failed: %s", e)
-            transport.abort()
-            return
-        if tls is None:  # closed during the handshake
-            return
-        _hand_over(tls, self._factory())
+            conn.close()
 
-    def data_received(self, data: bytes) -> None:
-        # Only reachable if the peer sends before the TLS handover completes.
-        pass
-
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
-        pass
+    def close(self) -> None:
+        self._task.cancel()
+        self._sock.close()
 
 
 def _hand_over(transport: asyncio.BaseTransport, protocol: asyncio.BaseProtocol) -> None:
@@ -166,12 +200,10 @@ def _hand_over(transport: asyncio.BaseTransport, protocol: asyncio.BaseProtocol)
     protocol.connection_made(transport)
 
 
-def _reset(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
+def _reset(sock: Any) -> None:
+    """Make the coming close a RST (linger 0), so the refused peer learns at once."""
     if sock is not None and sock.family != socket.AF_UNIX:
         try:
-            # Linger 0 turns the close into a RST: the peer learns at once.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
         except OSError:
             pass
-    transport.abort()

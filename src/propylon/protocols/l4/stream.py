@@ -29,7 +29,7 @@ class StreamProtocol(asyncio.Protocol):
     __slots__ = (
         "transport", "stream", "_on_connected", "_buf", "_eof", "_exc", "_lost",
         "_read_waiter", "_drain_waiter", "_write_paused", "_read_paused",
-        "_high", "_low", "_closed",
+        "_high", "_low", "_closed", "_half_close",
     )
 
     def __init__(self, on_connected: Optional[Callable[["Stream"], None]] = None,
@@ -48,10 +48,13 @@ class StreamProtocol(asyncio.Protocol):
         self._high = high_water
         self._low = high_water // 4
         self._closed: Optional[asyncio.Future] = None
+        self._half_close = True
 
     # --- asyncio callbacks -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        # TLS transports cannot stay half-open (asyncio warns if we ask).
+        self._half_close = transport.get_extra_info("ssl_object") is None
         self.stream = Stream(self, transport)  # type: ignore[arg-type]
         if self._on_connected is not None:
             self._on_connected(self.stream)
