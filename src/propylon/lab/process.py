@@ -13,6 +13,7 @@ read the real addresses from :meth:`Lab.endpoint`/:meth:`Lab.url` in either case
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import logging
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Iterable, Literal, Optional, Sequence
 
@@ -81,13 +83,14 @@ class LabProcess:
         return f"{self.name} ({', '.join(_addr(e) for e in self.endpoints)})"
 
     def spawn(self) -> None:
-        """Start the process; :meth:`wait_ready` completes the start."""
+        """Start the process; the lab then waits for its ``READY`` line."""
         cmd = [sys.executable, "-m", "propylon.lab._runner", self.name,
                "--certs", str(self.certs.dir)]
         if self.ports is not None:
             cmd += ["--ports", ",".join(str(p) for p in self.ports)]
         if self.uds_path is not None:
             cmd += ["--uds", self.uds_path]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logf = open(self.log_path, "ab")
         try:
             # own session: a Ctrl-C in the terminal reaches the lab, which stops members in order
@@ -180,6 +183,8 @@ class Lab:
         self.uds_path = uds_path
         self.members: dict[str, LabProcess] = {}
         self._overrides = {k: list(v) for k, v in (port_overrides or {}).items()}
+        # members notice a dead parent through stdin, but a frozen one cannot: close at exit
+        _OPEN_LABS.add(self)
 
     # -- life cycle ---------------------------------------------------------------
     def __enter__(self) -> "Lab":
@@ -221,6 +226,7 @@ class Lab:
         for mp in self.members.values():
             mp.terminate()
         shutil.rmtree(self._runtime, ignore_errors=True)
+        _OPEN_LABS.discard(self)
 
     def stop(self, name: str) -> None:
         """Stop member ``name`` (its ports close; connects are refused)."""
@@ -356,6 +362,15 @@ class Lab:
                         raise LabStartError(f"lab member {mp.name}: {_addr(ep)} does not accept "
                                             f"connections: {exc}") from exc
                     time.sleep(0.05)
+
+
+_OPEN_LABS: "weakref.WeakSet[Lab]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_labs() -> None:
+    for lab in list(_OPEN_LABS):
+        lab.close()
 
 
 def _addr(ep: Endpoint) -> str:
