@@ -60,6 +60,7 @@ def test_revalidation_answers_304_to_matching_validators(elab: Lab) -> None:
     assert etag and last_mod and body.startswith("Revalidated content")
     head, body = curl_head_body("-H", f"If-None-Match: {etag}", url)
     assert head.startswith("HTTP/1.1 304") and body == ""
+    assert header(head, "Content-Length") is None and header(head, "ETag") == etag
     head, _ = curl_head_body("-H", f"If-Modified-Since: {last_mod}", url)
     assert head.startswith("HTTP/1.1 304")
     head, _ = curl_head_body("-H", 'If-None-Match: "other"', url)

@@ -172,3 +172,33 @@ def test_uds_member_does_not_steal_a_socket_in_use(lab_certs: LabCerts, tmp_path
     Path(path).touch()  # a leftover file nobody listens on is replaced
     with Lab(only=["uds"], certs_dir=lab_certs.dir, uds_path=path):
         assert curl("--unix-socket", path, "http://x/").stdout == "Response from UDS"
+
+
+def test_server_certificate_is_trusted_for_the_proxy_names(lab_certs: LabCerts) -> None:
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(lab_certs.server_cert, lab_certs.server_key)
+
+    async def main() -> list[str]:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=ctx)
+        port = server.sockets[0].getsockname()[1]
+        outs = []
+        async with server:
+            for extra, url in (([], f"https://127.0.0.1:{port}/"),
+                               ([], f"https://localhost:{port}/"),
+                               (["--resolve", f"dev.propylon.test:{port}:127.0.0.1"],
+                                f"https://dev.propylon.test:{port}/")):
+                proc = await asyncio.create_subprocess_exec(
+                    "curl", "-sS", "--cacert", str(lab_certs.ca_cert), *extra, url,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                out, err = await proc.communicate()
+                outs.append(out.decode() or err.decode())
+        return outs
+
+    assert asyncio.run(main()) == ["ok", "ok", "ok"]

@@ -133,8 +133,8 @@ async def _respond(writer: asyncio.StreamWriter, req: LabRequest, resp: LabRespo
         lines.append(f"Date: {http_date()}")
     chunked = False
     static = resp.body if isinstance(resp.body, bytes) else None
-    if 100 <= resp.status < 200 or resp.status == 204:
-        pass
+    if 100 <= resp.status < 200 or resp.status in (204, 304):
+        pass  # no body and no length: a 304's length would have to match the 200's
     elif static is not None:
         if not resp.has_header("content-length"):
             lines.append(f"Content-Length: {len(static)}")
