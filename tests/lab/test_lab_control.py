@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -175,7 +176,6 @@ def test_uds_member_does_not_steal_a_socket_in_use(lab_certs: LabCerts, tmp_path
 
 
 def test_server_certificate_is_trusted_for_the_proxy_names(lab_certs: LabCerts) -> None:
-    import ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(lab_certs.server_cert, lab_certs.server_key)
 

@@ -256,6 +256,11 @@ class Lab:
                 self.start(n)
 
     # -- addresses ----------------------------------------------------------------
+    @property
+    def certs_dir(self) -> Path:
+        """Directory of the lab certificates (``ca.crt``, ``server.crt``, ``client.crt`` ...)."""
+        return self.certs.dir
+
     def endpoint(self, name: str, scheme: Optional[str] = None) -> Endpoint:
         """The endpoint of member ``name`` (the one speaking ``scheme``, if given)."""
         eps = self._member(name).endpoints
