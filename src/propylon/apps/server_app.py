@@ -43,7 +43,8 @@ class ServerApp(ListeningApp):
     Override :meth:`process_new`. It is called with each new connection; return
     ``None`` when done (the stream is then closed), or return the stream to be
     called again with it (a kept-alive connection) unless shutdown has begun. An
-    exception is logged and the connection aborted. The app counts the connections
+    exception is logged and the connection aborted (a ``ConnectionError``, the
+    peer leaving, only at debug level). The app counts the connections
     it serves so that graceful shutdown can wait for them (:meth:`wait_drained`).
     Subclasses need not call ``super().__init__()``.
     """
@@ -75,6 +76,11 @@ class ServerApp(ListeningApp):
                 if kept is None or shutdown.is_set():
                     break
                 stream = kept
+        except ConnectionError as e:
+            # The peer went away mid-conversation: routine, not an application bug.
+            log.debug("%s: connection with %s lost: %r", type(self).__name__, stream.peer_addr, e)
+            stream.abort()
+            return
         except Exception:
             log.exception("%s: error while serving %s", type(self).__name__, stream.peer_addr)
             stream.abort()

@@ -28,7 +28,9 @@ from . import daemon as _daemon
 from .configuration import ConfigError, ServerConf
 from .logs import setup_logging
 from .options import Opt
+from .runtime import ProcessRuntime
 from .upgrade import UpgradeError, receive_listeners
+from .workers import Master
 
 __all__ = ["Server"]
 
@@ -157,18 +159,15 @@ class Server:
             log.info("daemon started, pid file %s", conf.pid_file)
         upgrade_sockets = [(b.listener.key, s) for b in bound for s in b.sockets]
         if conf.threads == 1:
-            from .runtime import ProcessRuntime
             runtime = ProcessRuntime(conf, self._bound_for(bound, 0), self.background,
                                      upgrade_sockets=upgrade_sockets, on_exit=self._cleanup)
             code = runtime.run()
         else:
-            from .workers import Master
             code = Master(conf, lambda i: self._run_worker(bound, i), upgrade_sockets,
                           on_exit=self._cleanup).run()
         raise SystemExit(code)
 
     def _run_worker(self, bound: list[_BoundListener], index: int) -> int:
-        from .runtime import ProcessRuntime
         mine = {id(b.socket_for(index)) for b in bound}
         for b in bound:
             for s in b.sockets:
