@@ -1,0 +1,236 @@
+"""Helpers of the load-balancing example tests: run an example, talk to it with curl.
+
+``running(script, port, ...)`` starts ``python <script>`` from the repository root
+with ``PROPYLON_LOG=info``, waits until every given port accepts connections, and
+stops the process group (SIGTERM, then SIGKILL) when the ``with`` block ends,
+whatever happened inside. ``curl_bodies`` sends many requests through one curl
+process (one keep-alive connection); ``Traffic`` sends one request every
+``interval`` seconds from a thread, the way the lessons' ``while true; curl; sleep``
+loops do, and records what each one got.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+REPO = Path(__file__).resolve().parents[2]
+
+BLUE = "Response from BLUE"
+GREEN = "Response from GREEN"
+
+
+class ExampleProcess:
+    """One example process; its stdout and stderr go to a temporary log file."""
+
+    def __init__(self, script: str, env: Optional[dict] = None) -> None:
+        self.script = script
+        fd, name = tempfile.mkstemp(prefix="propylon-lbex-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(name)
+        self._out = open(self.log_path, "ab")
+        full_env = dict(os.environ, PROPYLON_LOG="info", PYTHONUNBUFFERED="1", **(env or {}))
+        self.popen = subprocess.Popen([sys.executable, script], cwd=REPO, env=full_env,
+                                      stdout=self._out, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+
+    def log(self) -> str:
+        """Everything the process wrote so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def log_size(self) -> int:
+        """Current length of the log, to search only what comes after a point."""
+        return len(self.log())
+
+    def wait_log(self, pattern: str, timeout: float = 5.0, start: int = 0) -> re.Match:
+        """Wait until the log (from character ``start``) matches ``pattern``."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.log(), start)
+            if m:
+                return m
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} not in the log of {self.script} "
+                                     f"within {timeout}s:\n{self.log()[-4000:]}")
+            time.sleep(0.05)
+
+    def wait_port(self, port: int, timeout: float = 10.0) -> None:
+        """Wait until the example accepts TCP connections on 127.0.0.1:``port``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.popen.poll() is not None:
+                raise AssertionError(f"{self.script} exited with {self.popen.returncode}:\n{self.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{self.script} did not listen on {port} "
+                                         f"within {timeout}s:\n{self.log()}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM the process group, SIGKILL it if it lingers; remove the log file."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.popen.wait(5.0)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self._out.close()
+        self.log_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def running(script: str, *ports: int, env: Optional[dict] = None) -> Iterator[ExampleProcess]:
+    """Run ``script`` until the block ends; ready once every port in ``ports`` accepts."""
+    for port in ports:
+        wait_port_free(port)
+    ex = ExampleProcess(script, env)
+    try:
+        for port in ports:
+            ex.wait_port(port)
+        yield ex
+    finally:
+        ex.stop()
+
+
+def wait_port_free(port: int, timeout: float = 15.0) -> None:
+    """A previous test's example (or another run) may still hold 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as s:
+            try:
+                s.connect(("127.0.0.1", port))
+            except OSError:
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"127.0.0.1:{port} is taken by another program")
+        time.sleep(0.1)
+
+
+@dataclass
+class Reply:
+    """What curl got for one request: status (0 if curl failed) and body."""
+
+    status: int
+    body: str
+    at: float  # time.monotonic() when the request was sent
+
+
+_SEP = "\n--propylon-status:"
+
+
+def curl_bodies(urls: list[str], *args: str, timeout: float = 30.0) -> list[Reply]:
+    """Fetch ``urls`` in order with one curl process; one :class:`Reply` per URL."""
+    t0 = time.monotonic()
+    r = subprocess.run(["curl", "-s", "--max-time", str(timeout), "-w", _SEP + "%{http_code}\n",
+                        *args, *urls], capture_output=True, timeout=timeout + 5)
+    text = r.stdout.decode(errors="replace")
+    # After the first body, each part is "<status>\n<body of the next request>".
+    out: list[Reply] = []
+    parts = text.split(_SEP)
+    body = parts[0]
+    for part in parts[1:]:
+        status_text, _, rest = part.partition("\n")
+        out.append(Reply(int(status_text or 0), body, t0))
+        body = rest
+    if len(out) != len(urls):
+        raise AssertionError(f"curl returned {len(out)} of {len(urls)} replies "
+                             f"(exit {r.returncode}): {r.stderr.decode(errors='replace')}")
+    return out
+
+
+def curl_one(url: str, *args: str, timeout: float = 5.0) -> Reply:
+    """One request with its own curl process; status 0 when curl itself failed."""
+    t0 = time.monotonic()
+    r = subprocess.run(["curl", "-s", "--max-time", str(timeout), "-w", _SEP + "%{http_code}",
+                        *args, url], capture_output=True, timeout=timeout + 5)
+    body, _, status = r.stdout.decode(errors="replace").rpartition(_SEP)
+    return Reply(int(status) if status.isdigit() else 0, body, t0)
+
+
+def curl_head(url: str, *args: str, timeout: float = 5.0) -> tuple[int, dict[str, list[str]], str]:
+    """``curl -i``: status, headers (lower-case names, all values) and body."""
+    r = subprocess.run(["curl", "-s", "-S", "-i", "--max-time", str(timeout), *args, url],
+                       capture_output=True, timeout=timeout + 5)
+    if r.returncode != 0:
+        raise AssertionError(f"curl {url} failed ({r.returncode}): {r.stderr.decode(errors='replace')}")
+    head, _, body = r.stdout.decode("latin-1").partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    headers: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers.setdefault(k.strip().lower(), []).append(v.strip())
+    return int(lines[0].split()[1]), headers, body
+
+
+class Traffic:
+    """A thread that sends ``GET url`` every ``interval`` seconds with a fresh curl.
+
+    Use as a context manager; :attr:`replies` grows as answers arrive. ``since(t)``
+    gives the replies to requests sent at or after monotonic time ``t``.
+    """
+
+    def __init__(self, url: str, interval: float = 0.1, timeout: float = 3.0) -> None:
+        self.url = url
+        self.interval = interval
+        self.timeout = timeout
+        self.replies: list[Reply] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            reply = curl_one(self.url, timeout=self.timeout)
+            with self._lock:
+                self.replies.append(reply)
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def __enter__(self) -> "Traffic":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(self.timeout + 10)
+
+    def since(self, t: float) -> list[Reply]:
+        """Replies to the requests sent at or after ``t``."""
+        with self._lock:
+            return [r for r in self.replies if r.at >= t]
+
+    def wait_for(self, predicate, timeout: float, min_count: int = 1, since: float = 0.0) -> float:
+        """Wait until ``predicate(reply)`` holds for ``min_count`` replies in a row
+        (among requests sent at or after ``since``); return the send time of the
+        first of them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            replies = self.since(since)
+            run = 0
+            for i, r in enumerate(replies):
+                run = run + 1 if predicate(r) else 0
+                if run >= min_count:
+                    return replies[i - min_count + 1].at
+            if time.monotonic() > deadline:
+                tail = [(round(r.at, 2), r.status, r.body) for r in replies[-15:]]
+                raise AssertionError(f"traffic did not settle within {timeout}s; last replies: {tail}")
+            time.sleep(0.05)
