@@ -202,3 +202,23 @@ def test_server_certificate_is_trusted_for_the_proxy_names(lab_certs: LabCerts) 
         return outs
 
     assert asyncio.run(main()) == ["ok", "ok", "ok"]
+
+
+def test_workers_share_the_port_and_freeze_together(lab_certs: LabCerts) -> None:
+    with Lab(only=["blue"], certs_dir=lab_certs.dir, ports="ephemeral", workers={"blue": 3}) as lab:
+        pids = {json.loads(curl(lab.url("blue") + "/echo").stdout)["server_pid"] for _ in range(60)}
+        assert len(pids) >= 2
+        lab.freeze("blue")
+        assert curl("--max-time", "0.5", lab.url("blue")).returncode == 28
+        lab.resume("blue")
+        assert curl("--max-time", "5", lab.url("blue")).stdout == "Response from BLUE"
+        lab.stop("blue")
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+
+
+def test_workers_are_refused_for_members_without_a_shared_socket(lab_certs: LabCerts) -> None:
+    lab = Lab(only=["websocket"], certs_dir=lab_certs.dir, ports="ephemeral", workers={"websocket": 2})
+    with pytest.raises(LabStartError, match="cannot run several workers"):
+        lab.start()

@@ -1,7 +1,8 @@
 """``python -m propylon.lab``: start Propylon City and print its endpoint map.
 
 Options: ``--certs DIR`` (default /tmp/propylon-lab/certs), ``--only a,b,...``,
-``--ports fixed|ephemeral``. Runs until SIGTERM or SIGINT, then stops every member.
+``--ports fixed|ephemeral``, ``--workers blue=4,green=4`` (HTTP members as several
+processes, for benchmarks). Runs until SIGTERM or SIGINT, then stops every member.
 """
 
 from __future__ import annotations
@@ -37,16 +38,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--certs", default=str(DEFAULT_CERTS_DIR), help="certificate directory")
     p.add_argument("--only", default=None, help="comma-separated members (default: all)")
     p.add_argument("--ports", default="fixed", choices=("fixed", "ephemeral"))
+    p.add_argument("--workers", default="", help="processes per HTTP member, e.g. blue=4,green=4")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level)
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    try:
+        workers = {k.strip(): int(v) for k, _, v in
+                   (item.partition("=") for item in args.workers.split(",") if item.strip())}
+    except ValueError:
+        sys.stderr.write(f"--workers wants NAME=N[,NAME=N...], not {args.workers!r}\n")
+        return 2
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        lab = Lab(only=only, certs_dir=args.certs, ports=args.ports)
+        lab = Lab(only=only, certs_dir=args.certs, ports=args.ports, workers=workers)
     except ValueError as exc:
         sys.stderr.write(f"{exc}\n")
         return 2

@@ -71,13 +71,15 @@ class MemberConfig:
     """How to run a member: where the certificates are and where to listen.
 
     ``ports`` overrides the default ports one for one (0 = any free port);
-    ``uds_path`` overrides the Unix socket path.
+    ``uds_path`` overrides the Unix socket path; ``sockets`` hands over already
+    listening sockets (HTTP members use the first instead of binding).
     """
 
     certs: LabCerts
     ports: Optional[Sequence[int]] = None
     uds_path: Optional[str] = None
     host: str = "127.0.0.1"
+    sockets: Optional[list[socket.socket]] = None
 
     def port(self, index: int, default: int) -> int:
         """The port to bind for the ``index``-th endpoint."""
@@ -148,10 +150,14 @@ class HttpMember(Member):
             self._server = await asyncio.start_unix_server(self._on_connection, path)
             self.endpoints = [Endpoint(self.name, "http+unix", path=path)]
             return self.endpoints
-        port = self.config.port(0, self.default_port)
         ssl_ctx = self.ssl_context() if self.mode == "https" else None
-        self._server = await asyncio.start_server(self._on_connection, self.config.host, port,
-                                                  ssl=ssl_ctx, backlog=1024)
+        if self.config.sockets:
+            self._server = await asyncio.start_server(self._on_connection, sock=self.config.sockets[0],
+                                                      ssl=ssl_ctx)
+        else:
+            port = self.config.port(0, self.default_port)
+            self._server = await asyncio.start_server(self._on_connection, self.config.host, port,
+                                                      ssl=ssl_ctx, backlog=1024)
         bound = self._server.sockets[0].getsockname()[1]
         self.endpoints = [Endpoint(self.name, self.mode, self.config.host, bound)]
         return self.endpoints

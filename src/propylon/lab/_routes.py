@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import AsyncIterator, Awaitable, Callable, Optional, Union
 from urllib.parse import parse_qsl
 
@@ -68,6 +69,7 @@ def echo_document(member: str, req: LabRequest) -> dict[str, object]:
         "body_sha256": req.body_sha256,
         "chunked": req.chunked,
         "client": req.client,
+        "server_pid": os.getpid(),
         "connection_requests": req.connection_requests,
         "tls": req.tls.as_dict() if req.tls else None,
     }

@@ -49,8 +49,9 @@ class LabProcess:
     """One member's process: its endpoints and its state (running, frozen, stopped)."""
 
     def __init__(self, name: str, certs: LabCerts, ports: Optional[Sequence[int]],
-                 uds_path: Optional[str], log_path: Path) -> None:
+                 uds_path: Optional[str], log_path: Path, workers: int = 1) -> None:
         self.name = name
+        self.workers = workers
         self.certs = certs
         self.ports = list(ports) if ports is not None else None
         self.uds_path = uds_path
@@ -90,6 +91,8 @@ class LabProcess:
             cmd += ["--ports", ",".join(str(p) for p in self.ports)]
         if self.uds_path is not None:
             cmd += ["--uds", self.uds_path]
+        if self.workers > 1:
+            cmd += ["--workers", str(self.workers)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logf = open(self.log_path, "ab")
         try:
@@ -116,17 +119,19 @@ class LabProcess:
         return "\n".join(text[-lines:])
 
     def signal(self, sig: int) -> None:
-        """Send ``sig`` to the process if it is running."""
+        """Send ``sig`` to the member's process group (all its workers) if it is running."""
         if self.running:
             assert self.proc is not None
-            self.proc.send_signal(sig)
+            try:
+                os.killpg(self.proc.pid, sig)  # the child leads its own session and group
+            except ProcessLookupError:
+                pass
 
     def ask_to_stop(self) -> None:
         """Send SIGTERM (and SIGCONT if frozen, so the signal is acted on) without waiting."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            if self.frozen:
-                self.proc.send_signal(signal.SIGCONT)
+        self.signal(signal.SIGTERM)
+        if self.frozen:
+            self.signal(signal.SIGCONT)
 
     def terminate(self, timeout: float = 5.0) -> None:
         """Stop the process: SIGTERM (and SIGCONT if frozen), then SIGKILL after ``timeout``."""
@@ -137,7 +142,7 @@ class LabProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self.signal(signal.SIGKILL)
                 self.proc.wait()
         for f in (self.proc.stdin, self.proc.stdout):
             if f is not None:
@@ -152,7 +157,9 @@ class Lab:
     ``only`` limits the members (default: all of :data:`MEMBERS`); ``certs_dir``
     is where the lab PKI lives (default ``/tmp/propylon-lab/certs``); ``ports`` is
     ``"fixed"`` (the endpoint map's ports) or ``"ephemeral"``; ``port_overrides`` sets
-    chosen members' ports explicitly (``{"blue": [28080]}``); ``startup_timeout`` is
+    chosen members' ports explicitly (``{"blue": [28080]}``); ``workers`` runs HTTP
+    members as several processes sharing one socket (``{"blue": 4}``, for
+    benchmarks; freeze/stop act on all of them); ``startup_timeout`` is
     how long a member may take to come up. Use as a context manager::
 
         with Lab(only=["blue", "green"]) as lab:
@@ -165,7 +172,8 @@ class Lab:
                  certs_dir: Optional[str | os.PathLike[str]] = None,
                  ports: PortMode = "fixed", uds_path: Optional[str] = None,
                  startup_timeout: float = 15.0,
-                 port_overrides: Optional[dict[str, Sequence[int]]] = None) -> None:
+                 port_overrides: Optional[dict[str, Sequence[int]]] = None,
+                 workers: Optional[dict[str, int]] = None) -> None:
         names = list(only) if only is not None else list(MEMBERS)
         unknown = [n for n in names if n not in MEMBERS]
         if unknown:
@@ -183,6 +191,7 @@ class Lab:
         self.uds_path = uds_path
         self.members: dict[str, LabProcess] = {}
         self._overrides = {k: list(v) for k, v in (port_overrides or {}).items()}
+        self._workers = dict(workers or {})
         # members notice a dead parent through stdin, but a frozen one cannot: close at exit
         _OPEN_LABS.add(self)
 
@@ -302,7 +311,7 @@ class Lab:
                 ports = [0 for e in MEMBERS[name].endpoints if e.path is None] or None
             mp = LabProcess(name, self.certs, ports,
                             self.uds_path if name == "uds" else None,
-                            self._runtime / f"{name}.log")
+                            self._runtime / f"{name}.log", self._workers.get(name, 1))
             self.members[name] = mp
         return mp
 
