@@ -171,7 +171,7 @@ class HttpProxyEngine:
         conn.send_request_header(up_req, has_body, b"content-length" in up_req.headers)
 
         # A dead client must not leave us waiting on the origin.
-        ds.conn.on_lost = lambda: conn._fail(
+        ds.on_lost = lambda: conn.fail(
             Error.explain(ErrorType.CONNECTION_CLOSED, "client went away").into_down())
         sender: Optional[_BodySender] = None
         try:
@@ -188,7 +188,7 @@ class HttpProxyEngine:
                 raise sender.error from None
             raise e
         finally:
-            ds.conn.on_lost = None
+            ds.on_lost = None
             if sender is not None and sender.task is not None and not sender.task.done():
                 sender.task.cancel()
                 conn.mark_no_reuse()
@@ -207,14 +207,14 @@ class HttpProxyEngine:
             if retry_body is not None:
                 data = retry_body
                 if filt is not None:
-                    r = await filt(session, data, ds.body_done and not ds._chunks, ctx)
+                    r = await filt(session, data, ds.body_complete(), ctx)
                     if r is not None:
                         data = r
                 conn.write_body(data)
                 await conn.drain()
             while True:
                 data = await ds.read_body()
-                eos = data is None or (ds.body_done and not ds._chunks)
+                eos = data is None or ds.body_complete()
                 if data is not None and not session.retry_buffer_truncated:
                     session._remember_body(data, RETRY_BUFFER_LIMIT)
                 if filt is not None:
@@ -232,7 +232,7 @@ class HttpProxyEngine:
             raise
         except BaseException as exc:
             sender.error = exc if isinstance(exc, Error) else _internal(exc)
-            conn._fail(sender.error if isinstance(sender.error, Error) else _internal(exc))
+            conn.fail(sender.error)
 
     async def _relay_response(self, session: Session, ctx: Any, peer: HttpPeer,
                               conn: H1ClientConnection, sender: Optional[_BodySender]) -> None:
@@ -258,10 +258,9 @@ class HttpProxyEngine:
         up_body = self.h_up_body
         body_filt = self.h_body
         ds.write_header(resp, hold=conn.body_ready())
-        dconn = ds.conn
         while True:
             data = await conn.read_body()
-            eos = data is None or (conn._done and not conn._chunks)
+            eos = data is None or conn.at_end()
             if up_body is not None:
                 r = up_body(session, data, eos, ctx)
                 if r is not None:
@@ -272,9 +271,9 @@ class HttpProxyEngine:
                     data = r
             if data:
                 ds.write_body(data)
-                if dconn._write_paused:
+                if ds.write_blocked:
                     await ds.drain()
-                elif dconn._closed:
+                elif ds.closed:
                     raise Error.explain(ErrorType.WRITE_ERROR, "client went away").into_down()
             if eos:
                 break
@@ -282,16 +281,16 @@ class HttpProxyEngine:
         if trailers is not None and self.h_up_trailer is not None:
             self.h_up_trailer(session, trailers, ctx)
         ds.finish(trailers)
-        if dconn._write_paused:
+        if ds.write_blocked:
             await ds.drain()
 
     # --- endings ------------------------------------------------------------------------------
     def _reusable(self, ds: H1ServerSession) -> bool:
-        if not ds.keepalive or ds.conn._closed:
+        if not ds.keepalive or ds.closed:
             return False
         if ds.response_written is not None and not ds.finished:
             return False
-        return ds.body_done and not ds._chunks
+        return ds.body_complete()
 
     async def _respond_502_keepalive(self, session: Session) -> None:
         ds = session.downstream

@@ -51,12 +51,12 @@ class Session:
     # --- the connection ------------------------------------------------------------
     @property
     def digest(self) -> Optional[Digest]:
-        return self.downstream.conn.digest
+        return self.downstream.digest
 
     @property
     def client_addr(self) -> Optional[SocketAddr]:
         """The client's address: ``(ip, port)``, or a path for Unix sockets."""
-        d = self.downstream.conn.digest
+        d = self.downstream.digest
         return d.socket.peer_addr if d is not None else None
 
     @property
@@ -66,16 +66,16 @@ class Session:
 
     @property
     def server_addr(self) -> Optional[SocketAddr]:
-        d = self.downstream.conn.digest
+        d = self.downstream.digest
         return d.socket.local_addr if d is not None else None
 
     @property
     def downstream_reused(self) -> bool:
         """True when this is not the first request on the client's connection."""
-        return self.downstream.conn.requests_served > 0
+        return self.downstream.requests_before > 0
 
     def is_process_shutting_down(self) -> bool:
-        return self.downstream.conn.shutting_down
+        return self.downstream.shutting_down
 
     def get_header(self, name: Union[str, bytes]) -> Optional[str]:
         """A request header's first value as text, or None."""
@@ -98,7 +98,7 @@ class Session:
         return await self.downstream.read_body()
 
     def is_body_done(self) -> bool:
-        return self.downstream.body_done and not self.downstream._chunks
+        return self.downstream.body_complete()
 
     # --- answering -----------------------------------------------------------------------
     def response_written(self) -> Optional[ResponseHeader]:

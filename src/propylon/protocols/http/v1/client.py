@@ -208,6 +208,10 @@ class H1ClientConnection(asyncio.Protocol):
         if w is not None and not w.done():
             w.set_result(None)
 
+    def fail(self, err: Error) -> None:
+        """End the exchange with ``err``: whoever waits on the response gets it."""
+        self._fail(err)
+
     def _fail(self, err: Error) -> None:
         if self._error is None:
             self._error = err
@@ -319,9 +323,9 @@ class H1ClientConnection(asyncio.Protocol):
         """True when a ``read_body`` call would return without waiting."""
         return bool(self._chunks) or self._done or self._error is not None
 
-    @property
-    def response_done(self) -> bool:
-        return self._done
+    def at_end(self) -> bool:
+        """True when the response body has been read to its end."""
+        return self._done and not self._chunks
 
     def reusable(self) -> bool:
         return (self._keepalive and self._done and not self._closed and not self._eof

@@ -90,7 +90,7 @@ class H1ServerSession:
         "conn", "req", "keepalive", "has_body", "body_done", "_chunks", "_buffered",
         "_waiter", "body_error", "trailers", "expect_continue", "_continue_sent",
         "response_written", "_resp_mode", "_resp_left", "finished", "body_bytes_read",
-        "body_bytes_sent", "upgrade", "_pending_head", "is_head",
+        "body_bytes_sent", "upgrade", "_pending_head", "is_head", "requests_before",
     )
 
     def __init__(self, conn: "H1ServerConnection", req: RequestHeader, keepalive: bool) -> None:
@@ -115,6 +115,7 @@ class H1ServerSession:
         self.upgrade = False
         self._pending_head: Optional[bytes] = None
         self.is_head = req._method == b"HEAD"
+        self.requests_before = conn.requests_served
 
     # --- request body -----------------------------------------------------------
     def _feed(self, data: bytes) -> None:
@@ -165,8 +166,35 @@ class H1ServerSession:
             finally:
                 self._waiter = None
 
-    def body_buffered(self) -> bool:
-        return bool(self._chunks) or self.body_done
+    def body_complete(self) -> bool:
+        """True when the whole request body was read by the application."""
+        return self.body_done and not self._chunks
+
+    # --- the connection, as the engine sees it ------------------------------------
+    @property
+    def digest(self) -> Optional[Digest]:
+        return self.conn.digest
+
+    @property
+    def shutting_down(self) -> bool:
+        return bool(self.conn._shutdown)
+
+    @property
+    def closed(self) -> bool:
+        return self.conn._closed
+
+    @property
+    def write_blocked(self) -> bool:
+        """True when the client is slow and ``drain()`` should be awaited."""
+        return self.conn._write_paused
+
+    @property
+    def on_lost(self) -> Optional[Callable[[], None]]:
+        return self.conn.on_lost
+
+    @on_lost.setter
+    def on_lost(self, cb: Optional[Callable[[], None]]) -> None:
+        self.conn.on_lost = cb
 
     # --- response ---------------------------------------------------------------
     def write_interim(self, resp: ResponseHeader) -> None:

@@ -1,0 +1,117 @@
+"""What the request engine needs from a protocol, whatever the HTTP version.
+
+The engine (``propylon.proxy.engine``) drives one request through the hooks and
+speaks to the two sides only through these two shapes, so HTTP/1 and HTTP/2 (and
+any translation between them) plug in without the engine knowing which is which:
+
+* :class:`DownstreamSession` – one client request and its response
+  (HTTP/1: ``v1.server.H1ServerSession``; HTTP/2: one stream);
+* :class:`UpstreamExchange` – one request/response exchange with an origin
+  (HTTP/1: a whole ``v1.client.H1ClientConnection``; HTTP/2: one stream of a
+  shared connection).
+
+Headers cross this boundary as :class:`~propylon.protocols.http.header.RequestHeader`
+and :class:`~propylon.protocols.http.header.ResponseHeader` in HTTP/1 form
+(``Host``, no pseudo-headers): an HTTP/2 side maps ``:authority`` ↔ ``Host`` and the
+other pseudo-headers itself.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Protocol
+
+from ...errors import Error
+from ..digest import Digest
+from .header import HeaderMap, RequestHeader, ResponseHeader
+
+__all__ = ["DownstreamSession", "UpstreamExchange"]
+
+
+class DownstreamSession(Protocol):
+    """One request from a client, and the writer of its response."""
+
+    req: RequestHeader            #: the request head as received
+    keepalive: bool               #: may the connection carry another request afterwards
+    has_body: bool                #: the request announced a body
+    body_done: bool               #: the whole body has arrived (it may still be buffered)
+    body_error: Optional[Error]   #: set when the body turned out malformed or the client left
+    trailers: Optional[HeaderMap]  #: request trailers, once the body is done
+    expect_continue: bool         #: the client waits for ``100 Continue`` before its body
+    upgrade: bool                 #: an ``Upgrade`` request (WebSocket...)
+    is_head: bool                 #: a HEAD request: the response has no body
+    response_written: Optional[ResponseHeader]  #: the response head, once written
+    finished: bool                #: the response has ended
+    requests_before: int          #: requests served earlier on the same connection
+    on_lost: Optional[Callable[[], None]]  #: called if the client disappears mid-request
+
+    @property
+    def digest(self) -> Optional[Digest]: ...
+    @property
+    def shutting_down(self) -> bool: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def write_blocked(self) -> bool:
+        """True when the client reads slowly: await ``drain()`` before writing more."""
+
+    async def read_body(self) -> Optional[bytes]:
+        """The next piece of request body; None at its end. Sends ``100 Continue`` first if needed."""
+
+    def body_complete(self) -> bool:
+        """The body is done and the application has read all of it."""
+
+    def write_interim(self, resp: ResponseHeader) -> None:
+        """Send a 1xx head (not 101)."""
+
+    def write_header(self, resp: ResponseHeader, end_of_stream: bool = False, hold: bool = False) -> None:
+        """Send the response head (``hold``: may wait for the first body piece to go out with it)."""
+
+    def write_body(self, data: bytes) -> None: ...
+
+    def finish(self, trailers: Optional[HeaderMap] = None) -> None:
+        """End the response (with trailers, where the protocol can carry them)."""
+
+    async def drain(self) -> None: ...
+
+    def raw_tunnel_data(self) -> bytes:
+        """For an upgraded request: bytes the client already sent in the new protocol."""
+
+
+class UpstreamExchange(Protocol):
+    """One exchange with an origin: send a request, read its response."""
+
+    digest: Optional[Digest]
+    read_timeout: Optional[float]
+    write_timeout: Optional[float]
+    trailers: Optional[HeaderMap]  #: response trailers, once the body is done
+
+    @property
+    def closed(self) -> bool: ...
+
+    def send_request_header(self, req: RequestHeader, has_body: bool, body_length_known: bool) -> None: ...
+    def write_body(self, data: bytes) -> None: ...
+    def finish_body(self, trailers: Optional[HeaderMap] = None) -> None: ...
+    async def drain(self) -> None: ...
+
+    async def read_response_header(self) -> ResponseHeader:
+        """The next response head (1xx heads too, one by one)."""
+
+    async def read_body(self) -> Optional[bytes]:
+        """The next piece of response body; None at its end."""
+
+    def body_ready(self) -> bool:
+        """A ``read_body`` call would return without waiting."""
+
+    def at_end(self) -> bool:
+        """The response body was read to its end."""
+
+    def fail(self, err: Error) -> None:
+        """Abort the exchange: pending and later reads raise ``err``."""
+
+    def reusable(self) -> bool:
+        """The connection (or stream slot) can serve another request."""
+
+    def mark_no_reuse(self) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def raw_tunnel_data(self) -> bytes: ...
