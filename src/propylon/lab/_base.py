@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal, Optional, Sequence
 
 from ._h2 import serve_h2
-from ._http1 import _close, serve_http1
+from ._http1 import close_writer, serve_http1
 from ._messages import Handler, TlsInfo
 from .certs import LabCerts
 
@@ -145,8 +145,7 @@ class HttpMember(Member):
     async def start(self) -> list[Endpoint]:
         if self.uds:
             path = self.config.uds_path or "/tmp/propylon-lab/upstream.sock"
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            _remove_stale_socket(path)
+            await asyncio.to_thread(_prepare_socket_path, path)
             self._server = await asyncio.start_unix_server(self._on_connection, path)
             self.endpoints = [Endpoint(self.name, "http+unix", path=path)]
             return self.endpoints
@@ -174,11 +173,11 @@ class HttpMember(Member):
             else:
                 await serve_http1(reader, writer, self.handler, tls)
         except asyncio.CancelledError:
-            _close(writer)
+            close_writer(writer)
             raise
         except Exception:  # a handler bug must not kill the member
             log.exception("%s: connection failed", self.name)
-            _close(writer)
+            close_writer(writer)
         finally:
             self._conns.discard(task)
 
@@ -210,8 +209,9 @@ def _tls_info(writer: asyncio.StreamWriter) -> Optional[TlsInfo]:
                    version=sslobj.version(), client_cert_subject=subject)
 
 
-def _remove_stale_socket(path: str) -> None:
-    """Remove a socket file left by a killed run; refuse to steal one that is in use."""
+def _prepare_socket_path(path: str) -> None:
+    """Make the socket's directory; remove a file left by a killed run, never one in use."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     if not os.path.exists(path):
         return
     probe = socket.socket(socket.AF_UNIX)

@@ -17,7 +17,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
-from ._http1 import _close, _peer_name
+from ._http1 import close_writer, peer_name
 from ._messages import (BODY_KEEP, Handler, LabRequest, LabResponse, TlsInfo, http_date,
                         status_has_body)
 
@@ -42,7 +42,7 @@ class _H2Server:
         self.conn = h2.connection.H2Connection(config=cfg)
         self.streams: dict[int, _Stream] = {}
         self.window_changed = asyncio.Event()
-        self.client = _peer_name(writer)
+        self.client = peer_name(writer)
         self.served = 0
 
     def flush(self) -> None:
@@ -75,7 +75,7 @@ class _H2Server:
             for st in self.streams.values():
                 if st.task is not None:
                     st.task.cancel()
-            _close(self.writer)
+            close_writer(self.writer)
 
     def _wake_senders(self) -> None:
         self.window_changed.set()

@@ -86,7 +86,7 @@ async def serve_http1(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
                       handler: Handler, tls: Optional[TlsInfo] = None,
                       initial: bytes = b"") -> None:
     """Serve HTTP/1.x requests on one connection until either side closes it."""
-    client = _peer_name(writer)
+    client = peer_name(writer)
     col = _Collector(writer)
     served = 0
     try:
@@ -116,7 +116,7 @@ async def serve_http1(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     except (ConnectionError, asyncio.IncompleteReadError):
         pass
     finally:
-        _close(writer)
+        close_writer(writer)
 
 
 async def _respond(writer: asyncio.StreamWriter, req: LabRequest, resp: LabResponse,
@@ -170,7 +170,8 @@ async def _respond(writer: asyncio.StreamWriter, req: LabRequest, resp: LabRespo
     return keep_alive
 
 
-def _peer_name(writer: asyncio.StreamWriter) -> str:
+def peer_name(writer: asyncio.StreamWriter) -> str:
+    """``host:port`` of the connection's peer (``unix`` for a Unix socket)."""
     peer = writer.get_extra_info("peername")
     if isinstance(peer, tuple) and len(peer) >= 2:
         host = peer[0]
@@ -178,7 +179,8 @@ def _peer_name(writer: asyncio.StreamWriter) -> str:
     return "unix" if not peer else str(peer)
 
 
-def _close(writer: asyncio.StreamWriter) -> None:
+def close_writer(writer: asyncio.StreamWriter) -> None:
+    """Close a connection, ignoring a peer that is already gone."""
     try:
         writer.close()
     except (ConnectionError, RuntimeError):

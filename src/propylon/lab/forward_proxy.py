@@ -15,7 +15,7 @@ import logging
 from typing import Optional
 
 from ._base import Endpoint, Member, MemberConfig
-from ._http1 import _close
+from ._http1 import close_writer
 
 __all__ = ["ForwardProxyMember", "resolve_loopback"]
 
@@ -83,7 +83,7 @@ class ForwardProxyMember(Member):
             pass
         finally:
             self._tasks.discard(task)
-            _close(writer)
+            close_writer(writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -114,7 +114,7 @@ class ForwardProxyMember(Member):
         try:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
-            _close(up_writer)
+            close_writer(up_writer)
 
 
 async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
@@ -129,7 +129,7 @@ async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         if dst.can_write_eof():
             dst.write_eof()
     except (ConnectionError, OSError):
-        _close(dst)
+        close_writer(dst)
 
 
 async def _reply(writer: asyncio.StreamWriter, status: int, phrase: str,
