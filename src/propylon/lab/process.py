@@ -327,8 +327,11 @@ class Lab:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     mp = next(iter(pending.values()))
+                    tail = mp.log_tail()
+                    for late in pending.values():
+                        late.terminate()
                     raise LabStartError(f"lab member {mp.describe()} did not report ready within "
-                                        f"{self.startup_timeout:.0f}s\n{mp.log_tail()}")
+                                        f"{self.startup_timeout:.0f}s\n{tail}")
                 for key, _ in sel.select(min(left, 0.5)):
                     fd = key.fd
                     mp = pending[fd]
