@@ -58,16 +58,19 @@ def test_grpc_echo_failure_status_and_server_streaming(elab: Lab) -> None:
         assert all(r["message"] == "s" for r in replies)
 
 
-def test_grpc_over_curl_shows_grpc_status(elab: Lab, tmp_path: Path) -> None:
-    host, port = hostport(elab, "grpc", "grpc")
+def test_grpc_over_curl_shows_grpc_status_on_h2c_and_tls(elab: Lab, tmp_path: Path) -> None:
     frame = tmp_path / "frame.bin"
     frame.write_bytes(b"\x00\x00\x00\x00\x00")  # one gRPC message: an empty HealthCheckRequest
-    out = curl("--http2-prior-knowledge", "-i", "-H", "Content-Type: application/grpc",
-               "-H", "TE: trailers", "--data-binary", f"@{frame}",
-               f"http://{host}:{port}/grpc.health.v1.Health/Check")
-    assert out.stdout.startswith("HTTP/2 200")
-    assert "content-type: application/grpc" in out.stdout.lower()
-    assert "grpc-status: 0" in out.stdout.lower()
+    _, port = hostport(elab, "grpc", "grpc")
+    _, sport = hostport(elab, "grpc", "grpcs")
+    for args in (["--http2-prior-knowledge", f"http://127.0.0.1:{port}"],
+                 ["--cacert", str(elab.certs.ca_cert), "--resolve", f"grpc.propylon.test:{sport}:127.0.0.1",
+                  f"https://grpc.propylon.test:{sport}"]):
+        out = curl("-i", "-H", "Content-Type: application/grpc", "-H", "TE: trailers",
+                   "--data-binary", f"@{frame}", *args[:-1], args[-1] + "/grpc.health.v1.Health/Check")
+        assert out.stdout.startswith("HTTP/2 200"), out.stderr
+        assert "content-type: application/grpc" in out.stdout.lower()
+        assert "grpc-status: 0" in out.stdout.lower()
 
 
 def test_websocket_echo(elab: Lab) -> None:
