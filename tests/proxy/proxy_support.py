@@ -56,13 +56,13 @@ def start_proxy(loop_thread: LoopThread):
     """``start_proxy(proxy, conf=None, options=None)`` serves ``proxy`` on a free port."""
     started: list[RunningProxy] = []
 
-    def start(proxy, conf=None, options: Optional[HttpServerOptions] = None) -> RunningProxy:
+    def start(proxy, conf=None, options: Optional[HttpServerOptions] = None, ssl=None) -> RunningProxy:
         app = HttpProxyApp(proxy, conf, options)
         shutdown = ShutdownWatch()
 
         async def serve():
             return await asyncio.get_running_loop().create_server(
-                app.protocol_factory(shutdown), "127.0.0.1", 0)
+                app.protocol_factory(shutdown), "127.0.0.1", 0, ssl=ssl)
 
         server = loop_thread.run(serve())
         port = server.sockets[0].getsockname()[1]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+
 import ssl
 from functools import lru_cache
 from typing import Optional
@@ -66,5 +66,3 @@ def check_alternative_cn(conn, peer) -> None:
                             f"certificate of {peer} names {names}, not {wanted}").into_up()
 
 
-def ssl_cert_file_env() -> Optional[str]:
-    return os.environ.get("SSL_CERT_FILE")

@@ -18,6 +18,7 @@ import httptools
 
 from ....errors import Error, ErrorType
 from ...digest import Digest, SocketDigest
+from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader, ResponseHeader
 from .common import HIGH_WATER, WRITE_HIGH_WATER, chunk, last_chunk
 
@@ -67,7 +68,7 @@ class H1ClientConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
         transport.set_write_buffer_limits(WRITE_HIGH_WATER)
-        self.digest = Digest(SocketDigest.from_transport(transport))
+        self.digest = Digest(SocketDigest.from_transport(transport), tls_digest(transport))
 
     def data_received(self, data: bytes) -> None:
         if self.idle:

@@ -34,6 +34,7 @@ import httptools
 
 from ....errors import Error, ErrorType
 from ...digest import Digest, SocketDigest
+from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader, ResponseHeader
 from .common import HIGH_WATER, LOW_WATER, WRITE_HIGH_WATER, chunk, is_chunked_only, last_chunk
 
@@ -384,7 +385,7 @@ class H1ServerConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
         transport.set_write_buffer_limits(WRITE_HIGH_WATER)
-        self.digest = Digest(SocketDigest.from_transport(transport))
+        self.digest = Digest(SocketDigest.from_transport(transport), tls_digest(transport))
         if self._tracker is not None:
             self._tracker.add(self)
         self._task = self._loop.create_task(self._run())
