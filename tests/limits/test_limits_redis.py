@@ -64,6 +64,10 @@ def redis_server():
     server.stop()
 
 
+# Deadlines in these tests are generous (timeout=2) because the machine may be busy;
+# the outage tests check the fast path separately.
+
+
 def _client(server: RedisServer) -> aioredis.Redis:
     # One client (own connection pool) per simulated process.
     return aioredis.Redis.from_url(server.url, socket_timeout=1, socket_connect_timeout=1)
@@ -73,8 +77,8 @@ def test_two_clients_share_one_limit_per_window(redis_server):
     limit = 10
 
     async def main():
-        a = RedisRate(0.3, url=redis_server.url, prefix="t:rate")
-        b = RedisRate(0.3, url=redis_server.url, prefix="t:rate")
+        a = RedisRate(0.3, url=redis_server.url, prefix="t:rate", timeout=2)
+        b = RedisRate(0.3, url=redis_server.url, prefix="t:rate", timeout=2)
         answers = []
 
         async def hammer(limiter):
@@ -105,7 +109,7 @@ def test_two_clients_share_one_limit_per_window(redis_server):
 def test_a_window_that_saw_40_admits_exactly_10(redis_server):
     async def main():
         clients = [_client(redis_server), _client(redis_server)]
-        limiters = [RedisRate(3600, client=c, prefix="t:burst") for c in clients]
+        limiters = [RedisRate(3600, client=c, prefix="t:burst", timeout=2) for c in clients]
         counts = await asyncio.gather(*(limiters[i % 2].observe("ip") for i in range(40)))
         for c in clients:
             await c.aclose()
@@ -118,7 +122,7 @@ def test_a_window_that_saw_40_admits_exactly_10(redis_server):
 
 def test_rate_reads_the_previous_grid_window(redis_server):
     async def main():
-        limiter = RedisRate(0.4, url=redis_server.url, prefix="t:prev")
+        limiter = RedisRate(0.4, url=redis_server.url, prefix="t:prev", timeout=2)
         # Start just after a window boundary so the observations share one window.
         comp = await limiter.rate_with("k", lambda c: c)
         await asyncio.sleep((1 - comp.current_interval_fraction) * limiter.interval + 0.02)
@@ -142,7 +146,7 @@ def test_rate_reads_the_previous_grid_window(redis_server):
 
 def test_rate_keys_expire(redis_server):
     async def main():
-        limiter = RedisRate(0.2, url=redis_server.url, prefix="t:exp")
+        limiter = RedisRate(0.2, url=redis_server.url, prefix="t:exp", timeout=2)
         await limiter.observe("k")
         client = limiter._backend.client
         keys = await client.keys("t:exp:*")
@@ -160,8 +164,8 @@ def test_rate_keys_expire(redis_server):
 def test_inflight_shared_between_clients_and_released(redis_server):
     async def main():
         ca, cb = _client(redis_server), _client(redis_server)
-        a = RedisInflight(client=ca, prefix="t:inf")
-        b = RedisInflight(client=cb, prefix="t:inf")
+        a = RedisInflight(client=ca, prefix="t:inf", timeout=2)
+        b = RedisInflight(client=cb, prefix="t:inf", timeout=2)
         g1, c1 = await a.incr("api")
         g2, c2 = await b.incr("api", 2)
         seen = (c1, c2, await a.get("api"), await b.get("api"))
@@ -188,7 +192,7 @@ def test_inflight_shared_between_clients_and_released(redis_server):
 
 def test_inflight_guard_incr_and_cancellation(redis_server):
     async def main():
-        limiter = RedisInflight(url=redis_server.url, prefix="t:inf2")
+        limiter = RedisInflight(url=redis_server.url, prefix="t:inf2", timeout=2)
         guard, count = await limiter.incr("k", 2)
         bumped = await guard.incr()  # not undone by release
         await guard.release()
@@ -218,7 +222,7 @@ def test_inflight_guard_incr_and_cancellation(redis_server):
 
 def test_inflight_lease_reclaims_a_crashed_holder(redis_server):
     async def main():
-        limiter = RedisInflight(url=redis_server.url, prefix="t:lease", lease=0.3)
+        limiter = RedisInflight(url=redis_server.url, prefix="t:lease", lease=0.3, timeout=2)
         crashed, _ = await limiter.incr("k")  # never released
         kept, _ = await limiter.incr("k")
         await asyncio.sleep(0.15)
@@ -245,8 +249,8 @@ def test_outage_policy_one_warning_and_fast_calls(redis_server, caplog, policy):
     expected = 0 if policy == "open" else UNAVAILABLE_COUNT
 
     async def main():
-        rate = RedisRate(60, url=redis_server.url, prefix="t:out", on_error=policy, retry_after=0.2)
-        inflight = RedisInflight(url=redis_server.url, prefix="t:out", on_error=policy, retry_after=0.2)
+        rate = RedisRate(60, url=redis_server.url, prefix="t:out", on_error=policy, retry_after=0.2, timeout=1)
+        inflight = RedisInflight(url=redis_server.url, prefix="t:out", on_error=policy, retry_after=0.2, timeout=1)
         assert await rate.observe("k") == 1
         redis_server.stop()
         slowest = 0.0
