@@ -152,3 +152,11 @@ def test_h2c_prior_knowledge(elab: Lab) -> None:
     doc = json.loads(out.stdout)
     assert doc["protocol"] == "HTTP/2" and doc["body"] == "ping"
     assert [":method", "POST"] in doc["headers"]
+
+
+def test_h2c_serves_many_concurrent_streams_with_large_bodies(elab: Lab) -> None:
+    out = subprocess.run(["h2load", "-n", "40", "-c", "2", "-m", "10",
+                          elab.url("advanced-h2c") + "/size?bytes=500000"],
+                         capture_output=True, text=True, timeout=30).stdout
+    assert "40 succeeded, 0 failed, 0 errored, 0 timeout" in out
+    assert "20000000 data" in out.replace("(", "").replace(")", "")  # every byte of every body
