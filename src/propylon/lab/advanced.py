@@ -6,29 +6,27 @@ body as ``#N``) and ``X-Lab-Served-At`` (Unix time), so a test can tell a cache 
 (same number) from a fresh fetch. Append a unique query (``/short?t=abc``) to get a
 counter of your own.
 
-=============  ===================================================  ==================
-path           Cache-Control / behaviour                            body
-=============  ===================================================  ==================
-``/``          ``public, max-age=10``                               ``Response from Advanced Upstream (HTTP) #N``
-``/short``     ``max-age=5``                                        ``Content for max-age=5 #N``
-``/long``      ``max-age=60``                                       ``Content for max-age=60 #N``
-``/no_store``  ``no-store``                                         ``Content for no-store #N``
-``/no_cache``  ``no-cache``                                         ``Content for no-cache #N``
-``/private``   ``private, max-age=60``                              ``Content for private, max-age=60 #N``
-``/file``      ``public, max-age=300``                              ``Cached Content (TTL 300s) #N``
-``/resource``  ``public, max-age=60`` after ``ms`` (default 2000)   ``Expensive Content Generated #N``
-``/swr``       ``public, max-age=5, stale-while-revalidate=10``     ``Content Version N``
-               after ``ms`` (default 2000); ``max_age``, ``swr``
-               override the numbers
-``/sie``       first fetch ``max-age=1, stale-if-error=60``; every  ``Content for stale-if-error #N``
-               later fetch of the same target answers 500
-``/revalidate`` ``max-age=1`` (``max_age``), ``ETag``,               ``Revalidated content #N``
-               ``Last-Modified``; 304 when ``If-None-Match`` or
-               ``If-Modified-Since`` match
-``/vary``      ``max-age=60``, ``Vary: Accept-Language``            ``Variant for <lang> #N``
-``/expires``   no Cache-Control, ``Expires`` 60 s ahead             ``Content with Expires #N``
-``/cache``     ``cc`` (default ``max-age=60``), ``ms``, ``status``  ``Content for <cc> #N``
-=============  ===================================================  ==================
+* ``/`` - ``public, max-age=10``; ``Response from Advanced Upstream (HTTP) #N``
+* ``/short`` - ``max-age=5``; ``Content for max-age=5 #N``
+* ``/long`` - ``max-age=60``; ``Content for max-age=60 #N``
+* ``/no_store`` - ``no-store``; ``Content for no-store #N``
+* ``/no_cache`` - ``no-cache``; ``Content for no-cache #N``
+* ``/private`` - ``private, max-age=60``
+* ``/file`` - ``public, max-age=300``; ``Cached Content (TTL 300s) #N``
+* ``/resource`` - ``public, max-age=60``, answered after ``ms`` (default 2000) ms;
+  ``Expensive Content Generated #N`` (cache locking)
+* ``/swr`` - ``public, max-age=5, stale-while-revalidate=10`` (``max_age`` and ``swr``
+  change the numbers), after ``ms`` (default 2000) ms; ``Content Version N``
+* ``/sie`` - first fetch ``max-age=1, stale-if-error=60``; every later fetch of the
+  same target answers 500 (stale-if-error)
+* ``/revalidate`` - ``max-age=1`` (``max_age``) with ``ETag`` and ``Last-Modified``;
+  304 when ``If-None-Match`` or ``If-Modified-Since`` match
+* ``/vary`` - ``max-age=60``, ``Vary: Accept-Language``; ``Variant for <lang> #N``
+* ``/expires`` - no Cache-Control, ``Expires`` 60 s ahead
+* ``/cache`` - Cache-Control from ``cc`` (default ``max-age=60``), delay ``ms``,
+  status ``status``; ``Content for <cc> #N``
+
+The common lab paths (``/echo``, ``/slow``, ``/status/N``, ``/__lab/hits`` ...) work too.
 
 advanced-https (127.0.0.1:18443) and advanced-mtls (127.0.0.1:18444) use the lab
 upstream certificate and offer ALPN h2 + http/1.1; they report the SNI, ALPN and Host
