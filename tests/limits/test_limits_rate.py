@@ -132,6 +132,11 @@ def test_proportional_estimate_and_sliding_rate():
     assert rate.sliding_rate("k") == pytest.approx(10 * 0.75 + 4)
     clock.now += 0.5
     assert rate.sliding_rate("k") == pytest.approx(10 * 0.25 + 4)
+    assert rate.sliding_rate("k") == pytest.approx(rate.rate_with("k", PROPORTIONAL_RATE_ESTIMATE_CALC_FN))
+    clock.now += 0.75  # flips: prev = 4, curr = 0, fraction measured from the old flip
+    assert rate.sliding_rate("k") == pytest.approx(4 * (1 - 0.5))
+    clock.now += 5
+    assert rate.sliding_rate("k") == 0.0
 
 
 def test_sliding_rate_smooths_a_steady_stream_real_time():

@@ -21,7 +21,8 @@ Seeds are random per process, like Pingora's. ``str`` and ``bytes`` hashes are a
 randomised per process by Python itself (``PYTHONHASHSEED``); ``int`` hashes are not,
 so integer keys get their spread from the seed alone. Keys of any hashable type work;
 ``str``, ``bytes`` and ``int`` are the cheap ones (string hashes are cached on the
-object).
+object). Python hashes an ASCII ``str`` and the ``bytes`` of the same characters
+alike, so ``"a"`` and ``b"a"`` share counters; use one key type per sketch.
 
 Counters are Python integers, so unlike Pingora's ``AtomicIsize`` they never wrap.
 An instance is meant to be used from one thread (Propylon runs one event loop per
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Hashable
-from typing import Callable
+from typing import Optional
 
 __all__ = ["Estimator"]
 
@@ -55,7 +56,7 @@ class Estimator:
     ``get`` reads it, ``decr`` subtracts and ``reset`` zeroes every counter.
     """
 
-    __slots__ = ("hashes", "slots", "_table", "_index", "_zeros")
+    __slots__ = ("hashes", "slots", "_table", "_index", "_zeros", "_fast")
 
     def __init__(self, hashes: int = 4, slots: int = 1024) -> None:
         if hashes < 1:
@@ -69,11 +70,38 @@ class Estimator:
         self.slots = 1 << bits
         self._zeros = [0] * (hashes * self.slots)
         self._table = list(self._zeros)
-        self._index = _make_indexer(hashes, bits)
+        self._index = _Indexer(hashes, bits)
+        # The common shapes (4 rows that fit in one hash) get an unrolled path, because
+        # incr/get run on every request.
+        self._fast: Optional[tuple[int, ...]] = None
+        if hashes == 4 and 4 * bits <= _HASH_BITS:
+            self._fast = (self._index.seed, self.slots - 1, bits, 2 * bits, 3 * bits)
 
     def incr(self, key: Hashable, n: int = 1) -> int:
         """Add ``n`` to ``key`` and return its estimate after the addition."""
         table = self._table
+        fast = self._fast
+        if fast is not None:
+            seed, mask, b1, b2, b3 = fast
+            h = hash((seed, key))
+            slots = mask + 1
+            i = h & mask
+            a = table[i] + n
+            table[i] = a
+            i = slots + ((h >> b1) & mask)
+            b = table[i] + n
+            table[i] = b
+            i = 2 * slots + ((h >> b2) & mask)
+            c = table[i] + n
+            table[i] = c
+            i = 3 * slots + ((h >> b3) & mask)
+            d = table[i] + n
+            table[i] = d
+            if b < a:
+                a = b
+            if d < c:
+                c = d
+            return a if a < c else c
         result = None
         for i in self._index(key):
             value = table[i] + n
@@ -91,7 +119,21 @@ class Estimator:
     def get(self, key: Hashable) -> int:
         """The estimate for ``key`` (0 for a key never seen, unless it collides)."""
         table = self._table
-        return min(table[i] for i in self._index(key))
+        fast = self._fast
+        if fast is not None:
+            seed, mask, b1, b2, b3 = fast
+            h = hash((seed, key))
+            slots = mask + 1
+            a = table[h & mask]
+            b = table[slots + ((h >> b1) & mask)]
+            c = table[2 * slots + ((h >> b2) & mask)]
+            d = table[3 * slots + ((h >> b3) & mask)]
+            if b < a:
+                a = b
+            if d < c:
+                c = d
+            return a if a < c else c
+        return min([table[i] for i in self._index(key)])
 
     def reset(self) -> None:
         """Zero every counter."""
@@ -101,30 +143,21 @@ class Estimator:
         return f"Estimator(hashes={self.hashes}, slots={self.slots})"
 
 
-def _make_indexer(hashes: int, bits: int) -> Callable[[Hashable], tuple[int, ...]]:
-    """Build the function that maps a key to one flat table index per row."""
-    mask = (1 << bits) - 1
-    per_hash = _HASH_BITS // bits
-    seeds = [_seed() for _ in range((hashes + per_hash - 1) // per_hash)]
-    slots = 1 << bits
+class _Indexer:
+    """Maps a key to one flat table index per row (the general, looped path)."""
 
-    if hashes == 4 and len(seeds) == 1:
-        # The default sketch shapes (4 × 1024 for Rate, 4 × 8192 and smaller), unrolled
-        # because this runs on every request.
-        s0 = seeds[0]
-        b1, b2, b3 = bits, 2 * bits, 3 * bits
-        o1, o2, o3 = slots, 2 * slots, 3 * slots
+    __slots__ = ("seed", "_seeds", "_plan", "_mask")
 
-        def index4(key: Hashable) -> tuple[int, ...]:
-            h = hash((s0, key))
-            return (h & mask, o1 + ((h >> b1) & mask), o2 + ((h >> b2) & mask), o3 + ((h >> b3) & mask))
+    def __init__(self, hashes: int, bits: int) -> None:
+        per_hash = _HASH_BITS // bits
+        self._seeds = [_seed() for _ in range((hashes + per_hash - 1) // per_hash)]
+        self.seed = self._seeds[0]
+        self._mask = (1 << bits) - 1
+        slots = 1 << bits
+        self._plan = [(row // per_hash, (row % per_hash) * bits, row * slots) for row in range(hashes)]
 
-        return index4
+    def __call__(self, key: Hashable) -> list[int]:
+        hashed = [hash((seed, key)) for seed in self._seeds]
+        mask = self._mask
+        return [base + ((hashed[which] >> shift) & mask) for which, shift, base in self._plan]
 
-    plan = [(seeds[row // per_hash], (row % per_hash) * bits, row * slots) for row in range(hashes)]
-
-    def index(key: Hashable) -> tuple[int, ...]:
-        hashed = {seed: hash((seed, key)) for seed in seeds}
-        return tuple(base + ((hashed[seed] >> shift) & mask) for seed, shift, base in plan)
-
-    return index

@@ -163,8 +163,17 @@ class Rate:
 
         Unlike :meth:`rate`, this includes the current window, so a burst shows up at
         once, and the previous window fades out linearly as the current one advances.
+        Same result as ``rate_with(key, PROPORTIONAL_RATE_ESTIMATE_CALC_FN)``, without
+        building the components.
         """
-        return self.rate_with(key, _proportional)
+        past = self._maybe_reset()
+        interval = self.interval
+        if past >= 2 * interval:
+            return 0.0
+        prev = self._previous().get(key)
+        curr = 0 if past >= interval else self._current().get(key)
+        fraction = (past % interval) / interval
+        return (prev * (1.0 - fraction) + curr) / interval
 
     def __repr__(self) -> str:
         return f"Rate(interval={self.interval})"
