@@ -21,9 +21,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if command == "run":
         return _run(rest)
     if command == "lab":
-        from .lab._runner import main as lab_main
+        from .lab.cli import main as lab_main
 
-        return lab_main(rest)
+        return lab_main(rest, prog="propylon lab")
     print(f"propylon: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 
