@@ -4,7 +4,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import EdgeConfig
+from edge_http_server import EdgeConfig
 
 from propylon.limits import Rate
 from propylon.security import IpAccessList
