@@ -19,7 +19,8 @@ keys.
 
 Seeds are random per process, like Pingora's. ``str`` and ``bytes`` hashes are also
 randomised per process by Python itself (``PYTHONHASHSEED``); ``int`` hashes are not,
-so integer keys get their spread from the seed alone. Keys of any hashable type work;
+so integer keys get their spread from the seed alone, and integers equal modulo
+``2**61 − 1`` (which Python hashes alike) share counters. Keys of any hashable type work;
 ``str``, ``bytes`` and ``int`` are the cheap ones (string hashes are cached on the
 object). Python hashes an ASCII ``str`` and the ``bytes`` of the same characters
 alike, so ``"a"`` and ``b"a"`` share counters; use one key type per sketch.

@@ -15,7 +15,7 @@ being counted at its deadline. Release is idempotent and safe after the lease ra
 Redis keys, per limiter key: ``{prefix}:{key}`` (a hash: the total under ``#`` and one
 field per lease token) and ``{prefix}:{key}:leases`` (a sorted set of deadlines). Both
 expire ``lease`` plus one second after the last call that took something, and are
-deleted when the count returns to zero.
+deleted when the count returns to zero. Every call is one atomic Lua script.
 
 While Redis is unreachable, ``incr`` follows ``on_error``: ``"open"`` returns a count
 of 0 and ``"closed"`` returns :data:`~propylon.limits.UNAVAILABLE_COUNT`; either way

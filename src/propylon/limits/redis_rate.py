@@ -18,7 +18,8 @@ windows are different, because several machines must agree on them:
 Counts are exact (one Redis integer per key and window), not sketched. Each counter
 lives in a key ``{prefix}:{key}:{w}`` that expires two intervals plus a second after
 it is created, so idle keys disappear without cleanup. Each call is one atomic Lua
-script, one round trip.
+script, one round trip. The script derives the window's key from ``KEYS[1]``, so it
+needs a single Redis (replicas are fine), not Redis Cluster.
 
 When Redis is unreachable, calls follow ``on_error``: ``"open"`` answers as if
 nothing had been counted (``observe`` returns 0, rates are 0) and ``"closed"``
