@@ -5,7 +5,7 @@ import json
 from example_support import curl, running
 
 
-def test_forwards_to_blue_and_rewrites_host(lab):
+def test_forwards_to_blue_and_rewrites_host(city):
     with running("examples/06_simple_forwarder.py", 6146) as ex:
         r = curl("http://127.0.0.1:6146/")
         assert r.status == 200

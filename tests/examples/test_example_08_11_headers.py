@@ -11,7 +11,7 @@ def _echo_headers(url: str, *args: str) -> list[tuple[str, str]]:
     return [(k.lower(), v) for k, v in json.loads(r.body)["headers"]]
 
 
-def test_08_request_tagged_and_scrubbed_response_stamped(lab):
+def test_08_request_tagged_and_scrubbed_response_stamped(city):
     with running("examples/08_header_manipulation.py", 6148) as ex:
         r = curl("http://127.0.0.1:6148/", "-A", "curl-test/1.0")
         assert r.status == 200
@@ -29,7 +29,7 @@ def test_08_request_tagged_and_scrubbed_response_stamped(lab):
         ex.wait_log("Response headers modified: Added X-Edited-By")
 
 
-def test_11_version_hidden_security_header_added_date_copied(lab):
+def test_11_version_hidden_security_header_added_date_copied(city):
     with running("examples/11_response_modification.py", 6151) as ex:
         r = curl("http://127.0.0.1:6151/")
         assert r.status == 200

@@ -5,7 +5,7 @@ import json
 from example_support import curl, running
 
 
-def test_09_routes_by_path_and_404s_the_rest(lab):
+def test_09_routes_by_path_and_404s_the_rest(city):
     with running("examples/09_path_routing.py", 6149) as ex:
         blue = curl("http://127.0.0.1:6149/blue")
         assert (blue.status, blue.text) == (200, "Response from BLUE")
@@ -20,7 +20,7 @@ def test_09_routes_by_path_and_404s_the_rest(lab):
         assert ex.log().count("Routing request to") == 2
 
 
-def test_10_debug_param_stripped_and_ref_added(lab):
+def test_10_debug_param_stripped_and_ref_added(city):
     with running("examples/10_query_params.py", 6150) as ex:
         r = curl("http://127.0.0.1:6150/echo?q=rust&debug=true&sort=asc")
         assert r.status == 200

@@ -7,7 +7,7 @@ import time
 from example_support import curl, running
 
 
-def test_12_clean_body_passes_rogue_body_refused(lab):
+def test_12_clean_body_passes_rogue_body_refused(city):
     with running("examples/12_body_inspection.py", 6152) as ex:
         ok = curl("http://127.0.0.1:6152/", "-X", "POST", "-d", "Hello World")
         assert (ok.status, ok.text) == (200, "Response from BLUE")
@@ -22,7 +22,7 @@ def test_12_clean_body_passes_rogue_body_refused(lab):
         ex.wait_log("Fail to proxy: .*SecurityPolicyViolation")
 
 
-def test_12_keyword_split_across_pieces_is_caught(lab):
+def test_12_keyword_split_across_pieces_is_caught(city):
     # Chunked upload sent in two writes: "...rog" then "ue...".
     with running("examples/12_body_inspection.py", 6152) as ex:
         with socket.create_connection(("127.0.0.1", 6152), timeout=5) as s:
@@ -40,7 +40,7 @@ def test_12_keyword_split_across_pieces_is_caught(lab):
         ex.wait_log("Forbidden content 'rogue' detected")
 
 
-def test_12_oversized_body_refused_with_413(lab, tmp_path):
+def test_12_oversized_body_refused_with_413(city, tmp_path):
     big = tmp_path / "big.bin"
     big.write_bytes(b"a" * (1024 * 1024 + 10))
     with running("examples/12_body_inspection.py", 6152):
@@ -49,7 +49,7 @@ def test_12_oversized_body_refused_with_413(lab, tmp_path):
         assert r.status == 413
 
 
-def test_13_normal_path_proxied_oops_gets_json_400(lab):
+def test_13_normal_path_proxied_oops_gets_json_400(city):
     with running("examples/13_custom_errors.py", 6153) as ex:
         ok = curl("http://127.0.0.1:6153/")
         assert (ok.status, ok.text) == (200, "Response from BLUE")

@@ -5,7 +5,7 @@ import json
 from example_support import curl, running
 
 
-def test_16_static_peer_reaches_blue(lab):
+def test_16_static_peer_reaches_blue(city):
     with running("examples/16_static_peer.py", 6160) as ex:
         r = curl("http://127.0.0.1:6160/")
         assert (r.status, r.text) == (200, "Response from BLUE")
@@ -13,7 +13,7 @@ def test_16_static_peer_reaches_blue(lab):
         ex.wait_log(r"Connecting to static peer: \('127\.0\.0\.1', 18080\)")
 
 
-def test_17_dns_peer_resolves_localhost(lab):
+def test_17_dns_peer_resolves_localhost(city):
     with running("examples/17_dns_peer.py", 6161) as ex:
         r = curl("http://127.0.0.1:6161/")
         assert (r.status, r.text) == (200, "Response from BLUE")
@@ -23,7 +23,7 @@ def test_17_dns_peer_resolves_localhost(lab):
         assert ["Host", "blue.propylon.test"] in echo["headers"]
 
 
-def test_18_uds_peer_bridges_tcp_to_the_socket(lab):
+def test_18_uds_peer_bridges_tcp_to_the_socket(city):
     with running("examples/18_uds_peer.py", 6162) as ex:
         r = curl("http://127.0.0.1:6162/")
         assert (r.status, r.text) == (200, "Response from UDS")
@@ -34,14 +34,14 @@ def test_18_uds_peer_bridges_tcp_to_the_socket(lab):
         assert echo["body"] == "over the socket"
 
 
-def test_19_normal_path_within_its_timeouts(lab):
+def test_19_normal_path_within_its_timeouts(city):
     with running("examples/19_peer_options.py", 6163) as ex:
         r = curl("http://127.0.0.1:6163/normal")
         assert (r.status, r.text) == (200, "Response from BLUE")
         ex.wait_log("Routing to Blue \\(Standard Timeout\\)")
 
 
-def test_19_connect_timeout_is_504_after_about_100ms(lab):
+def test_19_connect_timeout_is_504_after_about_100ms(city):
     with running("examples/19_peer_options.py", 6163) as ex:
         r = curl("http://127.0.0.1:6163/timeout")
         assert r.status == 504
@@ -51,7 +51,7 @@ def test_19_connect_timeout_is_504_after_about_100ms(lab):
         ex.wait_log("Custom Error Handler: Connection Timed Out!")
 
 
-def test_19_read_timeout_is_504_before_the_slow_answer(lab):
+def test_19_read_timeout_is_504_before_the_slow_answer(city):
     with running("examples/19_peer_options.py", 6163) as ex:
         r = curl("http://127.0.0.1:6163/slow?ms=1500")
         assert r.status == 504

@@ -7,7 +7,7 @@ import subprocess
 from example_support import curl, running
 
 
-def test_22_https_upstream_reached_through_connect_tunnel(lab):
+def test_22_https_upstream_reached_through_connect_tunnel(city):
     with running("examples/22_proxy_connect.py", 6166) as ex:
         r = curl("http://127.0.0.1:6166/")
         assert r.status == 200
@@ -24,7 +24,7 @@ def test_22_https_upstream_reached_through_connect_tunnel(lab):
         assert echo["tls"]["sni"] == "advanced.propylon.test"
 
 
-def test_25_second_request_reuses_the_upstream_connection(lab):
+def test_25_second_request_reuses_the_upstream_connection(city):
     with running("examples/25_connection_reuse.py", 6169) as ex:
         # The seed's check: one curl, two URLs, back to back.
         r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-o", "/dev/null", "--max-time", "5",

@@ -8,7 +8,7 @@ import urllib.request
 from example_support import curl, running
 
 
-def test_beta_users_counted_and_routed_to_their_upstream(lab):
+def test_beta_users_counted_and_routed_to_their_upstream(city):
     with running("examples/tutorial_beta_users.py", 6190) as ex:
         regular = curl("http://127.0.0.1:6190/")
         assert (regular.status, regular.text) == (200, "Response from BLUE")
@@ -33,7 +33,7 @@ def _metric(text: str, name: str) -> float:
     return float(m.group(1))
 
 
-def test_gateway_login_routing_headers_and_metrics(lab):
+def test_gateway_login_routing_headers_and_metrics(city):
     with running("examples/tutorial_gateway.py", 6191, 6192) as ex:
         denied = curl("http://127.0.0.1:6191/login")
         assert denied.status == 403
@@ -70,7 +70,7 @@ def test_gateway_login_routing_headers_and_metrics(lab):
             assert _metric(gzip.decompress(resp.read()).decode(), "req_counter_total") == 5.0
 
 
-def test_sample_simple_proxy_reaches_https_upstream(lab):
+def test_sample_simple_proxy_reaches_https_upstream(city):
     with running("examples/samples/simple_proxy.py", 6188) as ex:
         r = curl("http://127.0.0.1:6188", "-H", "Host: advanced.propylon.test")
         assert r.status == 200
@@ -80,7 +80,7 @@ def test_sample_simple_proxy_reaches_https_upstream(lab):
         ex.wait_log(r"Proxying GET / to 127\.0\.0\.1:18443")
 
 
-def test_sample_header_filter_changes_both_directions(lab):
+def test_sample_header_filter_changes_both_directions(city):
     with running("examples/samples/header_filter.py", 6188) as ex:
         r = curl("http://127.0.0.1:6188", "-H", "Host: advanced.propylon.test")
         assert r.status == 200
