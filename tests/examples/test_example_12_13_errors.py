@@ -61,3 +61,19 @@ def test_13_normal_path_proxied_oops_gets_json_400(city):
                                       "message": "We caught a custom error!"}
         assert r.header("content-length") == str(len(r.body))
         ex.wait_log(r"Entered fail_to_proxy with error: SimulatedFailure")
+
+
+def test_13_connection_closed_after_the_error_response(city):
+    # FailToProxy(can_reuse_downstream=False): the client connection ends with the answer.
+    with running("examples/13_custom_errors.py", 6153):
+        with socket.create_connection(("127.0.0.1", 6153), timeout=3) as s:
+            s.sendall(b"GET /oops HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while True:
+                piece = s.recv(4096)  # times out (fails) if the server kept the connection
+                if not piece:
+                    break
+                got += piece
+        head, _, body = got.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 ")
+        assert json.loads(body)["code"] == 400
