@@ -1,0 +1,323 @@
+"""What both sides of the HTTP/2 codec share: header mapping, and the per-stream
+send and receive buffers with their flow control.
+
+The ``h2`` library does the framing, HPACK and the protocol state; this module keeps
+the two things ``h2`` leaves to its user:
+
+* **Sending** – ``h2`` refuses to send more DATA than the peer's windows allow. A
+  stream keeps what did not fit in its own small queue (``_StreamBase._out``) and the
+  connection sends it when a WINDOW_UPDATE arrives. A stream with queued bytes is
+  *write blocked*: its writer awaits ``drain()``, so memory stays bounded by one
+  window plus one piece per stream.
+* **Receiving** – DATA is acknowledged (``acknowledge_received_data``) only when the
+  application reads it, so the peer can never send more than the windows we granted:
+  a slow reader back-pressures the sender.
+
+Output is batched: whatever the streams produce during one turn of the event loop
+leaves in one ``transport.write`` (``_ConnBase._want_flush``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Optional
+
+import h2.connection
+import h2.errors
+import h2.exceptions
+
+from ....errors import Error, ErrorType
+from ...digest import Digest
+from ..header import HeaderMap
+
+log = logging.getLogger("propylon.http.v2")
+
+# RFC 9113 8.2.2: fields that describe one connection; an HTTP/2 message carrying
+# them is malformed, so they are dropped when a message goes out.
+CONNECTION_SPECIFIC = frozenset(
+    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te")
+)
+
+# Flush early once this much DATA waits in h2's output buffer within one loop turn.
+FLUSH_EARLY = 64 * 1024
+
+# The HTTP/2 default window before SETTINGS change it (RFC 9113 6.9.2).
+DEFAULT_WINDOW = 65535
+
+
+def h2_fields(headers: HeaderMap, keep_te_trailers: bool = False,
+              drop: frozenset = frozenset()) -> list[tuple[bytes, bytes]]:
+    """``headers`` as lowercased HTTP/2 fields, without connection-specific ones.
+
+    Fields named in ``Connection`` go too. ``te: trailers`` survives when
+    ``keep_te_trailers`` (requests); ``drop`` names more fields to leave out.
+    """
+    items = headers._items
+    named: set[bytes] = set()
+    for lower, _, value in items:
+        if lower == b"connection":
+            for token in value.split(b","):
+                token = token.strip().lower()
+                if token:
+                    named.add(token)
+    out = []
+    for lower, _, value in items:
+        if lower in CONNECTION_SPECIFIC or lower in named or lower in drop:
+            if keep_te_trailers and lower == b"te" and b"trailers" in value.lower():
+                out.append((b"te", b"trailers"))
+            continue
+        out.append((lower, value))
+    return out
+
+
+def header_map(fields: list, skip_pseudo: bool = True) -> HeaderMap:
+    """Received HTTP/2 fields as a ``HeaderMap`` (pseudo-headers left out).
+
+    Several ``cookie`` fields are joined into one with ``; `` (RFC 9113 8.2.3), as an
+    HTTP/1 peer expects.
+    """
+    items = []
+    cookies: list[bytes] = []
+    cookie_at = -1
+    for name, value in fields:
+        if name[:1] == b":" and skip_pseudo:
+            continue
+        if name == b"cookie":
+            if cookie_at < 0:
+                cookie_at = len(items)
+                items.append((b"cookie", b"cookie", value))
+            cookies.append(value)
+            continue
+        items.append((name, name, value))
+    if len(cookies) > 1:
+        items[cookie_at] = (b"cookie", b"cookie", b"; ".join(cookies))
+    return HeaderMap(items)
+
+
+def fields_size(fields: list) -> int:
+    """The size of a header list as SETTINGS_MAX_HEADER_LIST_SIZE counts it."""
+    return sum(len(n) + len(v) + 32 for n, v in fields)
+
+
+class _ConnBase:
+    """Transport plumbing both protocol classes share (mixed into asyncio.Protocol)."""
+
+    _h2: h2.connection.H2Connection
+    transport: Optional[asyncio.Transport]
+    digest: Optional[Digest]
+
+    def _init_base(self) -> None:
+        self._loop = asyncio.get_event_loop()
+        self.transport = None
+        self.digest = None
+        self._closed = False
+        self._write_paused = False
+        self._in_receive = False
+        self._flush_handle: Optional[asyncio.Handle] = None
+        self._unflushed = 0
+        self._send_blocked: dict[int, "_StreamBase"] = {}
+        self._drain_waiting: set["_StreamBase"] = set()
+
+    # --- output -----------------------------------------------------------------
+    def _flush(self) -> None:
+        self._flush_handle = None
+        self._unflushed = 0
+        data = self._h2.data_to_send()
+        if data and not self._closed and self.transport is not None:
+            self.transport.write(data)
+
+    def _want_flush(self) -> None:
+        """Flush at the end of this loop turn (or now, when much is waiting)."""
+        if self._in_receive:
+            return  # data_received flushes once when it is done
+        if self._unflushed >= FLUSH_EARLY:
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    # --- flow control of sending --------------------------------------------------
+    def _pump(self, st: "_StreamBase") -> None:
+        """Send what the windows allow of ``st``'s queue, then its end if asked."""
+        h2c = self._h2
+        sid = st.stream_id
+        out = st._out
+        try:
+            while out:
+                room = min(h2c.local_flow_control_window(sid), h2c.max_outbound_frame_size)
+                if room <= 0:
+                    break
+                piece = out[0]
+                if len(piece) > room:
+                    out[0] = piece[room:]
+                    piece = piece[:room]
+                else:
+                    out.popleft()
+                st._out_len -= len(piece)
+                last = not out and st._end_asked and st._end_trailers is None
+                h2c.send_data(sid, piece, end_stream=last)
+                self._unflushed += len(piece)
+                if last:
+                    st._end_sent = True
+            if not out and st._end_asked and not st._end_sent:
+                st._end_sent = True
+                if st._end_trailers:
+                    h2c.send_headers(sid, st._end_trailers, end_stream=True)
+                else:
+                    h2c.end_stream(sid)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as exc:
+            # The peer reset the stream (or the connection is going): nothing more
+            # of this stream can leave.
+            out.clear()
+            st._out_len = 0
+            st._end_sent = True
+            st._on_send_failed(exc)
+        if out:
+            self._send_blocked[sid] = st
+        else:
+            self._send_blocked.pop(sid, None)
+            if st._drain_waiter is not None:
+                st._wake_drain()
+        self._want_flush()
+
+    def _pump_all(self) -> None:
+        """A window grew: give every blocked stream its turn, oldest first."""
+        for st in list(self._send_blocked.values()):
+            self._pump(st)
+
+    # --- asyncio write flow control -----------------------------------------------------
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        for st in list(self._drain_waiting):
+            if not st.write_blocked:
+                st._wake_drain()
+
+    def _wake_all_drains(self) -> None:
+        for st in list(self._drain_waiting):
+            st._wake_drain()
+
+
+class _StreamBase:
+    """One stream's send queue and receive buffer. Subclassed by each side."""
+
+    conn: _ConnBase
+
+    def _init_stream(self, conn: _ConnBase, stream_id: int) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+        # sending
+        self._out: deque[bytes] = deque()
+        self._out_len = 0
+        self._end_asked = False
+        self._end_trailers: Optional[list] = None
+        self._end_sent = False
+        self._drain_waiter: Optional[asyncio.Future] = None
+        # receiving
+        self._chunks: deque[bytes] = deque()
+        self._unacked = 0
+        self._recv_done = False
+        self._waiter: Optional[asyncio.Future] = None
+        self._reset = False
+
+    # --- sending ------------------------------------------------------------------
+    def _queue(self, data: bytes) -> None:
+        if self._end_asked or self._reset or self.conn._closed:
+            return
+        self._out.append(data)
+        self._out_len += len(data)
+        self.conn._pump(self)
+
+    def _queue_end(self, trailers: Optional[list]) -> None:
+        if self._end_asked or self._reset or self.conn._closed:
+            return
+        self._end_asked = True
+        self._end_trailers = trailers or None
+        self.conn._pump(self)
+
+    def _on_send_failed(self, exc: BaseException) -> None:
+        self._reset = True
+
+    @property
+    def write_blocked(self) -> bool:
+        """True when the peer reads slowly (its window or the socket is full): await ``drain()``."""
+        return self._out_len > 0 or self.conn._write_paused
+
+    def _wake_drain(self) -> None:
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def _wait_drain(self, timeout: Optional[float]) -> bool:
+        """Wait until the stream may write again; False on timeout."""
+        conn = self.conn
+        while self.write_blocked and not self._reset and not conn._closed:
+            self._drain_waiter = conn._loop.create_future()
+            conn._drain_waiting.add(self)
+            try:
+                if timeout is None:
+                    await self._drain_waiter
+                else:
+                    try:
+                        await asyncio.wait_for(self._drain_waiter, timeout)
+                    except asyncio.TimeoutError:
+                        return False
+            finally:
+                self._drain_waiter = None
+                conn._drain_waiting.discard(self)
+        return True
+
+    # --- receiving ------------------------------------------------------------------
+    def _feed(self, data: bytes, flow_len: int) -> None:
+        if data:
+            self._chunks.append(data)
+            self._unacked += len(data)
+        padding = flow_len - len(data)
+        if padding > 0:
+            # Padding is never read by anyone: give its window back at once.
+            self.conn._h2.acknowledge_received_data(padding, self.stream_id)
+        self._wake()
+
+    def _take(self) -> bytes:
+        """Everything buffered, joined; its window goes back to the peer."""
+        chunks = self._chunks
+        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._ack_all()
+        return data
+
+    def _ack_all(self) -> None:
+        n = self._unacked
+        if n:
+            self._unacked = 0
+            conn = self.conn
+            if not conn._closed:
+                try:
+                    conn._h2.acknowledge_received_data(n, self.stream_id)
+                except h2.exceptions.ProtocolError:
+                    return
+                conn._want_flush()
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+
+def reset_code_name(code: int) -> str:
+    """A readable name for an HTTP/2 error code."""
+    try:
+        return h2.errors.ErrorCodes(code).name
+    except ValueError:
+        return str(code)
+
+
+def stream_reset_error(code: int, upstream: bool) -> Error:
+    """The ``Error`` for a stream the peer reset with ``code``."""
+    err = Error.explain(ErrorType.H2_ERROR, f"stream reset by peer ({reset_code_name(code)})")
+    return err.into_up() if upstream else err.into_down()

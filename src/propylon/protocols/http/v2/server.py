@@ -1,0 +1,561 @@
+"""The downstream side of HTTP/2: one protocol object per client connection.
+
+Theory of operation
+-------------------
+``H2ServerConnection`` is an asyncio protocol; the ``h2`` library turns the bytes it
+receives into events and the frames it must send into bytes. Each request stream
+becomes an ``H2ServerStream`` (a ``DownstreamSession``) served by one task of its own
+running the engine's handler, so a slow stream never holds up a fast one.
+
+The request head is given to the engine in HTTP/1 form: ``:authority`` becomes a
+``Host`` field placed first, the other pseudo-headers become the method and target,
+and the version is (2, 0). Response heads go out with ``:status`` and lowercased
+names, without connection-specific fields.
+
+Flow control follows ``common``: request DATA is acknowledged only as the
+application reads it; response DATA goes out as the client's windows allow, the rest
+waits in the stream and makes it ``write_blocked``.
+
+Protection: SETTINGS advertise ``max_concurrent_streams`` and
+``max_header_list_size`` (a larger request head is answered 431); a client that
+keeps cancelling streams (rapid reset, CVE-2023-44487, see ``guard``) gets GOAWAY
+(ENHANCE_YOUR_CALM) and is disconnected.
+
+Shutdown: when the shutdown watch fires, a GOAWAY naming the last stream accepted
+goes out, streams already open run to their end, and the connection closes once none
+is left. An idle connection closes after ``idle_timeout``.
+
+The app can also switch a cleartext connection that started as HTTP/1 to this
+protocol once it sees the client preface: ``transport.set_protocol(p)``,
+``p.connection_made(transport)``, ``p.data_received(already_read)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Optional
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from ....errors import Error, ErrorType
+from ...digest import Digest, SocketDigest
+from ..header import HeaderMap, RequestHeader, ResponseHeader
+from ..v1.common import WRITE_HIGH_WATER
+from .common import DEFAULT_WINDOW, _ConnBase, _StreamBase, fields_size, h2_fields, header_map
+from .guard import ResetGuard
+
+log = logging.getLogger("propylon.http.v2")
+
+__all__ = ["H2Options", "H2ServerConnection", "H2ServerStream"]
+
+_NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
+_CANCEL_CODES = frozenset((h2.errors.ErrorCodes.NO_ERROR, h2.errors.ErrorCodes.CANCEL))
+
+
+@dataclass(slots=True)
+class H2Options:
+    """Limits of the downstream HTTP/2 side.
+
+    * ``max_concurrent_streams``: streams a client may have open at once,
+      advertised in SETTINGS (100).
+    * ``max_header_list_size``: largest request head in bytes, HPACK-decoded and
+      counted as RFC 9113 does; advertised in SETTINGS; larger heads get 431 (64 KiB).
+    * ``initial_window_size``: request body a client may send on one stream before
+      the application reads it (1 MiB).
+    * ``connection_window_size``: the same for all streams together (4 MiB).
+    * ``idle_timeout``: seconds a connection with no open stream is kept (60).
+    * ``rapid_reset_max`` / ``rapid_reset_window``: more cancelled streams than this
+      within that many seconds closes the connection (200 in 10 s).
+    * ``rapid_reset_min_streams`` / ``rapid_reset_ratio``: after that many streams,
+      more cancelled than ratio × completed ones closes it too (100, 2.0).
+    """
+
+    max_concurrent_streams: int = 100
+    max_header_list_size: int = 64 * 1024
+    initial_window_size: int = 1 << 20
+    connection_window_size: int = 4 << 20
+    idle_timeout: float = 60.0
+    rapid_reset_max: int = 200
+    rapid_reset_window: float = 10.0
+    rapid_reset_min_streams: int = 100
+    rapid_reset_ratio: float = 2.0
+
+
+def _options(options: Any) -> H2Options:
+    """H2Options as given, or derived from the HTTP/1 options the app holds."""
+    if isinstance(options, H2Options):
+        return options
+    opts = H2Options()
+    if options is not None:
+        opts.idle_timeout = getattr(options, "keepalive_timeout", opts.idle_timeout)
+        opts.max_header_list_size = getattr(options, "max_header_bytes", opts.max_header_list_size)
+    return opts
+
+
+class H2ServerStream(_StreamBase):
+    """One request stream on a downstream HTTP/2 connection, and its response."""
+
+    def __init__(self, conn: "H2ServerConnection", stream_id: int, req: RequestHeader) -> None:
+        self._init_stream(conn, stream_id)
+        self.conn: H2ServerConnection = conn
+        self.req = req
+        self.keepalive = True  # streams are never reused, the connection stays
+        self.has_body = False
+        self.body_done = False
+        self.body_error: Optional[Error] = None
+        self.trailers: Optional[HeaderMap] = None
+        self.expect_continue = False
+        self._continue_sent = False
+        self.upgrade = False
+        self.is_head = req._method == b"HEAD"
+        self.response_written: Optional[ResponseHeader] = None
+        self.finished = False
+        self.requests_before = conn.requests_served
+        self.on_lost: Optional[Callable[[], None]] = None
+        self.scheme: Optional[bytes] = None
+        self.body_bytes_read = 0
+        self.body_bytes_sent = 0
+        self._no_body = self.is_head
+
+    # --- the connection, as the engine sees it ----------------------------------------
+    @property
+    def digest(self) -> Optional[Digest]:
+        return self.conn.digest
+
+    @property
+    def shutting_down(self) -> bool:
+        return bool(self.conn._shutdown) or self.conn._goaway_sent
+
+    @property
+    def closed(self) -> bool:
+        """True once the client reset this stream or the connection is gone."""
+        return self._reset or self.conn._closed
+
+    # --- request body -------------------------------------------------------------------
+    async def read_body(self) -> Optional[bytes]:
+        """The next piece of the request body, or None once it is complete.
+
+        Reading gives the window back to the client, so it may send more.
+        """
+        while True:
+            if self._chunks:
+                data = self._take()
+                self.body_bytes_read += len(data)
+                return data
+            if self.body_error is not None:
+                raise self.body_error
+            if self.body_done:
+                return None
+            if self.expect_continue and not self._continue_sent:
+                self._continue_sent = True
+                self._send_head([(b":status", b"100")], False)
+            self._waiter = self.conn._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def body_complete(self) -> bool:
+        """True when the whole request body was read by the application."""
+        return self.body_done and not self._chunks
+
+    # --- response -----------------------------------------------------------------------
+    def _send_head(self, fields: list, end_stream: bool) -> None:
+        conn = self.conn
+        if self._reset or conn._closed:
+            return
+        try:
+            conn._h2.send_headers(self.stream_id, fields, end_stream=end_stream)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as exc:
+            log.debug("stream %d: head not sent: %s", self.stream_id, exc)
+            self._reset = True
+            return
+        conn._want_flush()
+
+    def write_interim(self, resp: ResponseHeader) -> None:
+        """Send a 1xx head (103 Early Hints...); 100 and 101 are not forwarded."""
+        if 100 < resp.status < 200 and resp.status != 101:
+            self._send_head([(b":status", b"%d" % resp.status)] + h2_fields(resp.headers), False)
+
+    def write_header(self, resp: ResponseHeader, end_of_stream: bool = False, hold: bool = False) -> None:
+        """Send the response head (HEADERS goes out at the end of this loop turn,
+        together with the first body piece when it follows at once, so ``hold`` needs
+        no special treatment)."""
+        if self.response_written is not None:
+            raise Error.new_in(ErrorType.H2_ERROR, "response header already written")
+        self.response_written = resp
+        status = resp.status
+        if self.is_head or status in (204, 304):
+            self._no_body = True
+        fields = [(b":status", b"%d" % status)] + h2_fields(resp.headers)
+        self._send_head(fields, end_of_stream)
+        if end_of_stream:
+            self._end_asked = self._end_sent = True
+            self._finish_response()
+
+    def write_body(self, data: bytes) -> None:
+        """Queue a piece of the response body; it leaves as the client's windows allow."""
+        if not data or self._no_body:
+            return
+        self.body_bytes_sent += len(data)
+        self._queue(data)
+
+    def finish(self, trailers: Optional[HeaderMap] = None) -> None:
+        """End the response: END_STREAM on the last DATA, or a trailers HEADERS frame."""
+        if self.finished:
+            return
+        fields = h2_fields(trailers) if trailers else None
+        self._queue_end(fields)
+        self._finish_response()
+
+    def _finish_response(self) -> None:
+        self.finished = True
+        self.conn._guard.on_complete()
+
+    async def drain(self) -> None:
+        """Wait until the client has taken enough of the response to write more."""
+        if self.closed:
+            raise Error.new_down(ErrorType.WRITE_ERROR, "client went away")
+        await self._wait_drain(None)
+        if self.closed:
+            raise Error.new_down(ErrorType.WRITE_ERROR, "client went away")
+
+    def raw_tunnel_data(self) -> bytes:
+        """HTTP/2 streams are never upgraded: always empty."""
+        return b""
+
+    # --- losses ---------------------------------------------------------------------------
+    def _lost(self, err: Error) -> None:
+        self._reset = True
+        if not self.body_done and self.body_error is None:
+            self.body_error = err
+        self._out.clear()
+        self._out_len = 0
+        self._wake()
+        self._wake_drain()
+        cb = self.on_lost
+        if cb is not None:
+            self.on_lost = None
+            cb()
+
+
+Handler = Callable[[H2ServerStream], Awaitable[bool]]
+
+
+class H2ServerConnection(_ConnBase, asyncio.Protocol):
+    """One downstream HTTP/2 connection. See the module docstring."""
+
+    def __init__(self, handler: Handler, shutdown: Any = None, options: Any = None,
+                 tracker: Optional[set] = None) -> None:
+        self._init_base()
+        self._handler = handler
+        self._shutdown = shutdown
+        self._opts = opts = _options(options)
+        self._tracker = tracker
+        cfg = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        self._h2 = h2.connection.H2Connection(config=cfg)
+        self._streams: dict[int, H2ServerStream] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._guard = ResetGuard(opts.rapid_reset_max, opts.rapid_reset_window,
+                                 opts.rapid_reset_min_streams, opts.rapid_reset_ratio)
+        self._goaway_sent = False
+        self._last_stream = 0
+        self._calmed = False
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._idle_since = 0.0
+        self.requests_served = 0
+
+    @property
+    def shutting_down(self) -> bool:
+        return bool(self._shutdown) or self._goaway_sent
+
+    @property
+    def open_streams(self) -> int:
+        """Streams whose handler is still running."""
+        return len(self._streams)
+
+    # --- asyncio protocol ---------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        transport.set_write_buffer_limits(WRITE_HIGH_WATER)
+        self.digest = Digest(SocketDigest.from_transport(transport))
+        if self._tracker is not None:
+            self._tracker.add(self)
+        opts = self._opts
+        S = h2.settings.SettingCodes
+        self._h2.local_settings = h2.settings.Settings(client=False, initial_values={
+            S.MAX_CONCURRENT_STREAMS: opts.max_concurrent_streams,
+            S.MAX_HEADER_LIST_SIZE: opts.max_header_list_size,
+            S.INITIAL_WINDOW_SIZE: opts.initial_window_size,
+        })
+        # Heads a little over the limit are decoded and answered 431 by us; only
+        # absurd ones make HPACK give up on the whole connection.
+        self._h2.decoder.max_header_list_size = opts.max_header_list_size * 4
+        self._h2.initiate_connection()
+        extra = opts.connection_window_size - DEFAULT_WINDOW
+        if extra > 0:
+            self._h2.increment_flow_control_window(extra)
+        self._flush()
+        self._idle_since = self._loop.time()
+        self._timer = self._loop.call_later(opts.idle_timeout, self._on_timeout)
+        if self._shutdown is not None and hasattr(self._shutdown, "on_shutdown"):
+            self._shutdown.on_shutdown(self._on_shutdown)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        self._in_receive = True
+        try:
+            try:
+                events = self._h2.receive_data(data)
+            except h2.exceptions.ProtocolError as exc:
+                log.info("HTTP/2 protocol error from %s: %s", self._peer(), exc)
+                self._flush()
+                self._close()
+                return
+            for ev in events:
+                if self._closed:
+                    break
+                self._on_event(ev)
+        finally:
+            self._in_receive = False
+        if not self._closed:
+            self._flush()
+
+    def eof_received(self) -> Optional[bool]:
+        return None  # half-closed HTTP/2 makes no sense: close, and lose the streams
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self._closed = True
+        if self._tracker is not None:
+            self._tracker.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._shutdown is not None and hasattr(self._shutdown, "remove_callback"):
+            self._shutdown.remove_callback(self._on_shutdown)
+        self._send_blocked.clear()
+        for st in list(self._streams.values()):
+            st._lost(Error.new_down(ErrorType.CONNECTION_CLOSED, "client went away"))
+        self._wake_all_drains()
+
+    # --- events -----------------------------------------------------------------------------
+    def _on_event(self, ev: h2.events.Event) -> None:
+        E = h2.events
+        if isinstance(ev, E.DataReceived):
+            st = self._streams.get(ev.stream_id)
+            if st is not None and not st._reset:
+                st._feed(ev.data, ev.flow_controlled_length)
+            else:
+                self._h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+        elif isinstance(ev, E.RequestReceived):
+            self._on_request(ev)
+        elif isinstance(ev, E.StreamEnded):
+            st = self._streams.get(ev.stream_id)
+            if st is not None:
+                st.body_done = True
+                st._wake()
+        elif isinstance(ev, E.WindowUpdated):
+            if ev.stream_id == 0:
+                self._pump_all()
+            else:
+                st = self._send_blocked.get(ev.stream_id)
+                if st is not None:
+                    self._pump(st)
+            if self._goaway_sent and not self._streams and not self._send_blocked:
+                self._close_after_flush()
+        elif isinstance(ev, E.TrailersReceived):
+            st = self._streams.get(ev.stream_id)
+            if st is not None:
+                st.trailers = header_map(ev.headers)
+        elif isinstance(ev, E.StreamReset):
+            self._on_reset(ev)
+        elif isinstance(ev, E.RemoteSettingsChanged):
+            if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in ev.changed_settings:
+                self._pump_all()
+        elif isinstance(ev, E.ConnectionTerminated):
+            self._on_goaway(ev)
+
+    def _on_request(self, ev: h2.events.RequestReceived) -> None:
+        sid = ev.stream_id
+        if self._goaway_sent and sid > self._last_stream:
+            self._h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        fields = ev.headers
+        pseudo = {}
+        for name, value in fields:
+            if name[:1] != b":":
+                break
+            pseudo[name] = value
+        method = pseudo.get(b":method", b"")
+        path = pseudo.get(b":path")
+        ended = ev.stream_ended is not None
+        if fields_size(fields) > self._opts.max_header_list_size:
+            log.info("refusing request from %s: header list too large (431)", self._peer())
+            self._answer_directly(sid, 431, ended)
+            return
+        if method == b"CONNECT" or path is None:
+            self._answer_directly(sid, 405 if method == b"CONNECT" else 400, ended)
+            return
+        headers = header_map(fields)
+        authority = pseudo.get(b":authority")
+        if authority is not None:
+            headers.remove(b"host")  # :authority wins (RFC 9113 8.3.1)
+            headers._items.insert(0, (b"host", b"Host", authority))
+        st = H2ServerStream(self, sid, RequestHeader(method, path, (2, 0), headers))
+        st.scheme = pseudo.get(b":scheme")
+        st.has_body = not ended
+        st.body_done = ended
+        if not ended:
+            exp = headers.get_bytes(b"expect")
+            if exp is not None and exp.lower() == b"100-continue":
+                st.expect_continue = True
+        self._streams[sid] = st
+        self.requests_served += 1
+        task = self._loop.create_task(self._serve(st))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _answer_directly(self, sid: int, status: int, ended: bool) -> None:
+        self._h2.send_headers(sid, [(b":status", b"%d" % status), (b"content-length", b"0")],
+                              end_stream=True)
+        if not ended:
+            # The answer is complete: the client need not send the body.
+            self._h2.reset_stream(sid, _NO_ERROR)
+
+    def _on_reset(self, ev: h2.events.StreamReset) -> None:
+        st = self._streams.get(ev.stream_id)
+        if st is None or st._reset:
+            return
+        self._send_blocked.pop(ev.stream_id, None)
+        unanswered = not (st.finished and st._end_sent)
+        st._lost(Error.new_down(ErrorType.H2_ERROR, "client reset the stream"))
+        if unanswered and self._guard.on_reset():
+            self._calm_down()
+
+    def _on_goaway(self, ev: h2.events.ConnectionTerminated) -> None:
+        if ev.error_code == _NO_ERROR and self._streams:
+            # h2 takes GOAWAY as the end of everything, but streams up to its last
+            # id may still be answered (RFC 9113 6.8): put the state machine back.
+            self._h2.state_machine.state = h2.connection.ConnectionState.SERVER_OPEN
+            self._goaway_sent = True
+            self._last_stream = self._h2.highest_inbound_stream_id
+            return
+        self._close()
+
+    def _calm_down(self) -> None:
+        if self._calmed:
+            return
+        self._calmed = True
+        log.warning("closing HTTP/2 connection from %s: too many cancelled streams "
+                    "(%d cancelled, %d complete)", self._peer(), self._guard.resets,
+                    self._guard.completed)
+        try:
+            self._h2.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        except h2.exceptions.ProtocolError:
+            pass
+        self._flush()
+        self._close()
+
+    # --- serving ----------------------------------------------------------------------------
+    async def _serve(self, st: H2ServerStream) -> None:
+        try:
+            await self._handler(st)
+        except Exception:  # a bug in the engine: never leave the stream hanging
+            log.exception("unhandled error while serving %s", self._peer())
+        finally:
+            self._stream_done(st)
+
+    def _stream_done(self, st: H2ServerStream) -> None:
+        sid = st.stream_id
+        self._streams.pop(sid, None)
+        if not self._closed and not st._reset:
+            try:
+                if not st.finished:
+                    # No complete response will come: tell the client so.
+                    self._send_blocked.pop(sid, None)
+                    st._reset = True
+                    self._h2.reset_stream(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
+                elif not st.body_done and st._end_sent:
+                    self._h2.reset_stream(sid, _NO_ERROR)  # answered: stop the upload
+            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                pass
+            st._ack_all()
+            self._want_flush()
+        if not self._streams:
+            self._idle_since = self._loop.time()
+            if self._goaway_sent and not self._send_blocked:
+                self._close_after_flush()
+
+    # --- shutdown and idleness -------------------------------------------------------
+    def _goaway(self) -> None:
+        if self._goaway_sent or self._closed:
+            return
+        self._goaway_sent = True
+        self._last_stream = self._h2.highest_inbound_stream_id
+        state = self._h2.state_machine.state
+        try:
+            self._h2.close_connection(error_code=_NO_ERROR, last_stream_id=self._last_stream)
+        except h2.exceptions.ProtocolError:
+            return
+        # Open streams must still finish: keep h2 willing to send on them.
+        self._h2.state_machine.state = state
+        self._flush()
+
+    def _on_shutdown(self) -> None:
+        self._goaway()
+        if not self._streams:
+            self._close_after_flush()
+
+    def close_if_idle(self) -> None:
+        """Called when shutdown begins: a connection with no open stream ends now."""
+        if not self._streams:
+            self._goaway()
+            self._close_after_flush()
+
+    def _close_after_flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        self._flush()
+        self._close()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once."""
+        if self.transport is not None:
+            self.transport.abort()
+        self._closed = True
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        if self._closed:
+            return
+        timeout = self._opts.idle_timeout
+        if self._streams:
+            self._timer = self._loop.call_later(timeout, self._on_timeout)
+            return
+        idle = self._loop.time() - self._idle_since
+        if idle >= timeout:
+            log.debug("closing idle HTTP/2 connection from %s", self._peer())
+            self._goaway()
+            self._close_after_flush()
+        else:
+            self._timer = self._loop.call_later(timeout - idle, self._on_timeout)
+
+    def _peer(self) -> object:
+        return self.digest.socket.peer_addr if self.digest else None

@@ -1,0 +1,230 @@
+"""Helpers for the HTTP/2 codec tests: a server thread, a test handler, certificates."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import hashlib
+import ipaddress
+import json
+import os
+import socket
+import ssl
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Optional
+from urllib.parse import parse_qs
+
+import uvloop
+
+from propylon.protocols.http.header import HeaderMap, ResponseHeader
+from propylon.protocols.http.v2.server import H2Options, H2ServerConnection, H2ServerStream
+from propylon.server.shutdown import ShutdownWatch
+
+PATTERN = bytes(range(256)) * 256  # 64 KiB
+
+
+def pattern(n: int) -> bytes:
+    """``n`` bytes of the repeating 0..255 pattern."""
+    reps = n // len(PATTERN) + 1
+    return (PATTERN * reps)[:n]
+
+
+async def demo_handler(st: H2ServerStream) -> bool:
+    """A tiny application served over the stream, by path:
+
+    * ``/big?n=N``: N pattern bytes, Content-Length set, written in 64 KiB pieces
+      with drain();
+    * ``/slow?ms=N``: answers after N ms;
+    * ``/trailers``: a body then trailers ``x-checksum`` and ``x-done``;
+    * ``/nobody``: 204;
+    * anything else: JSON with method, path, host, scheme, the body's length and
+      sha256, request trailers and the request's header names.
+    """
+    req = st.req
+    q = parse_qs(req.query or "")
+    if req.path == "/slow":
+        await asyncio.sleep(int(q.get("ms", ["100"])[0]) / 1000)
+    sha = hashlib.sha256()
+    length = 0
+    while True:
+        data = await st.read_body()
+        if data is None:
+            break
+        sha.update(data)
+        length += len(data)
+    if req.path == "/big":
+        n = int(q.get("n", ["0"])[0])
+        resp = ResponseHeader.build(200)
+        resp.append_header("Content-Length", str(n))
+        resp.append_header("Connection", "keep-alive")  # must not reach the wire
+        st.write_header(resp)
+        sent = 0
+        while sent < n:
+            piece = pattern(min(65536, n - sent))
+            st.write_body(piece)
+            sent += len(piece)
+            if st.write_blocked:
+                await st.drain()
+        st.finish()
+        return True
+    if req.path == "/nobody":
+        st.write_header(ResponseHeader.build(204), end_of_stream=True)
+        return True
+    if req.path == "/trailers":
+        resp = ResponseHeader.build(200)
+        st.write_header(resp)
+        st.write_body(b"body before trailers")
+        st.finish(HeaderMap.from_pairs([("X-Checksum", "abc123"), ("X-Done", "yes")]))
+        return True
+    doc = {
+        "method": req.method,
+        "path": req.uri,
+        "host": req.headers.get("host"),
+        "first_header": req.headers.raw_items()[0][0].decode() if len(req.headers) else None,
+        "scheme": (st.scheme or b"").decode(),
+        "version": list(req.version),
+        "length": length,
+        "sha256": sha.hexdigest(),
+        "trailers": dict(st.trailers.items()) if st.trailers else None,
+        "headers": [n for n, _ in req.headers.items()],
+        "cookie": req.headers.get("cookie"),
+        "requests_before": st.requests_before,
+    }
+    body = json.dumps(doc).encode()
+    resp = ResponseHeader.build(200)
+    resp.append_header("Content-Type", "application/json")
+    resp.append_header("Content-Length", str(len(body)))
+    resp.append_header("Transfer-Encoding", "chunked")  # must not reach the wire
+    st.write_header(resp, hold=True)
+    st.write_body(body)
+    st.finish()
+    if st.write_blocked:
+        await st.drain()
+    return True
+
+
+Handler = Callable[[H2ServerStream], Awaitable[bool]]
+
+
+class ServerThread:
+    """An ``H2ServerConnection`` server on 127.0.0.1, port 0, in a uvloop thread."""
+
+    def __init__(self, handler: Handler = demo_handler, options: Optional[H2Options] = None,
+                 ssl_ctx: Optional[ssl.SSLContext] = None) -> None:
+        self.handler = handler
+        self.options = options or H2Options()
+        self.ssl_ctx = ssl_ctx
+        self.loop = uvloop.new_event_loop()
+        self.shutdown = ShutdownWatch()
+        self.connections: set = set()
+        self.port = 0
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+        self._started = threading.Event()
+
+    def __enter__(self) -> "ServerThread":
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("server thread did not start")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def start() -> None:
+            self._server = await self.loop.create_server(
+                lambda: H2ServerConnection(self.handler, self.shutdown, self.options, self.connections),
+                "127.0.0.1", 0, ssl=self.ssl_ctx)
+            self.port = self._server.sockets[0].getsockname()[1]
+
+        self.loop.run_until_complete(start())
+        self._started.set()
+        self.loop.run_forever()
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the server's loop and return its result."""
+        async def wrap() -> Any:
+            return fn()
+        return asyncio.run_coroutine_threadsafe(wrap(), self.loop).result(10)
+
+    def trigger_shutdown(self) -> None:
+        """Begin graceful shutdown, as the server would."""
+        self.call(self.shutdown.trigger)
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+            for c in list(self.connections):
+                c.abort()
+            await asyncio.sleep(0.05)
+
+        try:
+            asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+
+
+def make_cert(directory: Path) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 and localhost; returns (cert, key) paths."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / "cert.pem"
+    key_path = directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols(["h2"])
+    return ctx
+
+
+def curl(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    """Run curl quietly, without any proxy from the environment."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    return subprocess.run(["curl", "-sS", "--noproxy", "*", *args], capture_output=True,
+                          timeout=timeout, env=env)
+
+
+def raw_h2_socket(port: int, timeout: float = 5.0) -> socket.socket:
+    """A plain TCP socket to the server, for speaking HTTP/2 by hand with ``h2``."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return sock
+
+
+def proc_cpu_seconds() -> float:
+    """CPU time (user + system) this process has used so far."""
+    t = os.times()
+    return t.user + t.system
