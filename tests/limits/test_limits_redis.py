@@ -5,6 +5,7 @@ import logging
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -118,6 +119,62 @@ def test_a_window_that_saw_40_admits_exactly_10(redis_server):
     counts = asyncio.run(main())
     assert sorted(counts) == list(range(1, 41))
     assert sum(1 for c in counts if c <= 10) == 10
+
+
+_WORKER = """
+import asyncio, sys
+from propylon.limits import RedisRate, RedisInflight
+
+async def main(url):
+    rate = RedisRate(3600, url=url, prefix="t:procs", timeout=2)
+    counts = [await rate.observe("shared") for _ in range(15)]
+    inflight = RedisInflight(url=url, prefix="t:procs", timeout=2)
+    guard = await inflight.try_incr("slots", 4)
+    print(sum(1 for c in counts if c <= 10), int(guard is not None), flush=True)
+    sys.stdin.readline()  # hold the slot until the test has looked
+    if guard is not None:
+        await guard.release()
+    await rate.aclose()
+    await inflight.aclose()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_separate_processes_share_the_limits(redis_server):
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, redis_server.url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    try:
+        lines = [p.stdout.readline().split() for p in procs]
+        admitted = sum(int(line[0]) for line in lines)
+        slots = sum(int(line[1]) for line in lines)
+
+        async def held():
+            client = _client(redis_server)
+            count = await RedisInflight(client=client, prefix="t:procs").get("slots")
+            await client.aclose()
+            return count
+
+        during = asyncio.run(held())
+        for p in procs:
+            p.stdin.write("\n")
+            p.stdin.flush()
+            assert p.wait(10) == 0
+        after = asyncio.run(held())
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert admitted == 10  # 6 processes x 15 events in one window, limit 10
+    assert slots == 4 and during == 4
+    assert after == 0
 
 
 def test_rate_reads_the_previous_grid_window(redis_server):
@@ -262,6 +319,7 @@ def test_outage_policy_one_warning_and_fast_calls(redis_server, caplog, policy):
             await asyncio.sleep(0.01)  # spans several retry_after probes
         guard, count = await inflight.incr("k")
         await guard.release()  # a no-op, must not raise
+        assert (await inflight.try_incr("k", 5) is None) == (policy == "closed")
         rate_value = await rate.rate("k")
         warnings = len([r for r in _limits_records(caplog, logging.WARNING) if "RedisRate" in r.getMessage()])
 
