@@ -83,11 +83,11 @@ def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None
 
 
 def ask(port: int, data: bytes = b"", timeout: float = 3.0, source: str = "127.0.0.1") -> bytes:
-    """Connect, send ``data``, half-close, and read everything the server sends."""
+    """Connect, send ``data`` (then half-close), and read everything the server sends."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0)) as s:
         if data:
             s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
+            s.shutdown(socket.SHUT_WR)
         chunks = []
         while chunk := s.recv(65536):
             chunks.append(chunk)

@@ -89,7 +89,8 @@ def test_daemon_with_workers(tmp_path):
     master = int(pid_file.read_text())
     try:
         deadline = time.monotonic() + 5
-        while len(re.findall(r"hold: listening on", log_file.read_text())) < 2:
+        while (len(re.findall(r"hold: listening on", log_file.read_text())) < 2
+               or "master running with 2 workers" not in log_file.read_text()):
             assert time.monotonic() < deadline, log_file.read_text()
             time.sleep(0.05)
         workers = [int(w) for w in re.findall(r"worker \d started \(pid (\d+)\)", log_file.read_text())]

@@ -40,7 +40,8 @@ def test_reading_pauses_above_high_water_and_resumes():
         svc.add_tcp("127.0.0.1:0")
         _, [(host, port)] = await start(svc)
         reader, writer = await asyncio.open_connection(host, port)
-        payload = bytes(range(256)) * (16 * 1024)  # 4 MiB
+        # 32 MiB: more than loopback socket buffers can absorb, even autotuned.
+        payload = bytes(range(256)) * (128 * 1024)
         writer.write(payload)
         drained = asyncio.ensure_future(writer.drain())
         await app.connected.wait()
@@ -51,6 +52,7 @@ def test_reading_pauses_above_high_water_and_resumes():
         assert proto._read_paused
         assert len(proto._buf) <= DEFAULT_HIGH_WATER + READ_CHUNK_MAX
         assert not drained.done()
+        assert writer.transport.get_write_buffer_size() > 0
         app.release.set()
         await drained
         writer.write_eof()
