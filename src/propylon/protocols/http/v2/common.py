@@ -162,12 +162,14 @@ class _ConnBase:
                 self._unflushed += len(piece)
                 if last:
                     st._end_sent = True
+                    st._on_end_sent()
             if not out and st._end_asked and not st._end_sent:
                 st._end_sent = True
                 if st._end_trailers:
                     h2c.send_headers(sid, st._end_trailers, end_stream=True)
                 else:
                     h2c.end_stream(sid)
+                st._on_end_sent()
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as exc:
             # The peer reset the stream (or the connection is going): nothing more
             # of this stream can leave.
@@ -242,6 +244,9 @@ class _StreamBase:
 
     def _on_send_failed(self, exc: BaseException) -> None:
         self._reset = True
+
+    def _on_end_sent(self) -> None:
+        """The END_STREAM flag went out (subclasses may free things then)."""
 
     @property
     def write_blocked(self) -> bool:

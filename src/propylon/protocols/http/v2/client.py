@@ -1,0 +1,513 @@
+"""The upstream side of HTTP/2: one protocol object per connection to an origin,
+carrying many exchanges at once, one per stream.
+
+``H2ClientConnection`` is created by the connector (``loop.create_connection(
+H2ClientConnection, sock=..., ssl=...)``, TLS with ALPN ``h2`` or cleartext with
+prior knowledge). ``open_stream()`` takes a slot and returns an ``H2ClientStream``,
+an ``UpstreamExchange`` for one request and its response. A stream never closes
+the shared connection: ``close()`` resets it if unfinished and frees its slot.
+
+Errors, all tagged upstream:
+
+* the origin resets a stream: ``H2_ERROR`` (retryable when the code is
+  REFUSED_STREAM: the origin did not process it);
+* the connection is lost: ``CONNECTION_CLOSED``, with retry ``REUSED_ONLY`` for a
+  stream that received nothing of its response;
+* GOAWAY: streams above its last stream id fail retryable (the origin never saw
+  them), the others may finish when the GOAWAY was graceful; the connection takes no
+  new stream either way and closes when its last stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from typing import Optional
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from ....errors import Error, ErrorType, RetryType
+from ...digest import Digest, SocketDigest
+from ..header import HeaderMap, RequestHeader, ResponseHeader
+from ..v1.common import WRITE_HIGH_WATER
+from .common import (DEFAULT_WINDOW, _ConnBase, _StreamBase, h2_fields, header_map,
+                     reset_code_name)
+
+log = logging.getLogger("propylon.http.v2")
+
+__all__ = ["H2ClientConnection", "H2ClientStream"]
+
+_NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
+_H2_FAILURES = (h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError)
+
+
+class H2ClientStream(_StreamBase):
+    """One request/response exchange on a shared upstream HTTP/2 connection."""
+
+    def __init__(self, conn: "H2ClientConnection") -> None:
+        self._init_stream(conn, 0)
+        self.conn: H2ClientConnection = conn
+        self.digest: Optional[Digest] = conn.digest
+        self.read_timeout: Optional[float] = None
+        self.write_timeout: Optional[float] = None
+        self.trailers: Optional[HeaderMap] = None
+        self._heads: deque[ResponseHeader] = deque()
+        self._error: Optional[Error] = None
+        self._got_response = False
+        self._no_reuse = False
+        self._released = False
+        self._final_seen = False
+
+    @property
+    def closed(self) -> bool:
+        """True once the stream was reset, released, failed or its connection lost."""
+        return self._reset or self._released or self.conn._closed or self._error is not None
+
+    # --- request ------------------------------------------------------------------------
+    def send_request_header(self, req: RequestHeader, has_body: bool, body_length_known: bool) -> None:
+        """Open the stream with the request head (END_STREAM when there is no body).
+
+        ``Host`` becomes ``:authority``; connection-specific fields are dropped and
+        ``te`` survives only as ``trailers``.
+        """
+        conn = self.conn
+        if self._released or self.stream_id:
+            raise Error.explain(ErrorType.H2_ERROR, "stream already used").into_in()
+        if conn._closed or conn._goaway:
+            err = Error.explain(ErrorType.CONNECTION_CLOSED, "upstream connection is closing").into_up()
+            err.set_retry(True)  # nothing was sent: safe on another connection
+            raise err
+        authority = req.headers.get_bytes(b"host") or conn.default_authority
+        fields = [(b":method", req._method), (b":scheme", conn.scheme),
+                  (b":authority", authority), (b":path", req.raw_path or b"/")]
+        fields += h2_fields(req.headers, keep_te_trailers=True, drop=frozenset((b"host",)))
+        try:
+            sid = conn._h2.get_next_available_stream_id()
+            conn._h2.send_headers(sid, fields, end_stream=not has_body)
+        except _H2_FAILURES as exc:
+            raise Error.because(ErrorType.H2_ERROR, "cannot send the request head", exc).into_up() from None
+        self.stream_id = sid
+        conn._streams[sid] = self
+        if not has_body:
+            self._end_asked = self._end_sent = True
+        conn._want_flush()
+
+    def write_body(self, data: bytes) -> None:
+        """Queue a piece of the request body; it leaves as the origin's windows allow."""
+        if data:
+            self._queue(data)
+
+    def finish_body(self, trailers: Optional[HeaderMap] = None) -> None:
+        """End the request body, with trailers in a final HEADERS frame if given."""
+        self._queue_end(h2_fields(trailers) if trailers else None)
+
+    async def drain(self) -> None:
+        """Wait until the origin's windows and the socket take more of the body."""
+        if self._error is not None:
+            raise self._error
+        if self.conn._closed:
+            raise Error.explain(ErrorType.WRITE_ERROR, "upstream connection closed").into_up()
+        if not await self._wait_drain(self.write_timeout):
+            raise Error.explain(ErrorType.WRITE_TIMEDOUT,
+                                f"upstream took no data for {self.write_timeout}s").into_up()
+        if self._error is not None:
+            raise self._error
+
+    # --- response -----------------------------------------------------------------------
+    async def read_response_header(self) -> ResponseHeader:
+        """The next response head (1xx heads too, one by one)."""
+        while True:
+            if self._heads:
+                return self._heads.popleft()
+            if self._error is not None:
+                raise self._error
+            if self._recv_done:
+                raise Error.explain(ErrorType.H2_ERROR, "stream ended without a response").into_up()
+            await self._wait()
+
+    async def read_body(self) -> Optional[bytes]:
+        """The next piece of response body, or None at its end."""
+        while True:
+            if self._chunks:
+                return self._take()
+            if self._recv_done:
+                return None
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+
+    def body_ready(self) -> bool:
+        """True when a ``read_body`` call would return without waiting."""
+        return bool(self._chunks) or self._recv_done or self._error is not None
+
+    def at_end(self) -> bool:
+        """True when the response body was read to its end."""
+        return self._recv_done and not self._chunks
+
+    async def _wait(self) -> None:
+        conn = self.conn
+        self._waiter = conn._loop.create_future()
+        timer = None
+        if self.read_timeout is not None:
+            timer = conn._loop.call_later(self.read_timeout, self._on_read_timeout)
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def _on_read_timeout(self) -> None:
+        self.fail(Error.explain(ErrorType.READ_TIMEDOUT, f"no response data for {self.read_timeout}s").into_up())
+
+    # --- endings ----------------------------------------------------------------------------
+    def fail(self, err: Error) -> None:
+        """Abort the exchange: pending and later reads (and drains) raise ``err``."""
+        if self._error is None:
+            self._error = err
+        self._wake()
+        self._wake_drain()
+
+    def reusable(self) -> bool:
+        """The stream ended cleanly and the connection can take more streams."""
+        return (not self._no_reuse and self._error is None and not self._reset
+                and self._recv_done and self._end_sent and self.conn.is_usable())
+
+    def mark_no_reuse(self) -> None:
+        self._no_reuse = True
+
+    def close(self) -> None:
+        """Reset the stream if it is unfinished and free its slot (the connection stays)."""
+        conn = self.conn
+        sid = self.stream_id
+        if sid and not self._reset and not conn._closed and not (self._recv_done and self._end_sent):
+            self._reset = True
+            try:
+                conn._h2.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+            except _H2_FAILURES:
+                pass
+            conn._want_flush()
+        self._out.clear()
+        self._out_len = 0
+        self._ack_all()
+        self._release()
+
+    def abort(self) -> None:
+        """Same as ``close()``: a stream never takes the shared connection down."""
+        self.close()
+
+    def raw_tunnel_data(self) -> bytes:
+        """HTTP/2 streams are never upgraded: always empty."""
+        return b""
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            conn = self.conn
+            conn._active.discard(self)
+            conn._send_blocked.pop(self.stream_id, None)
+            conn._streams.pop(self.stream_id, None)
+            conn._after_release()
+
+    def _maybe_done(self) -> None:
+        if self._recv_done and self._end_sent:
+            # Both directions are over: h2 has closed the stream, the slot is free.
+            self.conn._active.discard(self)
+            self.conn._streams.pop(self.stream_id, None)
+            self.conn._after_release()
+
+    def _on_end_sent(self) -> None:
+        self._maybe_done()
+
+    # --- events from the connection -----------------------------------------------------------
+    def _on_head(self, fields: list) -> None:
+        self._got_response = True
+        status = 0
+        for name, value in fields:
+            if name == b":status":
+                status = int(value)
+                break
+        # Version 1.1: the head is in HTTP/1 form whichever side writes it next.
+        self._heads.append(ResponseHeader(status, (1, 1), header_map(fields)))
+        if status >= 200:
+            self._final_seen = True
+        self._wake()
+
+    def _on_end(self) -> None:
+        self._recv_done = True
+        self._wake()
+        self._maybe_done()
+
+    def _on_peer_reset(self, code: int) -> None:
+        self._reset = True
+        self._out.clear()
+        self._out_len = 0
+        self.conn._send_blocked.pop(self.stream_id, None)
+        if code == _NO_ERROR and self._recv_done:
+            # The origin answered in full and needs no more of the request body
+            # (RFC 9113 8.1): a clean end, not an error.
+            self._end_sent = True
+            self._no_reuse = True
+            self._wake_drain()
+            self._maybe_done()
+            return
+        err = Error.explain(ErrorType.H2_ERROR,
+                            f"upstream reset the stream ({reset_code_name(code)})").into_up()
+        if code == h2.errors.ErrorCodes.REFUSED_STREAM:
+            err.set_retry(True)  # RFC 9113 8.7: not processed, safe to retry
+        self.fail(err)
+        self.conn._active.discard(self)
+        self.conn._after_release()
+
+
+class H2ClientConnection(_ConnBase, asyncio.Protocol):
+    """One HTTP/2 connection to an origin, shared by many streams. See the module docstring.
+
+    ``max_streams`` is the local cap on concurrent streams (the connector sets it;
+    default 100); ``initial_window_size`` (1 MiB) and ``connection_window_size``
+    (4 MiB) bound how much response body may wait unread.
+    """
+
+    def __init__(self, max_streams: int = 100, initial_window_size: int = 1 << 20,
+                 connection_window_size: int = 4 << 20) -> None:
+        self._init_base()
+        cfg = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        self._h2 = h2.connection.H2Connection(config=cfg)
+        self.max_streams = max_streams
+        self._initial_window = initial_window_size
+        self._conn_window = connection_window_size
+        self._streams: dict[int, H2ClientStream] = {}
+        self._active: set[H2ClientStream] = set()
+        self._goaway = False
+        self._pings: dict[bytes, asyncio.Future] = {}
+        self._ping_ids = itertools.count(1)
+        self.scheme = b"http"
+        self.default_authority = b"localhost"
+        self.streams_opened = 0
+
+    # --- what the pool asks ------------------------------------------------------------
+    def is_usable(self) -> bool:
+        """Not closed and no GOAWAY received: new streams may be opened."""
+        return not self._closed and not self._goaway and self.transport is not None
+
+    def available_streams(self) -> int:
+        """Streams that may still be opened now (peer's limit and local cap)."""
+        if not self.is_usable():
+            return 0
+        limit = min(self._h2.remote_settings.max_concurrent_streams, self.max_streams)
+        return max(0, limit - len(self._active))
+
+    @property
+    def active_streams(self) -> int:
+        """Streams opened and not yet finished or released."""
+        return len(self._active)
+
+    def open_stream(self) -> H2ClientStream:
+        """Take a stream slot; raises ``Error`` if the connection is closing or full."""
+        if not self.is_usable():
+            err = Error.explain(ErrorType.CONNECTION_CLOSED, "upstream HTTP/2 connection is closing").into_up()
+            err.set_retry(True)
+            raise err
+        if self.available_streams() <= 0:
+            raise Error.explain(ErrorType.H2_ERROR, "no free stream on the upstream connection").into_up()
+        st = H2ClientStream(self)
+        self._active.add(st)
+        self.streams_opened += 1
+        return st
+
+    async def ping(self, timeout: float = 5.0) -> float:
+        """Send a PING and return the round trip in seconds; raises ``Error`` on timeout."""
+        if self._closed:
+            raise Error.explain(ErrorType.CONNECTION_CLOSED, "upstream connection closed").into_up()
+        opaque = next(self._ping_ids).to_bytes(8, "big")
+        fut = self._loop.create_future()
+        self._pings[opaque] = fut
+        start = self._loop.time()
+        self._h2.ping(opaque)
+        self._want_flush()
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise Error.explain(ErrorType.READ_TIMEDOUT, f"no PING answer in {timeout}s").into_up() from None
+        finally:
+            self._pings.pop(opaque, None)
+        return self._loop.time() - start
+
+    def close(self) -> None:
+        """Say GOAWAY and close the connection; open streams fail."""
+        if self._closed:
+            return
+        try:
+            self._h2.close_connection()
+        except h2.exceptions.ProtocolError:
+            pass
+        self._flush()
+        self._shut(Error.explain(ErrorType.CONNECTION_CLOSED, "upstream connection closed locally").into_in())
+
+    def abort(self) -> None:
+        """Drop the connection at once; open streams fail."""
+        if self.transport is not None:
+            self.transport.abort()
+        self._shut(Error.explain(ErrorType.CONNECTION_CLOSED, "upstream connection aborted").into_in())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # --- asyncio protocol -------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        transport.set_write_buffer_limits(WRITE_HIGH_WATER)
+        self.digest = Digest(SocketDigest.from_transport(transport))
+        if transport.get_extra_info("ssl_object") is not None:
+            self.scheme = b"https"
+        peer = self.digest.socket.peer_addr
+        if isinstance(peer, tuple):
+            host = peer[0]
+            host = f"[{host}]" if ":" in host else host
+            self.default_authority = f"{host}:{peer[1]}".encode()
+        S = h2.settings.SettingCodes
+        self._h2.local_settings = h2.settings.Settings(client=True, initial_values={
+            S.ENABLE_PUSH: 0,
+            S.INITIAL_WINDOW_SIZE: self._initial_window,
+        })
+        self._h2.initiate_connection()
+        extra = self._conn_window - DEFAULT_WINDOW
+        if extra > 0:
+            self._h2.increment_flow_control_window(extra)
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        self._in_receive = True
+        try:
+            try:
+                events = self._h2.receive_data(data)
+            except h2.exceptions.ProtocolError as exc:
+                log.info("HTTP/2 protocol error from upstream %s: %s", self._peer(), exc)
+                self._flush()
+                self._shut(Error.because(ErrorType.INVALID_H2, "upstream broke HTTP/2", exc).into_up())
+                return
+            for ev in events:
+                self._on_event(ev)
+        finally:
+            self._in_receive = False
+        if not self._closed:
+            self._flush()
+
+    def eof_received(self) -> Optional[bool]:
+        return None
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        err = (Error.because(ErrorType.CONNECTION_CLOSED, "upstream closed the connection", exc) if exc
+               else Error.explain(ErrorType.CONNECTION_CLOSED, "upstream closed the connection"))
+        self._shut(err.into_up())
+
+    def _shut(self, err: Error) -> None:
+        was_closed = self._closed
+        self._closed = True
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._send_blocked.clear()
+        for st in list(self._active) + list(self._streams.values()):
+            if st._recv_done:
+                continue
+            e = Error(err.etype, err.context, source=err.esource, cause=err.cause)
+            if not st._got_response:
+                # Nothing of the response arrived: the origin may have closed the
+                # connection just as we used it.
+                e.set_retry_reused_only()
+            st.fail(e)
+        self._active.clear()
+        for fut in self._pings.values():
+            if not fut.done():
+                fut.set_exception(Error.explain(ErrorType.CONNECTION_CLOSED, "upstream connection closed").into_up())
+        self._wake_all_drains()
+        if not was_closed and self.transport is not None:
+            self.transport.close()
+
+    # --- events ---------------------------------------------------------------------------
+    def _on_event(self, ev: h2.events.Event) -> None:
+        E = h2.events
+        sid = getattr(ev, "stream_id", None)
+        st = self._streams.get(sid) if sid else None
+        if isinstance(ev, E.DataReceived):
+            if st is not None and not st._released:
+                st._feed(ev.data, ev.flow_controlled_length)
+            else:
+                self._h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+        elif isinstance(ev, (E.ResponseReceived, E.InformationalResponseReceived)):
+            if st is not None:
+                st._on_head(ev.headers)
+        elif isinstance(ev, E.StreamEnded):
+            if st is not None:
+                st._on_end()
+        elif isinstance(ev, E.WindowUpdated):
+            if ev.stream_id == 0:
+                self._pump_all()
+            elif ev.stream_id in self._send_blocked:
+                self._pump(self._send_blocked[ev.stream_id])
+        elif isinstance(ev, E.TrailersReceived):
+            if st is not None:
+                st.trailers = header_map(ev.headers)
+        elif isinstance(ev, E.StreamReset):
+            if st is not None:
+                st._on_peer_reset(ev.error_code)
+        elif isinstance(ev, E.RemoteSettingsChanged):
+            if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in ev.changed_settings:
+                self._pump_all()
+        elif isinstance(ev, E.PingAckReceived):
+            fut = self._pings.get(ev.ping_data)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        elif isinstance(ev, E.ConnectionTerminated):
+            self._on_goaway(ev)
+
+    def _on_goaway(self, ev: h2.events.ConnectionTerminated) -> None:
+        self._goaway = True
+        last = ev.last_stream_id if ev.last_stream_id is not None else 0
+        graceful = ev.error_code == _NO_ERROR
+        log.debug("GOAWAY from upstream %s (last stream %s, %s)", self._peer(), last,
+                  reset_code_name(ev.error_code))
+        for sid, st in list(self._streams.items()):
+            if sid > last:
+                err = Error.explain(ErrorType.H2_ERROR, "stream refused by upstream GOAWAY").into_up()
+                err.set_retry(True)  # the origin never processed it
+                st._reset = True
+                st.fail(err)
+                self._active.discard(st)
+                self._send_blocked.pop(sid, None)
+            elif not graceful and not st._recv_done:
+                err = Error.explain(ErrorType.H2_ERROR,
+                                    f"upstream ended the connection ({reset_code_name(ev.error_code)})").into_up()
+                if not st._got_response:
+                    err.set_retry_reused_only()
+                st.fail(err)
+        if graceful and any(sid <= last and not st._recv_done for sid, st in self._streams.items()):
+            # h2 takes GOAWAY as the end of everything, but streams up to its last
+            # id still complete (RFC 9113 6.8): put the state machine back.
+            self._h2.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+        else:
+            self._flush()
+            self._shut(Error.explain(ErrorType.CONNECTION_CLOSED, "upstream sent GOAWAY").into_up())
+
+    def _after_release(self) -> None:
+        if self._goaway and not self._closed and not self._active and not self._send_blocked:
+            self._loop.call_soon(self._close_if_done)
+
+    def _close_if_done(self) -> None:
+        if not self._closed and not self._active:
+            self._flush()
+            self._shut(Error.explain(ErrorType.CONNECTION_CLOSED, "upstream sent GOAWAY").into_up())
+
+    def _peer(self) -> object:
+        return self.digest.socket.peer_addr if self.digest else None
