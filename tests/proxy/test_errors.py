@@ -63,3 +63,18 @@ def test_bug_in_a_hook_is_500_and_logged_once(lab, start_proxy):
 def test_upstream_error_status_passes_through(lab, start_proxy):
     p = start_proxy(Configurable(lab.address("blue")))
     assert status(p.url + "/status/503")[0] == 503
+
+
+def test_hook_error_after_connect_keeps_its_source(lab, start_proxy):
+    """An Error with no source raised after the upstream connection is open is
+    internal (500), not an upstream failure (502)."""
+
+    class Late(ProxyHttp):
+        async def upstream_peer(self, session, ctx):
+            return HttpPeer(lab.address("blue"), False, "")
+
+        async def upstream_request_filter(self, session, upstream_request, ctx):
+            raise Error.new(ErrorType.custom("PolicyViolation"))
+
+    p = start_proxy(Late())
+    assert status(p.url + "/")[0] == 500

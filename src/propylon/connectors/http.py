@@ -102,15 +102,25 @@ class HttpConnector:
             sock.setblocking(False)
             return sock
         if peer.is_uds:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            target = peer.address
-        else:
-            host, port = peer.address  # type: ignore[misc]
-            family, target = await self._resolve(host, port, loop)
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            return await self._connect_one(peer, opts, loop, socket.AF_UNIX, peer.address)
+        host, port = peer.address  # type: ignore[misc]
+        targets = await self._resolve(host, port, loop)
+        for i, (family, target) in enumerate(targets):
+            try:
+                return await self._connect_one(peer, opts, loop, family, target)
+            except Error:
+                # A name with several addresses (e.g. localhost: ::1 and 127.0.0.1):
+                # try the next one before giving up.
+                if i == len(targets) - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _connect_one(self, peer: HttpPeer, opts: PeerOptions, loop: asyncio.AbstractEventLoop,
+                           family: int, target) -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
         try:
-            if not peer.is_uds:
+            if family != socket.AF_UNIX:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._bind(sock, opts, family)
                 if opts.tcp_keepalive is not None:
@@ -157,19 +167,23 @@ class HttpConnector:
                 sock.close()
                 raise Error.because(ErrorType.BIND_ERROR, f"cannot bind to {addr}", e).into_up() from None
 
-    async def _resolve(self, host: str, port: int, loop: asyncio.AbstractEventLoop) -> tuple[int, tuple]:
+    async def _resolve(self, host: str, port: int, loop: asyncio.AbstractEventLoop) -> list[tuple[int, tuple]]:
         try:
             ip = ipaddress.ip_address(host)
         except ValueError:
             pass
         else:
-            return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (host, port)
+            return [((socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (host, port))]
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as e:
             raise Error.because(ErrorType.CONNECT_ERROR, f"cannot resolve {host}", e).into_up() from None
-        family, _, _, _, sockaddr = infos[0]
-        return family, sockaddr[:2]
+        seen: list[tuple[int, tuple]] = []
+        for family, _, _, _, sockaddr in infos:
+            entry = (family, sockaddr[:2])
+            if entry not in seen:
+                seen.append(entry)
+        return seen
 
     def close(self) -> None:
         self.pool.close_all()

@@ -138,8 +138,8 @@ class HttpProxyEngine:
             await self._proxy_h1(session, ctx, peer, conn, reused)
         except Error as e:
             conn.abort()
-            if e.esource is ErrorSource.UNSET:
-                e.esource = ErrorSource.UPSTREAM
+            # I/O errors were tagged upstream where they happened; an error a hook
+            # raised keeps its own source (unset → 500, as in Pingora).
             client_reused = reused and not session.retry_buffer_truncated
             if self.h_error_while is not None:
                 e = self.h_error_while(peer, session, e, ctx, client_reused)
