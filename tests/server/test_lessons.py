@@ -1,5 +1,6 @@
 """Lessons 0–3 and 5, run as the examples they are: real processes, real sockets."""
 
+import os
 import re
 import signal
 import socket
@@ -86,20 +87,22 @@ def test_daemon_mode(tmp_path):
     pid_file, log_file = tmp_path / "d.pid", tmp_path / "d.log"
     conf = write_conf(tmp_path / "daemon.yaml", daemon=True, pid_file=str(pid_file),
                       error_log=str(log_file), upgrade_sock=str(tmp_path / "u.sock"))
-    env = dict(__import__("os").environ, PROPYLON_LOG="info")
+    pid_file.write_text("12345\n")  # left by an earlier run: kept as .old
+    env = dict(os.environ, PROPYLON_LOG="info")
     started = time.monotonic()
     r = _run(["examples/02_daemon_mode.py", "-c", str(conf)], env=env)
     assert r.returncode == 0, r.stderr
     assert time.monotonic() - started < 10
     assert "Preparing to daemonize" in r.stdout
     pid = int(pid_file.read_text())
+    assert (tmp_path / "d.pid.old").read_text() == "12345\n"
     try:
         assert pid_alive(pid)
         deadline = time.monotonic() + 5
         while "Beep" not in log_file.read_text() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert re.search(rf"Beep\.\.\. \(PID: {pid}\)", log_file.read_text())
-        __import__("os").kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 5
         while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -110,7 +113,7 @@ def test_daemon_mode(tmp_path):
         assert "graceful shutdown complete" in log
     finally:
         if pid_alive(pid):
-            __import__("os").kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_shipped_daemon_config_is_daemon_mode():

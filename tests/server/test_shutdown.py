@@ -55,7 +55,7 @@ def test_grace_period_and_timeout_bound_the_wait(procs, tmp_path):
     assert 1.8 <= elapsed < 5, elapsed
     log = p.log()
     assert "grace period (1s) over, 1 task(s) still running" in log
-    assert "cancelling 1 unfinished task(s)" in log
+    assert "cancelling 1 unfinished task(s): hold connections" in log
     held.close()
 
 

@@ -132,7 +132,9 @@ class ProcessRuntime:
         for service, _ in self.bound:
             service.stop_accepting()
         self.shutdown.trigger()
-        waits = [asyncio.ensure_future(s.wait_drained()) for s, _ in self.bound] + tasks
+        loop = asyncio.get_running_loop()
+        waits = [loop.create_task(s.wait_drained(), name=f"{s.name} connections")
+                 for s, _ in self.bound] + tasks
         pending = {t for t in waits if not t.done()}
         if pending:
             _, pending = await asyncio.wait(pending, timeout=self.conf.grace_period)
