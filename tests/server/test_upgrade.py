@@ -37,11 +37,11 @@ def _wait_file(path, timeout=10.0):
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_upgrade_loses_no_connection(procs, tmp_path, threads):
+@pytest.mark.parametrize("threads, work_stealing", [(1, True), (2, True), (2, False)])
+def test_upgrade_loses_no_connection(procs, tmp_path, threads, work_stealing):
     sock_path = str(tmp_path / "upgrade.sock")
-    conf = write_conf(tmp_path / "u.yaml", threads=threads, upgrade_sock=sock_path,
-                      grace_period_seconds=5)
+    conf = write_conf(tmp_path / "u.yaml", threads=threads, work_stealing=work_stealing,
+                      upgrade_sock=sock_path, grace_period_seconds=5)
     uds = str(tmp_path / "pid.sock")
     env = {"PID_SERVER_UDS": uds}
     old = procs([APPS / "pid_server.py", "-c", conf], env=env, name="old")
@@ -59,7 +59,9 @@ def test_upgrade_loses_no_connection(procs, tmp_path, threads):
         before = len(client.answers)
         old.signal(signal.SIGQUIT)
         assert old.wait(10) == 0
-        assert "handed 2 listening socket(s)" in old.log()
+        # One TCP socket per worker without work stealing, plus the Unix socket.
+        handed = threads + 1 if not work_stealing else 2
+        assert f"handed {handed} listening socket(s)" in old.log()
         # Keep going until the new process has clearly taken over.
         deadline = time.monotonic() + 5
         while len(client.answers) < before + 100 and time.monotonic() < deadline:
@@ -69,7 +71,7 @@ def test_upgrade_loses_no_connection(procs, tmp_path, threads):
         client.join(10)
 
     assert client.failures == [], client.failures[:5]
-    assert "received 2 listening socket(s)" in new.log()
+    assert f"received {handed} listening socket(s)" in new.log()
     new_pids = set(client.answers[-20:])
     assert new_pids.isdisjoint(old_pids)
     if threads == 1:
