@@ -1,0 +1,163 @@
+"""Helpers of the traffic-control example tests (lessons 36–42).
+
+``running(script, port, env=...)`` starts ``python <script>`` from the repository
+root with ``PROPYLON_LOG=info``, waits until the port accepts connections and stops
+the process group (SIGTERM, then SIGKILL) when the block ends, whatever happened.
+``curl`` runs one request with a fresh curl process and returns status, headers and
+body; ``hits`` asks blue how often a target reached it, so each test uses targets of
+its own (a random query) and is not confused by other tests sharing the lab.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+REPO = Path(__file__).resolve().parents[2]
+BLUE_URL = "http://127.0.0.1:18080"
+BLUE_BODY = "Response from BLUE"
+
+
+class Example:
+    """One example process; stdout and stderr go to a temporary log file."""
+
+    def __init__(self, script: str, env: Optional[dict] = None) -> None:
+        self.script = script
+        fd, name = tempfile.mkstemp(prefix="propylon-limex-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(name)
+        self._out = open(self.log_path, "ab")
+        full_env = dict(os.environ, PROPYLON_LOG="info", PYTHONUNBUFFERED="1", **(env or {}))
+        self.popen = subprocess.Popen([sys.executable, script], cwd=REPO, env=full_env,
+                                      stdout=self._out, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+
+    def log(self) -> str:
+        """Everything the process wrote so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def count(self, pattern: str) -> int:
+        """How many times ``pattern`` occurs in the log."""
+        return len(re.findall(pattern, self.log()))
+
+    def wait_log(self, pattern: str, timeout: float = 5.0, times: int = 1) -> None:
+        """Wait until ``pattern`` occurs at least ``times`` times in the log."""
+        deadline = time.monotonic() + timeout
+        while self.count(pattern) < times:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} not {times}x in the log of {self.script} "
+                                     f"within {timeout}s:\n{self.log()[-4000:]}")
+            time.sleep(0.05)
+
+    def wait_port(self, port: int, timeout: float = 15.0) -> None:
+        """Wait until the example accepts TCP connections on 127.0.0.1:``port``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.popen.poll() is not None:
+                raise AssertionError(f"{self.script} exited with {self.popen.returncode}:\n{self.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{self.script} did not listen on {port} "
+                                         f"within {timeout}s:\n{self.log()}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM the process group, SIGKILL it if it lingers; remove the log file."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.popen.wait(5.0)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self._out.close()
+        self.log_path.unlink(missing_ok=True)
+
+
+def wait_port_free(port: int, timeout: float = 15.0) -> None:
+    """Wait until nothing listens on 127.0.0.1:``port`` (an earlier example may linger)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"127.0.0.1:{port} is taken by another program")
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def running(script: str, port: int, env: Optional[dict] = None) -> Iterator[Example]:
+    """Run ``script`` for the duration of the block, ready once ``port`` accepts."""
+    wait_port_free(port)
+    ex = Example(script, env)
+    try:
+        ex.wait_port(port)
+        yield ex
+    finally:
+        ex.stop()
+
+
+@dataclass
+class Reply:
+    """What curl got: status (0 when curl failed), headers (lower-case names), body,
+    curl's exit code."""
+
+    status: int
+    headers: dict[str, list[str]] = field(default_factory=dict)
+    body: str = ""
+    exit_code: int = 0
+
+    def header(self, name: str) -> Optional[str]:
+        """The first value of header ``name``, or None."""
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+
+def curl(url: str, *args: str, timeout: float = 10.0) -> Reply:
+    """One request with its own curl process (``curl -s -i <args> <url>``)."""
+    r = subprocess.run(["curl", "-s", "-i", "--max-time", str(timeout), *args, url],
+                       capture_output=True, timeout=timeout + 5)
+    text = r.stdout.decode("latin-1")
+    if not text.startswith("HTTP/"):
+        return Reply(0, exit_code=r.returncode)
+    head, _, body = text.partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    headers: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers.setdefault(k.strip().lower(), []).append(v.strip())
+    return Reply(int(lines[0].split()[1]), headers, body, r.returncode)
+
+
+def unique_path(label: str) -> str:
+    """A target nobody else asks blue for, so its hit count is this test's alone."""
+    return f"/{label}?run={uuid.uuid4().hex[:12]}"
+
+
+def hits(target: str) -> int:
+    """How many requests for ``target`` reached blue."""
+    query = urllib.parse.urlencode({"target": target})
+    with urllib.request.urlopen(f"{BLUE_URL}/__lab/hits?{query}", timeout=5) as r:
+        return int(json.loads(r.read())["hits"])
+
