@@ -71,8 +71,24 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _source_revision() -> str:
+    # Figures only mean something next to the code that produced them.
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no",
+                                "--", "src", "bench"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
 def machine_info(tools: dict[str, str]) -> dict[str, str]:
-    """nproc, CPU model, kernel and the versions of Python and each found tool."""
+    """nproc, CPU model, kernel, load, the source revision and the versions of Python
+    and each found tool."""
     info = {
         "nproc": str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                      else os.cpu_count()),
@@ -82,6 +98,7 @@ def machine_info(tools: dict[str, str]) -> dict[str, str]:
         "loadavg": "%.2f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else "unknown",
         "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
     }
+    info["propylon"] = _source_revision()
     try:
         import uvloop  # noqa: F401  (version only; the forwarder uses it when present)
 
