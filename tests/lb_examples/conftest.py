@@ -4,14 +4,17 @@ hard-code blue 127.0.0.1:18080 and green 127.0.0.1:18081).
 ``lab`` prefers a lab this test process already runs on the fixed ports (another
 test directory's session fixture), then starts blue and green itself, waiting a
 while if the ports are held, and as a last resort uses a lab some other process
-runs there. ``lab_chaos`` needs a lab it can stop and freeze, so it skips in that
-last case, and restores blue and green before and after each test.
+runs there. A lab started here is closed as soon as the last test of this
+directory is done, so test directories that run later can take the ports.
+``lab_chaos`` needs a lab it can stop and freeze, so it skips in the last case,
+and restores blue and green before and after each test.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 import urllib.request
 from typing import Iterator, Optional
 
@@ -22,6 +25,8 @@ from propylon.lab import process as lab_process
 
 CERTS = os.environ.get("PROPYLON_LAB_CERTS", str(DEFAULT_CERTS_DIR))
 MEMBERS = ("blue", "green")
+HERE = Path(__file__).resolve().parent
+_OWN: list[Lab] = []  # the lab this directory started, if any
 
 
 def _answers(port: int, text: bytes) -> bool:
@@ -70,11 +75,24 @@ def lab() -> Iterator[object]:
                 pytest.fail(f"the lab's fixed ports are taken: {exc}", pytrace=False)
             time.sleep(1)
             continue
+        _OWN.append(own)
         try:
             yield own
         finally:
-            own.close()
+            _close_own()
         return
+
+
+def _close_own() -> None:
+    while _OWN:
+        _OWN.pop().close()
+
+
+@pytest.hookimpl(trylast=True)  # after the fixtures' teardown (lab_chaos restores first)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: Optional[pytest.Item]) -> None:
+    """Close our own lab once the next test (if any) lives outside this directory."""
+    if nextitem is None or HERE not in Path(str(nextitem.path)).resolve().parents:
+        _close_own()
 
 
 @pytest.fixture
