@@ -26,9 +26,11 @@ class DaemonNotifier:
         self._fd: Optional[int] = fd
 
     def ready(self) -> None:
+        """Start-up worked: the starter exits with status 0."""
         self._send(b"ok")
 
     def fail(self, message: str) -> None:
+        """Start-up failed: the starter prints ``message`` and exits with status 1."""
         self._send(b"error:" + message.encode("utf-8", "replace"))
 
     def _send(self, data: bytes) -> None:

@@ -48,6 +48,7 @@ class GenBackgroundService(Generic[T]):
         return self._task
 
     async def start(self, shutdown: ShutdownWatch) -> None:
+        """Run the wrapped object's ``start(shutdown)``."""
         await self._task.start(shutdown)  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:

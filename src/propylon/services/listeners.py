@@ -78,16 +78,19 @@ class Listener:
     @classmethod
     def tcp(cls, addr: str, options: Optional[TcpSocketOptions] = None,
             ssl_context: Optional[ssl.SSLContext] = None) -> "Listener":
+        """A TCP endpoint from ``"host:port"`` / ``"[v6]:port"`` (ValueError if malformed)."""
         host, port = parse_tcp_addr(addr)
         return cls(addr, "tcp", host=host, port=port, options=options, ssl_context=ssl_context)
 
     @classmethod
     def uds(cls, path: str, perms: Optional[int] = None,
             ssl_context: Optional[ssl.SSLContext] = None) -> "Listener":
+        """A Unix socket endpoint at ``path``; ``perms`` is its file mode (None: umask)."""
         return cls(path, "uds", path=path, perms=perms, ssl_context=ssl_context)
 
     @property
     def backlog(self) -> int:
+        """Accept queue length (``options.backlog``, default 1024)."""
         return self.options.backlog if self.options else DEFAULT_BACKLOG
 
     def bind(self, *, reuseport: bool = False, port: Optional[int] = None) -> socket.socket:

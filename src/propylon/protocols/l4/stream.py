@@ -199,6 +199,7 @@ class Stream:
         self.transport.abort()
 
     def is_closing(self) -> bool:
+        """True once the stream is closed or closing (writes would fail)."""
         return self._p._lost or self.transport.is_closing()
 
     async def wait_closed(self) -> None:
@@ -218,6 +219,7 @@ class Stream:
 
     @property
     def local_addr(self):
+        """Our side's address: ``(host, port)`` for TCP, a path for Unix sockets."""
         return self.digest.socket.local_addr
 
     def __repr__(self) -> str:
