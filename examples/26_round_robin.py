@@ -21,6 +21,8 @@ NO_UPSTREAM = ErrorType.custom("NoUpstreamAvailable")
 
 
 class LB(ProxyHttp):
+    """Sends each request to the next backend in turn."""
+
     def __init__(self, lb: LoadBalancer) -> None:
         self.lb = lb
 

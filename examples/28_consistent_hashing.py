@@ -23,6 +23,8 @@ NO_UPSTREAM = ErrorType.custom("NoUpstreamAvailable")
 
 
 class LB(ProxyHttp):
+    """Routes by a hash of the request path."""
+
     def __init__(self, lb: LoadBalancer) -> None:
         self.lb = lb
 

@@ -28,6 +28,8 @@ COOKIE = "session-id"
 
 @dataclass
 class StickyCtx:
+    """Per-request state: the id issued to a new user, for ``response_filter``."""
+
     new_session_id: Optional[str] = None
 
 
@@ -41,6 +43,8 @@ def session_cookie(cookie_header: Optional[str]) -> Optional[str]:
 
 
 class LB(ProxyHttp):
+    """Routes by a hash of the session id, issuing one to new users."""
+
     def __init__(self, lb: LoadBalancer) -> None:
         self.lb = lb
         # One process, one event loop: a plain counter is enough for demo ids.

@@ -70,6 +70,8 @@ class BodyMatchCheck(HealthCheck):
 
 
 class LB(ProxyHttp):
+    """Round robin over the backends that passed the body check."""
+
     def __init__(self, lb: LoadBalancer) -> None:
         self.lb = lb
 

@@ -21,6 +21,8 @@ BACKUP = ("127.0.0.1", 18081)  # green
 
 
 class LB(ProxyHttp):
+    """The primary pool while it has a healthy member, else the backup."""
+
     def __init__(self, primary: LoadBalancer) -> None:
         self.primary = primary
 

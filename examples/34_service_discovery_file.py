@@ -26,6 +26,8 @@ NO_UPSTREAM = ErrorType.custom("NoUpstreamAvailable")
 
 
 class LB(ProxyHttp):
+    """Round robin over the backends the file lists now."""
+
     def __init__(self, lb: LoadBalancer) -> None:
         self.lb = lb
 

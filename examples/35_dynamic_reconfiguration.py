@@ -28,6 +28,8 @@ TEXT = {"Content-Type": "text/plain"}
 
 
 class LB(ProxyHttp):
+    """Round robin over the backends the admin API set last."""
+
     def __init__(self, lb: LoadBalancer) -> None:
         self.lb = lb
 

@@ -24,6 +24,8 @@ NO_UPSTREAM = ErrorType.custom("NoUpstreamAvailable")
 
 
 class Router(ProxyHttp):
+    """Chooses a cluster by path, then a backend within it."""
+
     def __init__(self, cluster_one: LoadBalancer, cluster_two: LoadBalancer) -> None:
         self.cluster_one = cluster_one
         self.cluster_two = cluster_two

@@ -26,6 +26,8 @@ UPSTREAMS = [
 
 
 class LB(ProxyHttp):
+    """Round robin over the upstreams that passed their last TCP check."""
+
     def __init__(self, lb: LoadBalancer) -> None:
         self.lb = lb
 
