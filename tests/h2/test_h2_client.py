@@ -357,3 +357,23 @@ def test_closing_an_unfinished_stream_resets_it_but_keeps_the_connection():
     with ServerThread() as s:
         closed, ok = run(main(s.port))
     assert closed and ok[0] == 200 and json.loads(ok[2])["path"] == "/after"
+
+
+def test_own_server_receives_request_trailers_and_expected_headers():
+    async def main(port):
+        conn = await connect("127.0.0.1", port)
+        res = await exchange(conn, request("PUT", "/echo", TE="trailers", Keep_Alive="5",
+                                           Proxy_Connection="x", Upgrade="foo", Cookie="a=1"),
+                             b"payload", HeaderMap.from_pairs([("X-Sum", "42")]))
+        conn.close()
+        return res
+
+    with ServerThread() as s:
+        status, _, body, _, _ = run(main(s.port))
+    doc = json.loads(body)
+    assert status == 200 and doc["method"] == "PUT" and doc["length"] == 7
+    assert doc["trailers"] == {"x-sum": "42"}
+    assert doc["host"] == "h2.test" and doc["first_header"] == "Host"
+    for gone in ("keep-alive", "proxy-connection", "upgrade", "transfer-encoding", "connection"):
+        assert gone not in doc["headers"]
+    assert "te" in doc["headers"] and doc["cookie"] == "a=1"

@@ -469,3 +469,57 @@ def test_switch_from_http1_protocol_after_preface():
         loop.call_soon_threadsafe(box["srv"].close)
         loop.call_soon_threadsafe(loop.stop)
         t.join(5)
+
+
+def test_handler_failure_resets_only_its_stream():
+    async def flaky(st: H2ServerStream) -> bool:
+        if st.req.path == "/boom":
+            raise RuntimeError("bug in the handler")
+        return await demo_handler(st)
+
+    with ServerThread(handler=flaky) as s:
+        c = _H2Client(s.port)
+        try:
+            boom = c.request("/boom")
+            ok = c.request("/ok")
+            c.flush()
+            c.pump(lambda: c.of(h2.events.StreamReset)
+                   and any(e.stream_id == ok for e in c.of(h2.events.StreamEnded)))
+        finally:
+            c.close()
+    reset = c.of(h2.events.StreamReset)[0]
+    assert reset.stream_id == boom and reset.error_code == h2.errors.ErrorCodes.INTERNAL_ERROR
+
+
+def test_idle_connection_is_closed_after_idle_timeout():
+    with ServerThread(options=H2Options(idle_timeout=0.3)) as s:
+        c = _H2Client(s.port)
+        try:
+            c.request("/")
+            c.flush()
+            start = time.monotonic()
+            c.pump(lambda: False, timeout=3)
+            took = time.monotonic() - start
+        finally:
+            c.close()
+    assert c.eof and c.of(h2.events.ResponseReceived)
+    assert c.of(h2.events.ConnectionTerminated)[0].error_code == 0
+    assert 0.25 < took < 2
+
+
+def test_reset_guard_rules():
+    from propylon.protocols.http.v2.guard import ResetGuard
+
+    now = [0.0]
+    g = ResetGuard(max_resets=5, window=1.0, min_streams=10, ratio=2.0, clock=lambda: now[0])
+    for _ in range(5):
+        assert not g.on_reset()
+    now[0] = 1.5  # the old resets left the window
+    for _ in range(3):
+        assert not g.on_reset()
+    # Ratio rule: past the first streams, resets may not outnumber 2x completed ones.
+    g2 = ResetGuard(max_resets=1000, window=10.0, min_streams=10, ratio=2.0, clock=lambda: 0.0)
+    for _ in range(5):
+        g2.on_complete()
+    tripped = [g2.on_reset() for _ in range(11)]
+    assert tripped[-1] and not tripped[8]

@@ -243,7 +243,14 @@ class _StreamBase:
         self.conn._pump(self)
 
     def _on_send_failed(self, exc: BaseException) -> None:
+        # Usually the peer reset the stream already; if not, tell it this stream
+        # is dead rather than leave it waiting.
         self._reset = True
+        conn = self.conn
+        try:
+            conn._h2.reset_stream(self.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            pass
 
     def _on_end_sent(self) -> None:
         """The END_STREAM flag went out (subclasses may free things then)."""

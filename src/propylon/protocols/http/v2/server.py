@@ -209,8 +209,8 @@ class H2ServerStream(_StreamBase):
 
     def finish(self, trailers: Optional[HeaderMap] = None) -> None:
         """End the response: END_STREAM on the last DATA, or a trailers HEADERS frame."""
-        if self.finished:
-            return
+        if self.finished or self.response_written is None:
+            return  # with no head sent, the stream is reset when the handler returns
         fields = h2_fields(trailers) if trailers else None
         self._queue_end(fields)
         self._finish_response()
