@@ -1,0 +1,74 @@
+"""Log level from PROPYLON_LOG, the log line format, and how options reach the configuration."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+from propylon.server import Opt, Server, ServerConf
+
+from server_support import APPS, REPO, write_conf
+
+
+def _run_briefly(env_log, tmp_path):
+    conf = write_conf(tmp_path / "c.yaml", upgrade_sock=str(tmp_path / "u.sock"))
+    env = dict(os.environ)
+    env.pop("PROPYLON_LOG", None)
+    if env_log is not None:
+        env["PROPYLON_LOG"] = env_log
+    p = subprocess.Popen([sys.executable, str(APPS / "pid_server.py"), "-c", str(conf)], cwd=REPO,
+                         env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        try:
+            p.wait(1.0)
+        except subprocess.TimeoutExpired:
+            pass
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=5)
+    finally:
+        p.kill()
+        p.wait()
+    return p.returncode, err
+
+
+def test_default_level_is_warning(tmp_path):
+    code, err = _run_briefly(None, tmp_path)
+    assert code == 0
+    assert "INFO" not in err and "listening on" not in err
+
+
+def test_info_level_and_format(tmp_path):
+    code, err = _run_briefly("info", tmp_path)
+    assert code == 0
+    line = next(l for l in err.splitlines() if "listening on" in l)
+    # time, level, logger[pid]: message
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO  propylon\.services\.listening\[\d+\]: "
+                    r"pid: listening on 127\.0\.0\.1:\d+$", line), line
+
+
+def test_unknown_level_is_reported(tmp_path):
+    code, err = _run_briefly("chatty", tmp_path)
+    assert code == 0
+    assert "PROPYLON_LOG='chatty' is not a log level; using WARNING" in err
+
+
+def test_daemon_flag_overrides_file(tmp_path):
+    conf = write_conf(tmp_path / "c.yaml", daemon=False, threads=3)
+    s = Server(Opt(daemon=True, conf=str(conf)))
+    assert s.configuration.daemon is True and s.configuration.threads == 3
+    assert Server(Opt(conf=str(conf))).configuration.daemon is False
+
+
+def test_given_conf_is_used_as_is():
+    c = ServerConf(threads=4)
+    assert Server(conf=c).configuration is c
+    assert Server().configuration == ServerConf()
+
+
+def test_help_lists_the_flags():
+    r = subprocess.run([sys.executable, "examples/00_basic_server.py", "-h"], cwd=REPO,
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0
+    for flag in ("--conf", "--daemon", "--upgrade", "--test"):
+        assert flag in r.stdout
