@@ -523,3 +523,32 @@ def test_reset_guard_rules():
         g2.on_complete()
     tripped = [g2.on_reset() for _ in range(11)]
     assert tripped[-1] and not tripped[8]
+
+
+def test_streams_over_the_limit_are_refused_not_the_connection():
+    with ServerThread(options=H2Options(max_concurrent_streams=10)) as s:
+        c = _H2Client(s.port)
+        try:
+            # Sent before the client has even read the server's SETTINGS.
+            sids = [c.request("/slow?ms=300") for _ in range(15)]
+            c.flush()
+            done = lambda: len(c.of(h2.events.StreamEnded)) + len(c.of(h2.events.StreamReset)) >= 15  # noqa: E731
+            c.pump(done)
+            refused = [e.stream_id for e in c.of(h2.events.StreamReset)]
+            assert all(e.error_code == h2.errors.ErrorCodes.REFUSED_STREAM for e in c.of(h2.events.StreamReset))
+            assert len(refused) == 5 and set(refused) == set(sids[10:])
+            assert len(c.of(h2.events.StreamEnded)) == 10
+            again = c.request("/ok")  # the connection is still fine
+            c.flush()
+            c.pump(lambda: any(e.stream_id == again for e in c.of(h2.events.StreamEnded)))
+        finally:
+            c.close()
+
+
+def test_expect_100_continue_is_answered_on_first_read(tmp_path):
+    (tmp_path / "b.bin").write_bytes(pattern(300_000))
+    with ServerThread() as s:
+        r = curl("-v", "--http2-prior-knowledge", "-H", "Expect: 100-continue",
+                 "--data-binary", f"@{tmp_path / 'b.bin'}", _url(s, "/e"))
+    assert b"< HTTP/2 100" in r.stderr and b"< HTTP/2 200" in r.stderr
+    assert json.loads(r.stdout)["length"] == 300_000

@@ -299,6 +299,10 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         # absurd ones make HPACK give up on the whole connection.
         self._h2.decoder.max_header_list_size = opts.max_header_list_size * 4
         self._h2.initiate_connection()
+        # h2 treats a stream over the advertised limit as a connection error; a
+        # client may open streams before our SETTINGS reach it, so h2 is given room
+        # and such streams are refused one by one (REFUSED_STREAM) in _on_request.
+        self._h2.local_settings._settings[S.MAX_CONCURRENT_STREAMS][0] = 2 ** 31 - 1
         extra = opts.connection_window_size - DEFAULT_WINDOW
         if extra > 0:
             self._h2.increment_flow_control_window(extra)
@@ -388,7 +392,8 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
 
     def _on_request(self, ev: h2.events.RequestReceived) -> None:
         sid = ev.stream_id
-        if self._goaway_sent and sid > self._last_stream:
+        if (self._goaway_sent and sid > self._last_stream) or \
+                len(self._streams) >= self._opts.max_concurrent_streams:
             self._h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
         fields = ev.headers
