@@ -13,6 +13,7 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import h2.exceptions
 import pytest
 
 from h2_support import (ServerThread, curl, demo_handler, make_cert, pattern, proc_cpu_seconds,

@@ -33,7 +33,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from ....errors import Error, ErrorType, RetryType
+from ....errors import Error, ErrorType
 from ...digest import Digest, SocketDigest
 from ..header import HeaderMap, RequestHeader, ResponseHeader
 from ..v1.common import WRITE_HIGH_WATER
@@ -181,6 +181,7 @@ class H2ClientStream(_StreamBase):
                 and self._recv_done and self._end_sent and self.conn.is_usable())
 
     def mark_no_reuse(self) -> None:
+        """Make ``reusable()`` false for this stream."""
         self._no_reuse = True
 
     def close(self) -> None:
@@ -359,10 +360,12 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
 
     @property
     def closed(self) -> bool:
+        """True once the connection is closed or lost."""
         return self._closed
 
     # --- asyncio protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Send our preface and SETTINGS (push off, our windows) at once."""
         self.transport = transport
         transport.set_write_buffer_limits(WRITE_HIGH_WATER)
         self.digest = Digest(SocketDigest.from_transport(transport))
@@ -385,6 +388,7 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        """Feed h2; dispatch its events to the streams; one write for all replies."""
         if self._closed:
             return
         self._in_receive = True
@@ -404,9 +408,11 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
             self._flush()
 
     def eof_received(self) -> Optional[bool]:
+        """The origin closed its side: close ours too (streams fail in connection_lost)."""
         return None
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
+        """Fail every unfinished stream with CONNECTION_CLOSED."""
         err = (Error.because(ErrorType.CONNECTION_CLOSED, "upstream closed the connection", exc) if exc
                else Error.explain(ErrorType.CONNECTION_CLOSED, "upstream closed the connection"))
         self._shut(err.into_up())

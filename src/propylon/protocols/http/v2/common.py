@@ -20,7 +20,6 @@ leaves in one ``transport.write`` (``_ConnBase._want_flush``).
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from typing import Optional
 
@@ -28,11 +27,8 @@ import h2.connection
 import h2.errors
 import h2.exceptions
 
-from ....errors import Error, ErrorType
 from ...digest import Digest
 from ..header import HeaderMap
-
-log = logging.getLogger("propylon.http.v2")
 
 # RFC 9113 8.2.2: fields that describe one connection; an HTTP/2 message carrying
 # them is malformed, so they are dropped when a message goes out.
@@ -192,9 +188,11 @@ class _ConnBase:
 
     # --- asyncio write flow control -----------------------------------------------------
     def pause_writing(self) -> None:
+        """The socket buffer is full: every stream is write blocked."""
         self._write_paused = True
 
     def resume_writing(self) -> None:
+        """The socket buffer drained: wake the streams waiting in ``drain()``."""
         self._write_paused = False
         for st in list(self._drain_waiting):
             if not st.write_blocked:
@@ -328,8 +326,3 @@ def reset_code_name(code: int) -> str:
     except ValueError:
         return str(code)
 
-
-def stream_reset_error(code: int, upstream: bool) -> Error:
-    """The ``Error`` for a stream the peer reset with ``code``."""
-    err = Error.explain(ErrorType.H2_ERROR, f"stream reset by peer ({reset_code_name(code)})")
-    return err.into_up() if upstream else err.into_down()

@@ -127,10 +127,12 @@ class H2ServerStream(_StreamBase):
     # --- the connection, as the engine sees it ----------------------------------------
     @property
     def digest(self) -> Optional[Digest]:
+        """The connection's digest (addresses, TLS)."""
         return self.conn.digest
 
     @property
     def shutting_down(self) -> bool:
+        """True once graceful shutdown began or GOAWAY was sent."""
         return bool(self.conn._shutdown) or self.conn._goaway_sent
 
     @property
@@ -274,6 +276,7 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
 
     @property
     def shutting_down(self) -> bool:
+        """True once graceful shutdown began or GOAWAY was sent."""
         return bool(self._shutdown) or self._goaway_sent
 
     @property
@@ -283,6 +286,7 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
 
     # --- asyncio protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Send our SETTINGS and window, arm the idle timer, watch for shutdown."""
         self.transport = transport
         transport.set_write_buffer_limits(WRITE_HIGH_WATER)
         self.digest = Digest(SocketDigest.from_transport(transport))
@@ -313,6 +317,7 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
             self._shutdown.on_shutdown(self._on_shutdown)
 
     def data_received(self, data: bytes) -> None:
+        """Feed h2; dispatch its events; one write for all replies."""
         if self._closed:
             return
         self._in_receive = True
@@ -334,9 +339,11 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
             self._flush()
 
     def eof_received(self) -> Optional[bool]:
+        """The client closed its side: the connection ends (streams are lost)."""
         return None  # half-closed HTTP/2 makes no sense: close, and lose the streams
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
+        """Every open stream fails its reads and its ``on_lost`` is called."""
         self._closed = True
         if self._tracker is not None:
             self._tracker.discard(self)
