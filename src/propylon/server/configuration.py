@@ -111,8 +111,8 @@ class ServerConf:
     ca_file: Optional[str] = None
     grace_period_seconds: Optional[int] = None
     graceful_shutdown_timeout_seconds: Optional[int] = None
-    client_bind_to_ipv4: list = field(default_factory=list)
-    client_bind_to_ipv6: list = field(default_factory=list)
+    client_bind_to_ipv4: list[str] = field(default_factory=list)
+    client_bind_to_ipv6: list[str] = field(default_factory=list)
     upstream_keepalive_pool_size: int = 128
     upstream_connect_offload_threadpools: Optional[int] = None
     upstream_connect_offload_thread_per_pool: Optional[int] = None
