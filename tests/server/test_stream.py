@@ -179,3 +179,40 @@ def test_digest_has_addresses():
         writer.close()
         svc.stop_accepting()
     run(main())
+
+
+class HalfClose(ServerApp):
+    """Reads to EOF, answers after the peer's half-close, then waits for the close."""
+
+    def __init__(self):
+        self.closed = asyncio.Event()
+
+    async def process_new(self, stream, shutdown):
+        data = b""
+        while chunk := await stream.read(3):  # small reads: the rest stays buffered
+            data += chunk
+        assert stream.at_eof()
+        await stream.write_all(data[::-1])
+        stream.write_eof()
+        stream.close()
+        await stream.wait_closed()
+        assert stream.is_closing()
+        self.closed.set()
+        return None
+
+
+def test_half_close_and_wait_closed():
+    async def main():
+        app = HalfClose()
+        svc = Service("half", app)
+        svc.add_tcp("127.0.0.1:0")
+        _, [(host, port)] = await start(svc)
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"abcdefgh")
+        writer.write_eof()
+        # The server can still write after our EOF: the connection is half-open.
+        assert await reader.read() == b"hgfedcba"
+        await asyncio.wait_for(app.closed.wait(), 2)
+        writer.close()
+        svc.stop_accepting()
+    run(main())
