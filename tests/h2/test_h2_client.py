@@ -377,3 +377,31 @@ def test_own_server_receives_request_trailers_and_expected_headers():
     for gone in ("keep-alive", "proxy-connection", "upgrade", "transfer-encoding", "connection"):
         assert gone not in doc["headers"]
     assert "te" in doc["headers"] and doc["cookie"] == "a=1"
+
+
+def test_graceful_goaway_mid_upload_lets_the_body_finish():
+    async def main(server: ServerThread):
+        conn = await connect("127.0.0.1", server.port)
+        st = conn.open_stream()
+        st.read_timeout = 5
+        st.send_request_header(request("POST", "/upload"), True, False)
+        st.write_body(pattern(100_000))
+        await st.drain()
+        await asyncio.sleep(0.1)
+        await asyncio.get_running_loop().run_in_executor(None, server.trigger_shutdown)
+        await asyncio.sleep(0.1)
+        st.write_body(pattern(100_000))
+        await st.drain()
+        st.finish_body()
+        resp = await st.read_response_header()
+        body = b""
+        while (d := await st.read_body()) is not None:
+            body += d
+        st.close()
+        return conn.is_usable(), resp.status, json.loads(body)
+
+    with ServerThread() as s:
+        usable, status, doc = run(main(s))
+    assert not usable and status == 200
+    assert doc["length"] == 200_000
+    assert doc["sha256"] == hashlib.sha256(pattern(100_000) * 2).hexdigest()

@@ -92,7 +92,9 @@ class H2ClientStream(_StreamBase):
             sid = conn._h2.get_next_available_stream_id()
             conn._h2.send_headers(sid, fields, end_stream=not has_body)
         except _H2_FAILURES as exc:
-            raise Error.because(ErrorType.H2_ERROR, "cannot send the request head", exc).into_up() from None
+            err = Error.because(ErrorType.H2_ERROR, "cannot send the request head", exc).into_up()
+            err.set_retry(True)  # nothing went out
+            raise err from None
         self.stream_id = sid
         conn._streams[sid] = self
         if not has_body:
@@ -401,7 +403,11 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
                 self._shut(Error.because(ErrorType.INVALID_H2, "upstream broke HTTP/2", exc).into_up())
                 return
             for ev in events:
-                self._on_event(ev)
+                try:
+                    self._on_event(ev)
+                except _H2_FAILURES as exc:
+                    log.debug("HTTP/2 event %s from upstream %s not handled: %s",
+                              type(ev).__name__, self._peer(), exc)
         finally:
             self._in_receive = False
         if not self._closed:

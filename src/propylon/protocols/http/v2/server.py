@@ -177,7 +177,7 @@ class H2ServerStream(_StreamBase):
             conn._h2.send_headers(self.stream_id, fields, end_stream=end_stream)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as exc:
             log.debug("stream %d: head not sent: %s", self.stream_id, exc)
-            self._reset = True
+            self._on_send_failed(exc)
             return
         conn._want_flush()
 
@@ -332,7 +332,11 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
             for ev in events:
                 if self._closed:
                     break
-                self._on_event(ev)
+                try:
+                    self._on_event(ev)
+                except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as exc:
+                    # A stream that changed state under us: only that stream suffers.
+                    log.debug("HTTP/2 event %s from %s not handled: %s", type(ev).__name__, self._peer(), exc)
         finally:
             self._in_receive = False
         if not self._closed:
@@ -421,6 +425,8 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
             return
         headers = header_map(fields)
         authority = pseudo.get(b":authority")
+        if authority is None:
+            authority = headers.get_bytes(b"host")
         if authority is not None:
             headers.remove(b"host")  # :authority wins (RFC 9113 8.3.1)
             headers._items.insert(0, (b"host", b"Host", authority))
