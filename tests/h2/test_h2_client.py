@@ -405,3 +405,23 @@ def test_graceful_goaway_mid_upload_lets_the_body_finish():
     assert not usable and status == 200
     assert doc["length"] == 200_000
     assert doc["sha256"] == hashlib.sha256(pattern(100_000) * 2).hexdigest()
+
+
+def test_available_streams_follows_the_peer_limit():
+    from propylon.protocols.http.v2.server import H2Options
+
+    async def main(port):
+        conn = await connect("127.0.0.1", port)
+        await conn.ping()  # by the PING answer, the server's SETTINGS have arrived
+        before = conn.available_streams()
+        streams = [conn.open_stream() for _ in range(3)]
+        full = conn.available_streams()
+        for st in streams:
+            st.close()
+        after = conn.available_streams()
+        conn.close()
+        return before, full, after
+
+    with ServerThread(options=H2Options(max_concurrent_streams=3)) as s:
+        before, full, after = run(main(s.port))
+    assert (before, full, after) == (3, 0, 3)
