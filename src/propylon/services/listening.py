@@ -15,6 +15,7 @@ from .listeners import Listener, TcpSocketOptions, describe_socket
 
 if TYPE_CHECKING:  # apps.base imports the server package; avoid a cycle at import time
     from ..apps.base import ListeningApp
+    from ..protocols.tls import TlsSettings
 
 __all__ = ["Service", "ConnectionFilter"]
 
@@ -55,6 +56,20 @@ class Service:
         """Listen on ``addr`` with TLS: connections are handshaken with ``context``
         before the app sees them."""
         self.listeners.append(Listener.tcp(addr, opts, ssl_context=context))
+
+    def add_tls(self, addr: str, cert_file: str, key_file: str,
+                opts: Optional[TcpSocketOptions] = None) -> None:
+        """Listen on ``addr`` with TLS (Mozilla's intermediate profile, HTTP/1.1 by
+        ALPN). A certificate or key that cannot be loaded fails here, naming the file."""
+        from ..protocols.tls import TlsSettings
+
+        self.add_tls_with_settings(addr, TlsSettings.intermediate(cert_file, key_file), opts)
+
+    def add_tls_with_settings(self, addr: str, settings: "TlsSettings",
+                              opts: Optional[TcpSocketOptions] = None) -> None:
+        """Listen on ``addr`` with TLS as ``settings`` describe (SNI certificates,
+        ``enable_h2()``, client certificates)."""
+        self.add_tls_context(addr, settings.build_context(), opts)
 
     def add_listener(self, listener: Listener) -> None:
         """Add a prepared :class:`Listener` (for endpoint kinds built elsewhere)."""
