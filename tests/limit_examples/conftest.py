@@ -17,6 +17,8 @@ from typing import Iterator, Optional
 
 import pytest
 
+import limex_support
+
 from propylon.lab import DEFAULT_CERTS_DIR, Lab, LabStartError
 from propylon.lab import process as lab_process
 
@@ -49,11 +51,10 @@ def _own_blue() -> Iterator[Lab]:
         own.close()
 
 
-@pytest.fixture
-def lab(_own_blue: Lab) -> Optional[Lab]:
-    """Blue answering on 127.0.0.1:18080; the lab that runs it, or None if another
-    process serves it."""
-    mine = _lab_in_this_process() or _own_blue
+def _ensure_blue(own: Lab) -> Optional[Lab]:
+    """Wait until blue answers (starting it in ``own`` if nobody serves its port);
+    return the lab running it, or None when another process serves it."""
+    mine = _lab_in_this_process() or own
     deadline = time.monotonic() + 30
     while True:
         blue = mine.members.get("blue")
@@ -63,11 +64,22 @@ def lab(_own_blue: Lab) -> Optional[Lab]:
         if _blue_answers():
             return None
         try:
-            _own_blue.start("blue")
-            return _own_blue
+            own.start("blue")
+            return own
         except LabStartError as exc:
             # Another run holds the port: its blue may be stopped or frozen for a
             # moment (chaos tests); wait for it to answer or to let go of the port.
             if "in use" not in str(exc) or time.monotonic() > deadline:
                 pytest.fail(f"blue is not available: {exc}", pytrace=False)
         time.sleep(0.5)
+
+
+@pytest.fixture
+def lab(_own_blue: Lab) -> Iterator[Optional[Lab]]:
+    """Blue answering on 127.0.0.1:18080; the lab that runs it, or None if another
+    process serves it."""
+    limex_support.ensure_blue = lambda: _ensure_blue(_own_blue)
+    try:
+        yield _ensure_blue(_own_blue)
+    finally:
+        limex_support.ensure_blue = None

@@ -6,11 +6,17 @@ the process group (SIGTERM, then SIGKILL) when the block ends, whatever happened
 ``curl`` runs one request with a fresh curl process and returns status, headers and
 body; ``hits`` asks blue how often a target reached it, so each test uses targets of
 its own (a random query) and is not confused by other tests sharing the lab.
+
+Blue may be served by another test run that stops it at any moment (the lab's ports
+are fixed and shared). A 502 is never an expected answer in these tests, so ``curl``
+raises :class:`BlueGone` for it, and ``@retry_if_blue_vanishes`` runs such a test
+again (at most three times in all) once blue answers again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -25,11 +31,35 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 REPO = Path(__file__).resolve().parents[2]
 BLUE_URL = "http://127.0.0.1:18080"
 BLUE_BODY = "Response from BLUE"
+
+#: Set by conftest: makes sure blue answers again (starting one if nobody serves it).
+ensure_blue: Optional[Callable[[], None]] = None
+
+
+class BlueGone(AssertionError):
+    """Blue stopped answering during a test (a 502 through the proxy)."""
+
+
+def retry_if_blue_vanishes(test: Callable) -> Callable:
+    """Run ``test`` again, up to three times in all, when it ends with :class:`BlueGone`."""
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        for attempt in range(3):
+            try:
+                return test(*args, **kwargs)
+            except BlueGone:
+                if attempt == 2:
+                    raise
+                if ensure_blue is not None:
+                    ensure_blue()
+
+    return run
 
 
 class Example:
@@ -147,7 +177,10 @@ def curl(url: str, *args: str, timeout: float = 10.0) -> Reply:
     for line in lines[1:]:
         k, _, v = line.partition(":")
         headers.setdefault(k.strip().lower(), []).append(v.strip())
-    return Reply(int(lines[0].split()[1]), headers, body, r.returncode)
+    status = int(lines[0].split()[1])
+    if status == 502:
+        raise BlueGone(f"502 for {url}: the upstream went away")
+    return Reply(status, headers, body, r.returncode)
 
 
 def unique_path(label: str) -> str:
@@ -158,6 +191,9 @@ def unique_path(label: str) -> str:
 def hits(target: str) -> int:
     """How many requests for ``target`` reached blue."""
     query = urllib.parse.urlencode({"target": target})
-    with urllib.request.urlopen(f"{BLUE_URL}/__lab/hits?{query}", timeout=5) as r:
-        return int(json.loads(r.read())["hits"])
+    try:
+        with urllib.request.urlopen(f"{BLUE_URL}/__lab/hits?{query}", timeout=5) as r:
+            return int(json.loads(r.read())["hits"])
+    except OSError as exc:
+        raise BlueGone(f"blue did not answer: {exc}") from None
 

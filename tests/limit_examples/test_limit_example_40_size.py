@@ -4,12 +4,13 @@ import json
 import socket
 import time
 
-from limex_support import curl, hits, running, unique_path
+from limex_support import curl, hits, retry_if_blue_vanishes, running, unique_path
 
 URL = "http://127.0.0.1:6184"
 PAYLOAD = "a" * 150
 
 
+@retry_if_blue_vanishes
 def test_small_body_is_proxied_whole(lab):
     with running("examples/40_request_size_limit.py", 6184):
         target = "/echo?run=" + unique_path("limex40").split("=")[1]
@@ -20,6 +21,7 @@ def test_small_body_is_proxied_whole(lab):
         assert hits(target) == 1
 
 
+@retry_if_blue_vanishes
 def test_declared_length_over_the_limit_is_refused_before_the_body(lab):
     with running("examples/40_request_size_limit.py", 6184) as ex:
         target = unique_path("limex40-cl")
@@ -36,6 +38,7 @@ def test_declared_length_over_the_limit_is_refused_before_the_body(lab):
         assert hits(target) == 0
 
 
+@retry_if_blue_vanishes
 def test_chunked_body_over_the_limit_is_counted_and_refused(lab):
     with running("examples/40_request_size_limit.py", 6184) as ex:
         target = unique_path("limex40-chunked")

@@ -1,8 +1,9 @@
 """Lessons 41 and 42: bearer token on 6185, Basic credentials on 6186."""
 
-from limex_support import BLUE_BODY, curl, hits, running, unique_path
+from limex_support import BLUE_BODY, curl, hits, retry_if_blue_vanishes, running, unique_path
 
 
+@retry_if_blue_vanishes
 def test_bearer_token_missing_wrong_and_right(lab):
     with running("examples/41_auth_request.py", 6185) as ex:
         url = "http://127.0.0.1:6185" + unique_path("limex41")
@@ -28,6 +29,7 @@ def test_bearer_token_missing_wrong_and_right(lab):
         assert hits(target) == 1
 
 
+@retry_if_blue_vanishes
 def test_basic_auth_challenge_rejection_and_success(lab):
     with running("examples/42_basic_auth.py", 6186) as ex:
         target = unique_path("limex42")
