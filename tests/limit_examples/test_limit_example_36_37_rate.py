@@ -43,11 +43,12 @@ def test_fixed_window_admits_five_then_429_without_choosing_an_upstream(lab):
         ex.wait_log(r"Rate Limit Exceeded for 127\.0\.0\.1: 10 req/s")
         assert hits(target) == 5
         log = ex.log()
-        last = log[log.rindex("Rate Limit Exceeded for 127.0.0.1: 6 req/s"):]
-        assert last.count("Selected upstream") == 0
-        before = log[: log.rindex("Rate Limit Exceeded for 127.0.0.1: 6 req/s")]
-        assert before.count("Selected upstream") % 5 == 0 and before.count("Selected upstream") >= 5
-        assert re.findall(r"Rate Limit Exceeded for 127\.0\.0\.1: (\d+) req/s", last) == ["6", "7", "8", "9", "10"]
+        first_rejection = log.rindex("Rate Limit Exceeded for 127.0.0.1: 6 req/s")
+        assert log[:first_rejection].count("Selected upstream") >= 5
+        last = log[first_rejection:]
+        assert "Selected upstream" not in last
+        rejected = re.findall(r"Rate Limit Exceeded for 127\.0\.0\.1: (\d+) req/s", last)
+        assert rejected == ["6", "7", "8", "9", "10"]
 
 
 @retry_if_blue_vanishes
@@ -95,20 +96,26 @@ def test_previous_window_rate_passes_five_per_second_and_blocks_faster_clients(l
         assert [s for _, s in steady] == [200] * 15
         assert ex.count("Rate Limit Exceeded") == 0
 
-        time.sleep(2.1)  # two quiet windows: both counts are forgotten
-
         # Test B: a request every 0.15 s (~6.7 req/s). The first window passes;
         # once it is the previous window its rate (~7/s) is over the limit, and the
-        # rejected requests keep the next windows over it too.
-        fast = _scheduled(url, 15, 0.15)
+        # rejected requests keep the next windows over it too. A busy machine may
+        # not keep the pace (fewer than 6 sends in the first second): then the run
+        # proves nothing and is repeated after two quiet windows.
+        for _ in range(3):
+            time.sleep(2.1)  # two quiet windows: both counts are forgotten
+            start = len(ex.log())
+            fast = _scheduled(url, 15, 0.15)
+            in_first_second = sum(1 for t, _ in fast if t - fast[0][0] < 1.0)
+            if in_first_second >= 6:
+                break
         statuses = [s for _, s in fast]
+        assert 429 in statuses, statuses
         admitted = statuses.index(429)
         assert statuses == [200] * admitted + [429] * (15 - admitted), statuses
-        in_first_second = sum(1 for t, _ in fast if t - fast[0][0] < 1.0)
         assert abs(admitted - in_first_second) <= 1, (statuses, in_first_second)
         assert 6 <= admitted <= 8, statuses
-        rates = [float(r) for r in re.findall(r"Rate Limit Exceeded for 127\.0\.0\.1: ([\d.]+) req/s \(Limit: 5\.0\)",
-                                              ex.log())]
+        pattern = r"Rate Limit Exceeded for 127\.0\.0\.1: ([\d.]+) req/s \(Limit: 5\.0\)"
+        rates = [float(r) for r in re.findall(pattern, ex.log()[start:])]
         assert len(rates) == 15 - admitted
         assert all(r > 5.0 for r in rates)
         assert rates[0] == float(admitted)  # the lesson's "7.00 req/s"
