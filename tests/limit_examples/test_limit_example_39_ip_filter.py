@@ -3,6 +3,8 @@ before any HTTP (connection filter, ``CONNECTION_FILTER=1``)."""
 
 import socket
 
+import pytest
+
 from limex_support import BLUE_BODY, curl, hits, retry_if_blue_vanishes, running, unique_path
 
 URL = "http://127.0.0.1:6183"
@@ -31,18 +33,22 @@ def test_connection_filter_resets_the_blocked_address_before_any_http(lab):
         target = unique_path("limex39-l4")
         assert curl(URL + target).status == 200
 
-        # The handshake completes in the kernel; the proxy then resets the
-        # connection without reading: the client gets no byte of HTTP, without
-        # having sent anything. The reset may even beat connect() back to us.
+        # The handshake completes in the kernel; the proxy then drops the
+        # connection without reading: the client, which has sent nothing, gets no
+        # byte of HTTP, only the close. The reset may even beat connect() back.
         with socket.socket() as s:
             s.bind(("127.0.0.2", 0))
-            s.settimeout(5)
+            s.settimeout(3)
             try:
                 s.connect(("127.0.0.1", 6183))
                 data = s.recv(1024)
             except ConnectionResetError:
                 data = b""
         assert data == b""
+        # An allowed client's silent connection stays open, waiting for a request.
+        with socket.create_connection(("127.0.0.1", 6183), timeout=0.5) as s:
+            with pytest.raises(socket.timeout):
+                s.recv(1024)
 
         refused = curl(URL + target, "--interface", "127.0.0.2")
         assert refused.status == 0 and refused.exit_code in (7, 52, 56), refused
