@@ -89,6 +89,16 @@ class Recorder(ProxyHttp):
         self.calls.append("logging")
 
 
+def settled(rec: Recorder) -> list[str]:
+    """The calls once ``logging`` ran (it runs just after the response went out)."""
+    import time
+
+    deadline = time.monotonic() + 2
+    while (not rec.calls or rec.calls[-1] != "logging") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return rec.calls
+
+
 def curl(url: str, *args: str) -> tuple[int, str]:
     out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", *args, url],
                          capture_output=True, text=True, timeout=20)
@@ -100,7 +110,7 @@ def test_normal_request_order(start_proxy, upstream):
     rec = Recorder(up.port)
     p = start_proxy(rec)
     assert curl(p.url + "/")[0] == 200
-    assert rec.calls == [
+    assert settled(rec) == [
         "new_ctx", "early_request_filter", "request_filter", "proxy_upstream_filter",
         "upstream_peer", "connected_to_upstream", "upstream_request_filter",
         "request_body_filter", "upstream_response_filter", "response_filter",
@@ -113,7 +123,7 @@ def test_request_filter_answer_stops_early(start_proxy, upstream):
     rec = Recorder(up.port, answer_early=True)
     p = start_proxy(rec)
     assert curl(p.url + "/")[0] == 403
-    assert rec.calls == ["new_ctx", "early_request_filter", "request_filter", "logging"]
+    assert settled(rec) == ["new_ctx", "early_request_filter", "request_filter", "logging"]
     assert up.connections == 0
 
 
@@ -127,7 +137,7 @@ def test_connect_failure_order(start_proxy):
     rec = Recorder(closed_port)
     p = start_proxy(rec)
     assert curl(p.url + "/")[0] == 502
-    assert rec.calls == [
+    assert settled(rec) == [
         "new_ctx", "early_request_filter", "request_filter", "proxy_upstream_filter",
         "upstream_peer", "fail_to_connect", "fail_to_proxy", "suppress_error_log", "logging",
     ]
@@ -139,7 +149,7 @@ def test_body_filter_error_order(start_proxy, upstream):
     p = start_proxy(rec)
     reply = raw_exchange(p.port, b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd")
     assert reply.startswith(b"HTTP/1.1 413 ")
-    assert rec.calls == [
+    assert settled(rec) == [
         "new_ctx", "early_request_filter", "request_filter", "proxy_upstream_filter",
         "upstream_peer", "connected_to_upstream", "upstream_request_filter",
         "request_body_filter", "error_while_proxy", "fail_to_proxy", "suppress_error_log", "logging",

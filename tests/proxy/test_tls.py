@@ -63,6 +63,9 @@ def test_upstream_tls_failures_are_502(case, lab, start_proxy, tmp_path):
     proxy = ToTls(lab.address("advanced-https"), sni, opts)
     p = start_proxy(proxy)
     assert curl(p.url + "/", "-o", "/dev/null", "-w", "%{http_code}").stdout == "502"
+    deadline = __import__("time").monotonic() + 2
+    while not proxy.errors and __import__("time").monotonic() < deadline:
+        __import__("time").sleep(0.01)
     assert proxy.errors[0].etype == ErrorType.INVALID_CERT
 
 

@@ -8,11 +8,13 @@ import ipaddress
 import logging
 import socket
 import ssl
-from typing import Optional
+from functools import partial
+from typing import Callable, Optional
 
 from ..errors import Error, ErrorType
 from ..protocols.http.v1.client import H1ClientConnection
-from ..upstreams.peer import HttpPeer, PeerOptions
+from ..protocols.http.v2.client import H2ClientConnection, H2ClientStream
+from ..upstreams.peer import ALPN, HttpPeer, PeerOptions
 from .pool import ConnectionPool
 from .tls import client_context, check_alternative_cn
 
@@ -33,20 +35,69 @@ class HttpConnector:
     def __init__(self, pool_size: int = 128, ca_file: Optional[str] = None,
                  bind_to_v4: tuple = (), bind_to_v6: tuple = ()) -> None:
         self.pool = ConnectionPool(pool_size)
+        self._h2: dict[tuple, list[H2ClientConnection]] = {}
+        self._h2_pending: dict[tuple, asyncio.Future] = {}
         self.ca_file = ca_file
         self.bind_to_v4 = tuple(bind_to_v4)
         self.bind_to_v6 = tuple(bind_to_v6)
 
-    async def get(self, peer: HttpPeer) -> tuple[H1ClientConnection, bool]:
-        """A connection to ``peer`` and whether it was reused from the pool."""
-        conn = self.pool.get(peer.reuse_key())
-        if conn is not None:
-            return conn, True
-        return await self.connect(peer), False
+    async def get(self, peer: HttpPeer):
+        """An exchange with ``peer`` and whether its connection was reused.
 
-    def release(self, peer: HttpPeer, conn: H1ClientConnection) -> None:
-        """Give a finished connection back: pooled if it can carry another request."""
-        if conn.reusable():
+        HTTP/1 peers get a whole connection (pooled when possible); peers whose
+        ALPN allows HTTP/2 get a stream of a shared connection when one has room
+        (an ``H2H1`` peer tries a pooled HTTP/1 connection first, as in Pingora).
+        """
+        key = peer.reuse_key()
+        alpn = peer.options.alpn
+        if alpn is not ALPN.H2:
+            conn = self.pool.get(key)
+            if conn is not None:
+                return conn, True
+            if alpn is ALPN.H1:
+                return await self.connect(peer), False
+        stream = self._h2_stream(key)
+        if stream is not None:
+            return stream, True
+        pending = self._h2_pending.get(key)
+        while pending is not None:
+            # Another request is already opening a connection to this peer: share
+            # it rather than opening one connection per concurrent request.
+            await asyncio.shield(pending)
+            stream = self._h2_stream(key)
+            if stream is not None:
+                return stream, True
+            pending = self._h2_pending.get(key)
+        done = asyncio.get_running_loop().create_future()
+        self._h2_pending[key] = done
+        try:
+            conn = await self.connect(peer)
+            if isinstance(conn, H2ClientConnection):
+                self._h2.setdefault(key, []).append(conn)
+                return conn.open_stream(), False
+            return conn, False
+        finally:
+            if self._h2_pending.get(key) is done:
+                del self._h2_pending[key]
+            done.set_result(None)
+
+    def _h2_stream(self, key) -> Optional[H2ClientStream]:
+        conns = self._h2.get(key)
+        if not conns:
+            return None
+        for conn in list(conns):
+            if not conn.is_usable():
+                conns.remove(conn)
+            elif conn.available_streams() > 0:
+                return conn.open_stream()
+        return None
+
+    def release(self, peer: HttpPeer, conn) -> None:
+        """Give a finished exchange back: its connection is pooled (HTTP/1) or its
+        stream slot freed (HTTP/2) when it can carry another request."""
+        if isinstance(conn, H2ClientStream):
+            conn.close()  # frees the slot; the shared connection stays
+        elif conn.reusable():
             self.pool.put(peer.reuse_key(), conn, peer.options.idle_timeout)
         else:
             conn.close()
@@ -70,9 +121,13 @@ class HttpConnector:
         if peer.tls:
             ctx = client_context(opts, self.ca_file, peer.client_cert_key)
             server_hostname = peer.sni or (None if peer.is_uds else peer.address[0])
+        if ctx is None and opts.alpn is ALPN.H1:
+            factory: Callable[[], asyncio.Protocol] = H1ClientConnection
+        else:
+            factory = partial(_Negotiator, peer, ctx is not None)
         try:
             _, conn = await loop.create_connection(
-                H1ClientConnection, sock=sock, ssl=ctx, server_hostname=server_hostname,
+                factory, sock=sock, ssl=ctx, server_hostname=server_hostname,
                 ssl_handshake_timeout=opts.total_connection_timeout or 60.0 if ctx else None,
             )
         except ssl.SSLCertVerificationError as e:
@@ -87,6 +142,8 @@ class HttpConnector:
         except OSError as e:
             sock.close()
             raise Error.because(ErrorType.HANDSHAKE_ERROR, f"handshake with {peer} failed", e).into_up() from None
+        if isinstance(conn, _Negotiator):
+            conn = conn.chosen
         if ctx is not None and opts.alternative_cn and not ctx.check_hostname:
             check_alternative_cn(conn, peer)
         return conn  # type: ignore[return-value]
@@ -187,3 +244,39 @@ class HttpConnector:
 
     def close(self) -> None:
         self.pool.close_all()
+        for conns in self._h2.values():
+            for conn in conns:
+                conn.close()
+        self._h2.clear()
+
+
+class _Negotiator(asyncio.Protocol):
+    """Picks the protocol once the connection is up: HTTP/2 if ALPN chose ``h2``
+    (or, without TLS, if the peer asks for h2c), else HTTP/1.1.
+
+    On TLS transports ``connection_made`` runs after the handshake, before any
+    byte is delivered, so the choice is made before the origin's first frame.
+    """
+
+    def __init__(self, peer: HttpPeer, tls: bool) -> None:
+        self.peer = peer
+        self.tls = tls
+        self.chosen: asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        opts = self.peer.options
+        if self.tls:
+            sslobj = transport.get_extra_info("ssl_object")
+            use_h2 = sslobj is not None and sslobj.selected_alpn_protocol() == "h2"
+        else:
+            use_h2 = opts.alpn is ALPN.H2
+        if use_h2:
+            proto = H2ClientConnection(max_streams=max(1, opts.max_h2_streams))
+            proto.scheme = b"https" if self.tls else b"http"
+            host = self.peer.sni or ("localhost" if self.peer.is_uds else str(self.peer.address[0]))
+            proto.default_authority = host.encode()
+        else:
+            proto = H1ClientConnection()
+        self.chosen = proto
+        transport.set_protocol(proto)
+        proto.connection_made(transport)  # type: ignore[arg-type]

@@ -257,6 +257,13 @@ class HttpProxyEngine:
             return
         up_body = self.h_up_body
         body_filt = self.h_body
+        if conn.at_end() and up_body is None and body_filt is None and conn.trailers is None:
+            # The response ended with its head (no body, e.g. 204, HEAD, or a gRPC
+            # trailers-only answer): end the stream with the head too.
+            ds.write_header(resp, end_of_stream=True)
+            if ds.write_blocked:
+                await ds.drain()
+            return
         ds.write_header(resp, hold=conn.body_ready())
         while True:
             data = await conn.read_body()

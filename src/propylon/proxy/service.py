@@ -52,7 +52,13 @@ class HttpProxyApp(ListeningApp):
         opts = self.server_options
         conns = self._connections
         shutdown.on_shutdown(self._on_shutdown)
-        return lambda: H1ServerConnection(handle, shutdown, opts, conns)
+
+        def h2() -> asyncio.Protocol:
+            from ..protocols.http.v2.server import H2ServerConnection
+
+            return H2ServerConnection(handle, shutdown, opts, conns)
+
+        return lambda: H1ServerConnection(handle, shutdown, opts, conns, h2)
 
     def _on_shutdown(self) -> None:
         for conn in list(self._connections):

@@ -257,6 +257,7 @@ class H1ClientConnection(asyncio.Protocol):
         self._close_delimited = False
         self.trailers = None
         self._is_head = req._method == b"HEAD"
+        req.version = (1, 1)  # e.g. a request that arrived over HTTP/2
         headers = req.headers
         self._req_chunked = has_body and not body_length_known
         if self._req_chunked:

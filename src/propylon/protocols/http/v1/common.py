@@ -49,7 +49,10 @@ def strip_hop_by_hop(headers: HeaderMap, keep_upgrade: bool = False) -> None:
     drop = HOP_BY_HOP | named
     if keep_upgrade:
         drop = drop - {b"upgrade", b"connection"}
-    items[:] = [it for it in items if it[0] not in drop]
+    # "TE: trailers" announces that the client takes trailers; gRPC needs it to
+    # reach the origin, and HTTP/2 allows exactly this value through.
+    items[:] = [it for it in items
+                if it[0] not in drop or (it[0] == b"te" and it[2].strip().lower() == b"trailers")]
 
 
 def chunk(data: bytes) -> bytes:

@@ -53,6 +53,8 @@ class HttpServerOptions:
       request head, and any request its head (slow clients are closed).
     * ``keepalive_timeout``: seconds an idle keep-alive connection is kept.
     * ``keepalive_request_limit``: requests served on one connection (None: no limit).
+    * ``h2c``: accept HTTP/2 with prior knowledge on cleartext listeners (TLS
+      listeners offer HTTP/2 through ALPN when their settings ``enable_h2()``).
     """
 
     max_request_line: int = 8192
@@ -60,6 +62,7 @@ class HttpServerOptions:
     header_read_timeout: float = 60.0
     keepalive_timeout: float = 60.0
     keepalive_request_limit: Optional[int] = None
+    h2c: bool = False
 
 
 class _Refuse(Exception):
@@ -213,6 +216,7 @@ class H1ServerSession:
         if self.response_written is not None:
             raise Error.new_in(ErrorType.H1_ERROR, "response header already written")
         self.response_written = resp
+        resp.version = (1, 1)  # e.g. a head that came from an HTTP/2 origin
         status = resp.status
         headers = resp.headers
         if status == 101:
@@ -344,7 +348,8 @@ class H1ServerConnection(asyncio.Protocol):
     """One downstream HTTP/1 connection. See the module docstring."""
 
     def __init__(self, handler: Handler, shutdown, options: HttpServerOptions,
-                 tracker: Optional[set] = None) -> None:
+                 tracker: Optional[set] = None,
+                 h2_factory: Optional[Callable[[], asyncio.Protocol]] = None) -> None:
         self._handler = handler
         self._shutdown = shutdown
         self._opts = options
@@ -371,6 +376,8 @@ class H1ServerConnection(asyncio.Protocol):
         self._tunnel: Optional[Callable[[bytes], None]] = None
         self._tunnel_eof: Optional[Callable[[], None]] = None
         self._requests_left = options.keepalive_request_limit
+        self._h2_factory = h2_factory
+        self._switched = False
         self._tunnel_resume: Optional[Callable[[], object]] = None
         # Set by the engine while a request is proxied: called if the client goes away.
         self.on_lost: Optional[Callable[[], None]] = None
@@ -386,9 +393,40 @@ class H1ServerConnection(asyncio.Protocol):
         self.transport = transport
         transport.set_write_buffer_limits(WRITE_HIGH_WATER)
         self.digest = Digest(SocketDigest.from_transport(transport), tls_digest(transport))
+        if self._h2_factory is not None:
+            tls = self.digest.tls
+            if tls is not None and tls.alpn == "h2":
+                self._become_h2(b"")  # ALPN chose HTTP/2 during the handshake
+                return
+            if tls is None and self._opts.h2c:
+                self._tunnel = self._sniff_preface
         if self._tracker is not None:
             self._tracker.add(self)
         self._task = self._loop.create_task(self._run())
+
+    def _sniff_preface(self, data: bytes) -> None:
+        # The first bytes of a cleartext connection: HTTP/2 with prior knowledge
+        # starts with its preface ("PRI * HTTP/2.0..."), anything else is HTTP/1.
+        self._tunnel = None
+        if data.startswith(b"PRI "):
+            self._switched = True
+            self._wake(None)
+            if self._tracker is not None:
+                self._tracker.discard(self)
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._become_h2(data)
+        else:
+            self.data_received(data)
+
+    def _become_h2(self, data: bytes) -> None:
+        proto = self._h2_factory()  # type: ignore[misc]
+        self._switched = True
+        self.transport.set_protocol(proto)  # type: ignore[union-attr]
+        proto.connection_made(self.transport)
+        if data:
+            proto.data_received(data)
 
     def data_received(self, data: bytes) -> None:
         if self._tunnel is not None:
@@ -668,4 +706,5 @@ class H1ServerConnection(asyncio.Protocol):
                 self._resume_reading()
         finally:
             self._active = None
-            self._close()
+            if not self._switched:
+                self._close()

@@ -35,6 +35,7 @@ import h2.settings
 
 from ....errors import Error, ErrorType
 from ...digest import Digest, SocketDigest
+from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader, ResponseHeader
 from ..v1.common import WRITE_HIGH_WATER
 from .common import (DEFAULT_WINDOW, _ConnBase, _StreamBase, h2_fields, header_map,
@@ -370,7 +371,7 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
         """Send our preface and SETTINGS (push off, our windows) at once."""
         self.transport = transport
         transport.set_write_buffer_limits(WRITE_HIGH_WATER)
-        self.digest = Digest(SocketDigest.from_transport(transport))
+        self.digest = Digest(SocketDigest.from_transport(transport), tls_digest(transport))
         if transport.get_extra_info("ssl_object") is not None:
             self.scheme = b"https"
         peer = self.digest.socket.peer_addr

@@ -46,6 +46,7 @@ import h2.settings
 
 from ....errors import Error, ErrorType
 from ...digest import Digest, SocketDigest
+from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader, ResponseHeader
 from ..v1.common import WRITE_HIGH_WATER
 from .common import DEFAULT_WINDOW, _ConnBase, _StreamBase, fields_size, h2_fields, header_map
@@ -289,7 +290,7 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         """Send our SETTINGS and window, arm the idle timer, watch for shutdown."""
         self.transport = transport
         transport.set_write_buffer_limits(WRITE_HIGH_WATER)
-        self.digest = Digest(SocketDigest.from_transport(transport))
+        self.digest = Digest(SocketDigest.from_transport(transport), tls_digest(transport))
         if self._tracker is not None:
             self._tracker.add(self)
         opts = self._opts
