@@ -22,13 +22,14 @@
 
 import logging
 
-from propylon import Error, HttpPeer, ProxyHttp, Server, http_proxy_service
+from propylon import Error, ErrorType, HttpPeer, ProxyHttp, Server, http_proxy_service
 from propylon.security import BodySizeLimit
 
 log = logging.getLogger("request_size_limit")
 
 BLUE = ("127.0.0.1", 18080)
 MAX_BODY_SIZE = 100  # bytes, tiny to make testing easy
+TOO_LARGE = ErrorType.http_status(413)
 
 
 class SizeLimitProxy(ProxyHttp):
@@ -55,6 +56,10 @@ class SizeLimitProxy(ProxyHttp):
 
     async def upstream_peer(self, session, ctx):
         return HttpPeer(BLUE, tls=False, sni="size-limit.cluster")
+
+    def suppress_error_log(self, session, ctx, error):
+        # Our own refusal, already logged above: not worth a "Fail to proxy" error line.
+        return error.etype == TOO_LARGE
 
 
 def main() -> None:

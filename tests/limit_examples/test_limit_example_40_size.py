@@ -59,3 +59,4 @@ def test_chunked_body_over_the_limit_is_counted_and_refused(lab):
         # Blue saw at most a head that never completed: no request reached it.
         time.sleep(0.2)
         assert hits(target) == 0
+        assert "Fail to proxy" not in ex.log()  # an expected refusal, logged once as a warning
