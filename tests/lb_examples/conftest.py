@@ -2,20 +2,21 @@
 hard-code blue 127.0.0.1:18080 and green 127.0.0.1:18081).
 
 ``lab`` prefers a lab this test process already runs on the fixed ports (another
-test directory's session fixture), then starts blue and green itself, waiting a
-while if the ports are held, and as a last resort uses a lab some other process
-runs there. A lab started here is closed as soon as the last test of this
-directory is done, so test directories that run later can take the ports.
-``lab_chaos`` needs a lab it can stop and freeze, so it skips in the last case,
-and restores blue and green before and after each test.
+test directory's session fixture); otherwise it starts blue and green itself,
+and a member whose port another process already serves is used as it is (a
+port held by something that does not answer is waited for). A lab started here
+is closed as soon as the last test of this directory is done, so test
+directories that run later can take the ports. ``lab_chaos`` needs members it
+can stop and freeze, so it skips when one is served by another process, and
+restores blue and green before and after each test.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 import urllib.request
+from pathlib import Path
 from typing import Iterator, Optional
 
 import pytest
@@ -47,10 +48,32 @@ def _lab_in_this_process() -> Optional[Lab]:
     return None
 
 
-class ForeignLab:
-    """Blue and green served by a lab another process started: usable, not controllable."""
+class PartlyForeignLab:
+    """Blue and/or green served by a lab another process started: usable for
+    requests, but not ours to stop or freeze."""
 
-    controllable = False
+    def __init__(self, own: Lab, foreign: list[str]) -> None:
+        self.own = own
+        self.foreign = foreign
+
+
+PORTS = {"blue": (18080, b"Response from BLUE"), "green": (18081, b"Response from GREEN")}
+
+
+def _start_member(own: Lab, name: str, deadline: float) -> bool:
+    """Start ``name`` in ``own``; False when another process already serves it."""
+    while True:
+        try:
+            own.start(name)
+            return True
+        except LabStartError as exc:
+            if "in use" not in str(exc):
+                pytest.fail(f"the lab did not start: {exc}", pytrace=False)
+            if _answers(*PORTS[name]):
+                return False
+            if time.monotonic() > deadline:
+                pytest.fail(f"the lab's fixed ports are taken: {exc}", pytrace=False)
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")
@@ -60,27 +83,14 @@ def lab() -> Iterator[object]:
     if existing is not None:
         yield existing
         return
-    deadline = time.monotonic() + 30
-    while True:
-        own = Lab(only=MEMBERS, certs_dir=CERTS, ports="fixed")
-        try:
-            own.start()
-        except LabStartError as exc:
-            if "in use" not in str(exc):
-                pytest.fail(f"the lab did not start: {exc}", pytrace=False)
-            if time.monotonic() > deadline:
-                if _answers(18080, b"Response from BLUE") and _answers(18081, b"Response from GREEN"):
-                    yield ForeignLab()
-                    return
-                pytest.fail(f"the lab's fixed ports are taken: {exc}", pytrace=False)
-            time.sleep(1)
-            continue
-        _OWN.append(own)
-        try:
-            yield own
-        finally:
-            _close_own()
-        return
+    own = Lab(only=MEMBERS, certs_dir=CERTS, ports="fixed")
+    _OWN.append(own)
+    try:
+        deadline = time.monotonic() + 30
+        foreign = [name for name in MEMBERS if not _start_member(own, name, deadline)]
+        yield PartlyForeignLab(own, foreign) if foreign else own
+    finally:
+        _close_own()
 
 
 def _close_own() -> None:
@@ -95,14 +105,59 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: Optional[pytest.Item]) 
         _close_own()
 
 
+class ChaosLab:
+    """The lab as a chaos test drives it: ``stop``, ``start``, ``freeze``, ``resume``.
+
+    Starting a member again retries for a while when its fixed port is taken: on a
+    shared machine another test run may briefly grab a port we just released.
+    """
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+
+    def stop(self, name: str) -> None:
+        """Stop member ``name`` (connects are refused)."""
+        self.lab.stop(name)
+
+    def freeze(self, name: str) -> None:
+        """SIGSTOP member ``name`` (connects succeed, nothing answers)."""
+        self.lab.freeze(name)
+
+    def resume(self, name: str) -> None:
+        """SIGCONT a frozen member."""
+        self.lab.resume(name)
+
+    def start(self, name: str) -> None:
+        """Start member ``name`` again, once its port is free."""
+        self._retrying(lambda: self.lab.start(name))
+
+    def restore(self) -> None:
+        """Blue and green running and unfrozen."""
+        self._retrying(lambda: self.lab.restore(MEMBERS))
+
+    @staticmethod
+    def _retrying(action, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                action()
+                return
+            except LabStartError as exc:
+                if "in use" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)
+
+
 @pytest.fixture
-def lab_chaos(lab) -> Iterator[Lab]:
+def lab_chaos(lab) -> Iterator[ChaosLab]:
     """The session lab for a test that stops or freezes blue or green; both are
     running and unfrozen before and after the test."""
     if not isinstance(lab, Lab):
-        pytest.skip("blue and green belong to a lab another process runs; cannot stop or freeze them")
-    lab.restore(MEMBERS)
+        pytest.skip(f"{', '.join(lab.foreign)} served by a lab another process runs; "
+                    "cannot stop or freeze it")
+    chaos = ChaosLab(lab)
+    chaos.restore()
     try:
-        yield lab
+        yield chaos
     finally:
-        lab.restore(MEMBERS)
+        chaos.restore()

@@ -30,6 +30,10 @@ REPO = Path(__file__).resolve().parents[2]
 BLUE = "Response from BLUE"
 GREEN = "Response from GREEN"
 
+# Log lines every request writes; left out of failure reports so the rest shows.
+_PER_REQUEST = re.compile(r"Selected upstream|Routed to|upstream peer is|hashed to|stuck to|"
+                          r"session cookie|Fail to proxy|is healthy\. Routing")
+
 
 class ExampleProcess:
     """One example process; its stdout and stderr go to a temporary log file."""
@@ -49,6 +53,11 @@ class ExampleProcess:
         """Everything the process wrote so far."""
         return self.log_path.read_text(errors="replace")
 
+    def log_summary(self, lines: int = 40) -> str:
+        """The last ``lines`` log lines, leaving out the per-request ones."""
+        kept = [line for line in self.log().splitlines() if not _PER_REQUEST.search(line)]
+        return "\n".join(kept[-lines:])
+
     def log_size(self) -> int:
         """Current length of the log, to search only what comes after a point."""
         return len(self.log())
@@ -63,7 +72,7 @@ class ExampleProcess:
                 return m
             if time.monotonic() > deadline:
                 raise AssertionError(f"{pattern!r} not in the log of {self.script} "
-                                     f"within {timeout}s:\n{self.log()[-4000:]}")
+                                     f"within {timeout}s:\n{self.log_summary()}")
             time.sleep(0.05)
 
     def wait_port(self, port: int, timeout: float = 10.0) -> None:
