@@ -70,7 +70,7 @@ class HttpProxyEngine:
         self.h_fail_proxy = pick("fail_to_proxy")
         self.h_suppress = pick("suppress_error_log")
         self.h_logging = pick("logging")
-        self.new_ctx = proxy.new_ctx
+        self.new_ctx = proxy.new_ctx if type(proxy).new_ctx is not ProxyHttp.new_ctx else None
         self.upstream_peer = proxy.upstream_peer
 
     # --- one request ------------------------------------------------------------------
@@ -78,7 +78,8 @@ class HttpProxyEngine:
         session = Session(ds)
         ctx = None
         try:
-            ctx = self.new_ctx()
+            if self.new_ctx is not None:
+                ctx = self.new_ctx()
             if self.h_early is not None:
                 await self.h_early(session, ctx)
             if self.h_request is not None and await self.h_request(session, ctx):

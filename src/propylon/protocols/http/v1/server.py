@@ -94,7 +94,7 @@ class H1ServerSession:
         "conn", "req", "keepalive", "has_body", "body_done", "_chunks", "_buffered",
         "_waiter", "body_error", "trailers", "expect_continue", "_continue_sent",
         "response_written", "_resp_mode", "_resp_left", "finished", "body_bytes_read",
-        "body_bytes_sent", "upgrade", "_pending_head", "is_head", "requests_before",
+        "body_bytes_sent", "upgrade", "_pending_head", "is_head", "requests_before", "on_lost",
     )
 
     def __init__(self, conn: "H1ServerConnection", req: RequestHeader, keepalive: bool) -> None:
@@ -120,6 +120,8 @@ class H1ServerSession:
         self._pending_head: Optional[bytes] = None
         self.is_head = req._method == b"HEAD"
         self.requests_before = conn.requests_served
+        # Set by the engine while the request is proxied: called if the client goes away.
+        self.on_lost: Optional[Callable[[], None]] = None
 
     # --- request body -----------------------------------------------------------
     def _feed(self, data: bytes) -> None:
@@ -192,13 +194,6 @@ class H1ServerSession:
         """True when the client is slow and ``drain()`` should be awaited."""
         return self.conn._write_paused
 
-    @property
-    def on_lost(self) -> Optional[Callable[[], None]]:
-        return self.conn.on_lost
-
-    @on_lost.setter
-    def on_lost(self, cb: Optional[Callable[[], None]]) -> None:
-        self.conn.on_lost = cb
 
     # --- response ---------------------------------------------------------------
     def write_interim(self, resp: ResponseHeader) -> None:
@@ -379,8 +374,6 @@ class H1ServerConnection(asyncio.Protocol):
         self._h2_factory = h2_factory
         self._switched = False
         self._tunnel_resume: Optional[Callable[[], object]] = None
-        # Set by the engine while a request is proxied: called if the client goes away.
-        self.on_lost: Optional[Callable[[], None]] = None
         self.requests_served = 0
         self._task: Optional[asyncio.Task] = None
 
@@ -459,8 +452,9 @@ class H1ServerConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         self._closed = True
-        if self.on_lost is not None:
-            self.on_lost()
+        active = self._active
+        if active is not None and active.on_lost is not None:
+            active.on_lost()
         if self._tracker is not None:
             self._tracker.discard(self)
         if self._timer is not None:
