@@ -1,0 +1,165 @@
+"""Helpers of the TLS / HTTP/2 / WebSocket / gRPC example tests (lessons 7–24).
+
+``running(script, port, env=...)`` starts ``python <script>`` from the repository
+root with ``PROPYLON_LOG=info``, waits until it accepts connections on ``port`` and
+stops its process group (SIGTERM, then SIGKILL) when the block ends, whatever
+happened inside. ``curl(...)`` runs the real curl (never through a proxy from the
+environment) and returns what it printed, its verbose trace and the values asked
+for with ``-w``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+REPO = Path(__file__).resolve().parents[2]
+CERTS = Path(os.environ.get("PROPYLON_LAB_CERTS", "/tmp/propylon-lab/certs"))
+CA = str(CERTS / "ca.crt")
+#: Separates the body from the ``-w`` values in curl's output.
+_MARK = "\n--propylon-write-out--\n"
+
+
+class Example:
+    """One example process; its stdout and stderr go to a file we can search."""
+
+    def __init__(self, script: str, env: Optional[dict[str, str]] = None) -> None:
+        self.script = script
+        fd, name = tempfile.mkstemp(prefix="propylon-tlsex-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(name)
+        self._out = open(self.log_path, "ab")
+        full_env = dict(os.environ, PROPYLON_LOG="info", PYTHONUNBUFFERED="1", **(env or {}))
+        self.popen = subprocess.Popen([sys.executable, script], cwd=REPO, env=full_env,
+                                      stdout=self._out, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+
+    def log(self) -> str:
+        """Everything the process wrote so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, pattern: str, timeout: float = 10.0, count: int = 1) -> list[str]:
+        """Wait until ``pattern`` matches the log ``count`` times; return the matches."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = rx.findall(self.log())
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} not {count} times in the log of {self.script} "
+                                     f"within {timeout}s:\n{self.log()}")
+            time.sleep(0.05)
+
+    def wait_port(self, port: int, timeout: float = 15.0) -> None:
+        """Wait until the example accepts TCP connections on 127.0.0.1:``port``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.popen.poll() is not None:
+                raise AssertionError(f"{self.script} exited with {self.popen.returncode}:\n{self.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{self.script} did not listen on {port} "
+                                         f"within {timeout}s:\n{self.log()}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM the process group, SIGKILL it if it lingers; remove the log file."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.popen.wait(5.0)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self._out.close()
+        self.log_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def running(script: str, port: int, env: Optional[dict[str, str]] = None) -> Iterator[Example]:
+    """Run ``examples/<script>`` until the block ends; ready once ``port`` accepts."""
+    _wait_port_free(port)
+    ex = Example(f"examples/{script}", env)
+    try:
+        ex.wait_port(port)
+        yield ex
+    finally:
+        ex.stop()
+
+
+def _wait_port_free(port: int, timeout: float = 10.0) -> None:
+    """A previous test's example may still be closing its listener on ``port``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as s:
+            try:
+                s.connect(("127.0.0.1", port))
+            except OSError:
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"127.0.0.1:{port} is taken by another program")
+        time.sleep(0.1)
+
+
+@dataclass
+class Reply:
+    """What curl got: status, headers (lower-case names), body, HTTP version and trace."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: str
+    http_version: str
+    trace: str
+
+    def header(self, name: str) -> Optional[str]:
+        """The first value of header ``name``, or None."""
+        name = name.lower()
+        return next((v for k, v in self.headers if k == name), None)
+
+
+def curl(url: str, *args: str, timeout: float = 10.0) -> Reply:
+    """``curl -v <args> <url>`` over loopback; raises if curl itself fails.
+
+    Headers come from ``-D`` (a file), so the body is exactly what was sent.
+    """
+    with tempfile.NamedTemporaryFile(prefix="propylon-tlsex-head-") as head:
+        r = subprocess.run(
+            ["curl", "-s", "-S", "-v", "--noproxy", "*", "--max-time", str(timeout),
+             "-D", head.name, "-w", _MARK + "%{http_code} %{http_version}", *args, url],
+            capture_output=True, timeout=timeout + 5)
+        raw_head = Path(head.name).read_bytes().decode("latin-1")
+    trace = r.stderr.decode(errors="replace")
+    if r.returncode != 0:
+        raise AssertionError(f"curl {url} failed ({r.returncode}): {trace}")
+    body, _, tail = r.stdout.decode(errors="replace").rpartition(_MARK)
+    code, version = tail.split()
+    # the last head is the final answer (skip any 1xx)
+    last = raw_head.strip().split("\r\n\r\n")[-1].split("\r\n")
+    headers = []
+    for line in last[1:]:
+        k, _, v = line.partition(":")
+        headers.append((k.strip().lower(), v.strip()))
+    return Reply(int(code), headers, body, version, trace)
+
+
+def curl_fails(url: str, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess:
+    """Run curl expecting it to fail; return the finished process."""
+    return subprocess.run(["curl", "-s", "-S", "--noproxy", "*", "--max-time", str(timeout),
+                           *args, url], capture_output=True, text=True, timeout=timeout + 5)
