@@ -39,24 +39,31 @@ class BodyMatchCheck(HealthCheck):
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(backend.host, backend.port), self.timeout)
-        except (OSError, TimeoutError) as e:
-            raise Error.because(ErrorType.CONNECT_TIMEDOUT, "Connection failed", e) from None
+        except TimeoutError:
+            raise Error.explain(ErrorType.CONNECT_TIMEDOUT, "Connection timed out") from None
+        except ConnectionRefusedError as e:
+            raise Error.because(ErrorType.CONNECT_REFUSED, "Connection refused", e) from None
+        except OSError as e:
+            raise Error.because(ErrorType.CONNECT_ERROR, "Connection failed", e) from None
         try:
             writer.write(f"GET / HTTP/1.1\r\nHost: {self.host}\r\nConnection: close\r\n\r\n".encode())
             try:
                 await writer.drain()
             except OSError as e:
                 raise Error.because(ErrorType.WRITE_ERROR, "Write failed", e) from None
-            # Connection: close, so the answer ends at EOF.
+            # Connection: close, so the answer ends at EOF; one deadline for all of it.
+            response = b""
             try:
-                response = await asyncio.wait_for(reader.read(MAX_READ), self.timeout)
-                while len(response) < MAX_READ:
-                    more = await asyncio.wait_for(reader.read(MAX_READ - len(response)), self.timeout)
-                    if not more:
-                        break
-                    response += more
-            except (OSError, TimeoutError) as e:
-                raise Error.because(ErrorType.READ_TIMEDOUT, "Read timed out", e) from None
+                async with asyncio.timeout(self.timeout):
+                    while len(response) < MAX_READ:
+                        more = await reader.read(MAX_READ - len(response))
+                        if not more:
+                            break
+                        response += more
+            except TimeoutError:
+                raise Error.explain(ErrorType.READ_TIMEDOUT, "Read timed out") from None
+            except OSError as e:
+                raise Error.because(ErrorType.READ_ERROR, "Read failed", e) from None
         finally:
             writer.close()
 

@@ -30,7 +30,19 @@ def test_no_backend_passing_means_an_error_not_a_wrong_backend(lab_chaos):
     lab_chaos.stop("blue")
     with running("examples/32_custom_health_check.py", 6176) as ex:
         ex.wait_log(r"18081', weight=1\) becomes unhealthy, InvalidBody")
-        ex.wait_log(r"18080', weight=1\) becomes unhealthy, ConnectTimedout")
+        ex.wait_log(r"18080', weight=1\) becomes unhealthy, ConnectRefused")
         replies = curl_bodies([URL] * 3)
         assert all(r.status >= 500 for r in replies), replies
         assert "GREEN" not in "".join(r.body for r in replies)
+
+
+def test_a_frozen_blue_fails_the_check_by_read_timeout(lab_chaos):
+    with running("examples/32_custom_health_check.py", 6176) as ex:
+        ex.wait_log(r"18081', weight=1\) becomes unhealthy, InvalidBody")
+        mark = ex.log_size()
+        lab_chaos.freeze("blue")
+        ex.wait_log(r"18080', weight=1\) becomes unhealthy, ReadTimedout context: Read timed out", 4.0, mark)
+        lab_chaos.resume("blue")
+        ex.wait_log(r"18080', weight=1\) becomes healthy", 4.0, mark)
+        replies = curl_bodies([URL] * 4)
+        assert [(r.status, r.body) for r in replies] == [(200, BLUE)] * 4
