@@ -54,3 +54,7 @@ def test_bad_address_is_refused_with_400(lab):
 
         status, headers, _ = curl_head(ADMIN, "-X", "DELETE")
         assert status == 405 and headers["allow"] == ["GET, POST"]
+
+        status, _, body = curl_head(ADMIN, "--data-binary", "1" * 5000)
+        assert (status, body) == (413, "Body too large\n")
+        assert [r.body for r in curl_bodies([URL] * 2)] == [BLUE] * 2
