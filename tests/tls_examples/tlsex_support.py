@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -120,13 +120,15 @@ def _wait_port_free(port: int, timeout: float = 10.0) -> None:
 
 @dataclass
 class Reply:
-    """What curl got: status, headers (lower-case names), body, HTTP version and trace."""
+    """What curl got: status, headers and trailers (lower-case names), body, HTTP version
+    and the verbose trace."""
 
     status: int
     headers: list[tuple[str, str]]
     body: str
     http_version: str
     trace: str
+    trailers: list[tuple[str, str]] = field(default_factory=list)
 
     def header(self, name: str) -> Optional[str]:
         """The first value of header ``name``, or None."""
@@ -150,13 +152,23 @@ def curl(url: str, *args: str, timeout: float = 10.0) -> Reply:
         raise AssertionError(f"curl {url} failed ({r.returncode}): {trace}")
     body, _, tail = r.stdout.decode(errors="replace").rpartition(_MARK)
     code, version = tail.split()
-    # the last head is the final answer (skip any 1xx)
-    last = raw_head.strip().split("\r\n\r\n")[-1].split("\r\n")
-    headers = []
-    for line in last[1:]:
+    # -D holds every head (1xx first, the final one last) and then any trailers.
+    heads, trailers = [], []
+    for block in raw_head.strip().split("\r\n\r\n"):
+        lines = block.split("\r\n")
+        if lines[0].startswith("HTTP/"):
+            heads.append(_fields(lines[1:]))
+        else:
+            trailers += _fields(lines)
+    return Reply(int(code), heads[-1] if heads else [], body, version, trace, trailers)
+
+
+def _fields(lines: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for line in lines:
         k, _, v = line.partition(":")
-        headers.append((k.strip().lower(), v.strip()))
-    return Reply(int(code), headers, body, version, trace)
+        out.append((k.strip().lower(), v.strip()))
+    return out
 
 
 def curl_fails(url: str, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess:
