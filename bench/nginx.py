@@ -30,7 +30,7 @@ from typing import Literal
 
 from .procs import BenchProcess, ProcessSet, StartError, free_port, lost_port_race, wait_http_ok
 
-__all__ = ["BACKEND_BODY", "NginxRole", "render_conf", "start_nginx"]
+__all__ = ["BACKEND_BODY", "NginxRole", "NginxServer", "render_conf", "start_nginx"]
 
 BACKEND_BODY = b"hello"
 
