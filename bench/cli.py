@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="propylon-bench-"))
     bench = Workbench(root, params, tools)
     results: list[ScenarioResult] = []
+    interrupted = False
     try:
         for scenario in scenarios:
             _progress(f"running {scenario.name}: {scenario.description}")
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
     except KeyboardInterrupt:
         _progress("interrupted; stopping servers")
-        return 130
+        interrupted = True
     finally:
         bench.procs.stop_all()
         signal.signal(signal.SIGTERM, previous)
@@ -124,9 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
 
+    if interrupted and not results:
+        return 130
+    # On Ctrl-C the scenarios finished so far are still worth printing.
     print(render(results, command=command, machine=machine, params=params))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(to_json(results, command=command, machine=machine,
                                                 params=params), indent=2) + "\n")
+    if interrupted:
+        return 130
     return 1 if any(r.status == "failed" for r in results) else 0
