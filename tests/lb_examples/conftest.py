@@ -1,10 +1,11 @@
 """The lab for the load-balancing example tests, on its fixed ports (the examples
 hard-code blue 127.0.0.1:18080 and green 127.0.0.1:18081).
 
-``lab`` prefers a lab this test process already runs on the fixed ports (another
-test directory's session fixture); otherwise it starts blue and green itself,
-and a member whose port another process already serves is used as it is (a
-port held by something that does not answer is waited for). A lab started here
+Before every test, ``lab`` looks for a lab this test process already runs on the
+fixed ports (another test directory's session fixture); otherwise it has blue
+and green run by a lab of its own, except that a member whose port another
+process serves is used as it is (a port held by something that does not answer
+is waited for; a member that went away is started again). A lab started here
 is closed as soon as the last test of this directory is done, so test
 directories that run later can take the ports. ``lab_chaos`` needs members it
 can stop and freeze, so it skips when one is served by another process, and
@@ -61,10 +62,10 @@ PORTS = {"blue": (18080, b"Response from BLUE"), "green": (18081, b"Response fro
 
 
 def _start_member(own: Lab, name: str, deadline: float) -> bool:
-    """Start ``name`` in ``own``; False when another process already serves it."""
+    """Have ``name`` running in ``own``; False when another process serves it."""
     while True:
         try:
-            own.start(name)
+            own.start(name)  # no-op when it already runs
             return True
         except LabStartError as exc:
             if "in use" not in str(exc):
@@ -76,21 +77,23 @@ def _start_member(own: Lab, name: str, deadline: float) -> bool:
         time.sleep(0.5)
 
 
-@pytest.fixture(scope="session")
-def lab() -> Iterator[object]:
-    """Blue and green on their fixed ports for the whole session."""
+def _own_lab() -> Lab:
+    if not _OWN:
+        _OWN.append(Lab(only=MEMBERS, certs_dir=CERTS, ports="fixed"))
+    return _OWN[0]
+
+
+@pytest.fixture
+def lab() -> object:
+    """Blue and green answering on their fixed ports, checked before every test
+    (a lab another process runs may have gone away since the last one)."""
     existing = _lab_in_this_process()
     if existing is not None:
-        yield existing
-        return
-    own = Lab(only=MEMBERS, certs_dir=CERTS, ports="fixed")
-    _OWN.append(own)
-    try:
-        deadline = time.monotonic() + 30
-        foreign = [name for name in MEMBERS if not _start_member(own, name, deadline)]
-        yield PartlyForeignLab(own, foreign) if foreign else own
-    finally:
-        _close_own()
+        return existing
+    own = _own_lab()
+    deadline = time.monotonic() + 30
+    foreign = [name for name in MEMBERS if not _start_member(own, name, deadline)]
+    return PartlyForeignLab(own, foreign) if foreign else own
 
 
 def _close_own() -> None:
