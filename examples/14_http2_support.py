@@ -1,7 +1,7 @@
 """Lesson 14: HTTP/2 on both sides – h2 by ALPN on 127.0.0.1:6154, h2 to the upstream.
 
     python -m propylon.lab &
-    PROPYLON_LOG=debug python examples/14_http2_support.py
+    PROPYLON_LOG=info python examples/14_http2_support.py
     curl -v --http2 --cacert /tmp/propylon-lab/certs/ca.crt https://localhost:6154/
     # ALPN: server accepted h2 ... Response from Advanced Upstream (HTTPS + HTTP/2)
 
@@ -35,7 +35,8 @@ class Http2Proxy(ProxyHttp):
 
     async def connected_to_upstream(self, session, reused, peer, digest, ctx):
         tls = digest.tls if digest is not None else None
-        log.debug("Upstream connection (reused=%s) ALPN: %s", reused, tls.alpn if tls else None)
+        # What the upstream's TLS handshake settled on (h2 if it speaks it).
+        log.info("Upstream connection (reused=%s) negotiated ALPN: %s", reused, tls.alpn if tls else None)
 
 
 def main() -> None:

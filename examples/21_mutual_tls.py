@@ -30,11 +30,13 @@ def load_client_cert(cert_file: str, key_file: str) -> CertKey:
     """Check at start-up that the pair loads, so a bad file fails now, not per request."""
     for path in (cert_file, key_file):
         if not os.path.exists(path):
-            sys.exit(f"Client keys missing at {path}. Start the lab once: python -m propylon.lab")
+            log.error("Client keys missing at %s. Start the lab once: python -m propylon.lab", path)
+            sys.exit(1)
     try:
         ssl.create_default_context().load_cert_chain(cert_file, key_file)
     except (ssl.SSLError, OSError) as exc:
-        sys.exit(f"Failed to load the client certificate {cert_file}: {exc}")
+        log.error("Failed to load the client certificate %s: %s", cert_file, exc)
+        sys.exit(1)
     return CertKey(cert_file, key_file)
 
 

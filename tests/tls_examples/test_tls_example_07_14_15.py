@@ -50,6 +50,7 @@ def test_lesson_14_http2_end_to_end(tls_lab):
         assert r.body == "Response from Advanced Upstream (HTTPS + HTTP/2)"
 
         ex.wait_log(r"Forwarding to Upstream Advanced via HTTPS \(ALPN: H2/H1\)", count=2)
+        assert set(ex.wait_log(r"Upstream connection \(reused=\w+\) negotiated ALPN: (\S+)")) == {"h2"}
 
 
 def test_lesson_15_h2c_upstream(tls_lab):
