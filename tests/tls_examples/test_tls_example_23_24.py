@@ -95,6 +95,19 @@ def test_lesson_24_grpc_through_tls_h2(tls_lab):
                 echo_unary(channel)({"code": 5, "details": "no such thing"}, timeout=10)
             assert err.value.code() == grpc.StatusCode.NOT_FOUND
             assert err.value.details() == "no such thing"
+
+            # Streamed, not buffered: the first message arrives long before the last.
+            started = time.monotonic()
+            arrivals = [time.monotonic() - started
+                        for _ in echo_server_stream(channel)({"message": "slow", "count": 3,
+                                                              "interval_ms": 400}, timeout=10)]
+            assert len(arrivals) == 3
+            assert arrivals[2] - arrivals[0] > 0.6, arrivals  # two 0.4 s gaps, not a burst
+
+            # Concurrent calls share the connections (h2 streams) on both sides.
+            unary = echo_unary(channel)
+            calls = [unary.future({"message": f"m{n}"}, timeout=10) for n in range(20)]
+            assert [c.result()["message"] for c in calls] == [f"m{n}" for n in range(20)]
         ex.wait_log(r"Proxying gRPC request /grpc\.health\.v1\.Health/Check")
         ex.wait_log(r"Proxying gRPC request /propylon\.lab\.Echo/ServerStream")
 
