@@ -160,7 +160,8 @@ class HttpProxyEngine:
         if self.h_connected is not None:
             await self.h_connected(session, reused, peer, conn.digest, ctx)
         up_req = session.req_header.copy()
-        strip_hop_by_hop(up_req.headers, keep_upgrade=ds.upgrade)
+        if ds.hop_by_hop:
+            strip_hop_by_hop(up_req.headers, keep_upgrade=ds.upgrade)
         if ds.expect_continue:
             up_req.headers.remove(b"expect")
         if self.h_up_request is not None:

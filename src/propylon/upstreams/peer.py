@@ -96,6 +96,23 @@ class PeerOptions:
 Address = Union[tuple, str]
 
 
+def _normalize(address) -> Address:
+    """(host, port) or a socket path, from a string, a list or a load balancer's Backend."""
+    sock_addr = getattr(address, "socket_addr", None)
+    if sock_addr is not None:  # a load balancer's Backend
+        address = sock_addr
+    if isinstance(address, str) and address.startswith("unix:"):
+        address = address[5:]
+    if isinstance(address, str) and not address.startswith("/"):
+        host, sep, port = address.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"peer address {address!r} needs host:port")
+        return (host.strip("[]"), int(port))
+    if isinstance(address, (tuple, list)):
+        return (str(address[0]), int(address[1]))
+    return address
+
+
 class HttpPeer:
     """An upstream HTTP server: an address, whether to use TLS, and the SNI.
 
@@ -110,17 +127,9 @@ class HttpPeer:
 
     def __init__(self, address: Address, tls: bool = False, sni: str = "",
                  options: Optional[PeerOptions] = None) -> None:
-        sock_addr = getattr(address, "socket_addr", None)
-        if sock_addr is not None:  # a load balancer's Backend
-            address = sock_addr
-        if isinstance(address, str) and address.startswith("unix:"):
-            address = address[5:]
-        if isinstance(address, str) and not address.startswith("/"):
-            host, sep, port = address.rpartition(":")
-            if not sep or not port.isdigit():
-                raise ValueError(f"peer address {address!r} needs host:port")
-            address = (host.strip("[]"), int(port))
-        elif isinstance(address, (tuple, list)):
+        if type(address) is not tuple:
+            address = _normalize(address)
+        elif len(address) != 2 or type(address[1]) is not int:
             address = (str(address[0]), int(address[1]))
         self.address: Address = address
         self.tls = bool(tls)

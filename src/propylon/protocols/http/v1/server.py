@@ -36,7 +36,7 @@ from ....errors import Error, ErrorType
 from ...digest import Digest, SocketDigest
 from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader, ResponseHeader
-from .common import HIGH_WATER, LOW_WATER, WRITE_HIGH_WATER, chunk, is_chunked_only, last_chunk
+from .common import HIGH_WATER, HOP_BY_HOP, LOW_WATER, WRITE_HIGH_WATER, chunk, is_chunked_only, last_chunk
 
 log = logging.getLogger("propylon.http.v1")
 
@@ -75,6 +75,7 @@ class _Refuse(Exception):
 
 
 _VERSIONS = {"1.1": (1, 1), "1.0": (1, 0), "0.9": (0, 9)}
+_NOTED = frozenset((b"host", b"transfer-encoding", b"content-length", b"expect")) | HOP_BY_HOP
 
 
 def _simple_response(status: int, reason: str, body: bytes = b"") -> bytes:
@@ -95,6 +96,7 @@ class H1ServerSession:
         "_waiter", "body_error", "trailers", "expect_continue", "_continue_sent",
         "response_written", "_resp_mode", "_resp_left", "finished", "body_bytes_read",
         "body_bytes_sent", "upgrade", "_pending_head", "is_head", "requests_before", "on_lost",
+        "hop_by_hop",
     )
 
     def __init__(self, conn: "H1ServerConnection", req: RequestHeader, keepalive: bool) -> None:
@@ -120,6 +122,7 @@ class H1ServerSession:
         self._pending_head: Optional[bytes] = None
         self.is_head = req._method == b"HEAD"
         self.requests_before = conn.requests_served
+        self.hop_by_hop = True  # whether the head may hold hop-by-hop fields
         # Set by the engine while the request is proxied: called if the client goes away.
         self.on_lost: Optional[Callable[[], None]] = None
 
@@ -358,6 +361,7 @@ class H1ServerConnection(asyncio.Protocol):
         self._parsing: Optional[H1ServerSession] = None
         self._url = b""
         self._hdrs: list = []
+        self._noted: list = []
         self._hsize = 0
         self._in_trailers = False
         self._waiter: Optional[asyncio.Future] = None
@@ -485,6 +489,7 @@ class H1ServerConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._hdrs = []
+        self._noted = []
         self._hsize = 0
         self._in_trailers = False
 
@@ -504,19 +509,36 @@ class H1ServerConnection(asyncio.Protocol):
         self._hsize += len(name) + len(value) + 4
         if self._hsize > self._opts.max_header_bytes:
             raise _Refuse(431, "request header fields too large")
-        self._hdrs.append((name.lower(), name, value))
+        lower = name.lower()
+        self._hdrs.append((lower, name, value))
+        if lower in _NOTED:
+            # The few fields that decide framing are noted as they pass, so the
+            # head is not scanned again for them.
+            self._noted.append((lower, value))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         version = _VERSIONS.get(parser.get_http_version(), (1, 1))
-        headers = HeaderMap(self._hdrs)
         method = parser.get_method()
         if method == b"CONNECT":
             raise _Refuse(405, "CONNECT is not supported")
-        req = RequestHeader(method, self._url, version, headers)
-        if version >= (1, 1) and len(headers.get_all_bytes(b"host")) != 1:
+        req = RequestHeader(method, self._url, version, HeaderMap(self._hdrs))
+        hosts = 0
+        te = cl = expect = None
+        hop = False
+        for lower, value in self._noted:
+            if lower == b"host":
+                hosts += 1
+            elif lower == b"transfer-encoding":
+                te = value
+            elif lower == b"content-length":
+                cl = value
+            elif lower == b"expect":
+                expect = value
+            if lower in HOP_BY_HOP:
+                hop = True
+        if hosts != 1 and version >= (1, 1):
             raise _Refuse(400, "exactly one Host header is required")
-        te = headers.get_bytes(b"transfer-encoding")
         has_body = False
         if te is not None:
             if version < (1, 1):
@@ -524,16 +546,13 @@ class H1ServerConnection(asyncio.Protocol):
             if not is_chunked_only(te):
                 raise _Refuse(501, "unsupported transfer coding")
             has_body = True
-        else:
-            cl = headers.get_bytes(b"content-length")
-            if cl is not None and cl.strip() != b"0":
-                has_body = True
+        elif cl is not None and cl.strip() != b"0":
+            has_body = True
         sess = H1ServerSession(self, req, parser.should_keep_alive())
         sess.has_body = has_body
-        if has_body:
-            exp = headers.get_bytes(b"expect")
-            if exp is not None and exp.lower() == b"100-continue":
-                sess.expect_continue = True
+        sess.hop_by_hop = hop
+        if has_body and expect is not None and expect.lower() == b"100-continue":
+            sess.expect_continue = True
         if parser.should_upgrade():
             sess.upgrade = True
         self._parsing = sess

@@ -103,6 +103,9 @@ def _options(options: Any) -> H2Options:
 class H2ServerStream(_StreamBase):
     """One request stream on a downstream HTTP/2 connection, and its response."""
 
+    #: HTTP/2 heads carry no connection-specific fields: nothing to strip.
+    hop_by_hop = False
+
     def __init__(self, conn: "H2ServerConnection", stream_id: int, req: RequestHeader) -> None:
         self._init_stream(conn, stream_id)
         self.conn: H2ServerConnection = conn
