@@ -16,6 +16,7 @@ from typing import Iterator, Optional
 
 import pytest
 
+import tlsex_support
 from propylon.lab import DEFAULT_CERTS_DIR, MEMBERS, Lab, LabStartError
 from propylon.lab import process as lab_process
 
@@ -65,19 +66,31 @@ def _tls_spare_lab() -> Iterator[Lab]:
         spare.close()
 
 
-@pytest.fixture
-def tls_lab(_tls_base_lab: Optional[Lab], _tls_spare_lab: Lab) -> object:
-    """Every member these examples use, answering on its fixed address."""
+def _ensure(base: Optional[Lab], spare: Lab) -> Lab:
+    """Start (or restore) every needed member that nobody serves; the lab in charge."""
     for name in NEEDED:
-        if _tls_base_lab is not None and name in _tls_base_lab.names:
-            _tls_base_lab.restore([name])
+        if base is not None and name in base.names:
+            base.restore([name])
             continue
-        spare = _tls_spare_lab.members.get(name)
-        if (spare is not None and spare.running) or _served(name):
+        member = spare.members.get(name)
+        if (member is not None and member.running) or _served(name):
             continue
         try:
-            _tls_spare_lab.start(name)
+            spare.start(name)
         except LabStartError as exc:
             if "in use" not in str(exc):  # lost a race with another run: theirs serves it
                 pytest.fail(f"lab member {name} did not start: {exc}", pytrace=False)
-    return _tls_base_lab if _tls_base_lab is not None else _tls_spare_lab
+    return base if base is not None else spare
+
+
+@pytest.fixture
+def tls_lab(_tls_base_lab: Optional[Lab], _tls_spare_lab: Lab) -> Iterator[Lab]:
+    """Every member these examples use, answering on its fixed address."""
+    def ensure() -> None:
+        _ensure(_tls_base_lab, _tls_spare_lab)
+
+    tlsex_support.ensure_lab = ensure
+    try:
+        yield _ensure(_tls_base_lab, _tls_spare_lab)
+    finally:
+        tlsex_support.ensure_lab = None

@@ -7,9 +7,10 @@ lab's h2c-only upstream.
 
 from __future__ import annotations
 
-from tlsex_support import CA, curl, curl_fails, running
+from tlsex_support import CA, curl, curl_fails, retry_if_lab_vanishes, running
 
 
+@retry_if_lab_vanishes
 def test_lesson_07_tls_termination(tls_lab):
     with running("07_tls_termination.py", 6147) as ex:
         r = curl("https://localhost:6147/", "--cacert", CA)
@@ -33,6 +34,7 @@ def test_lesson_07_tls_termination(tls_lab):
         ex.wait_log(r"Forwarding HTTPS request to Upstream Blue", count=2)
 
 
+@retry_if_lab_vanishes
 def test_lesson_14_http2_end_to_end(tls_lab):
     with running("14_http2_support.py", 6154) as ex:
         r = curl("https://localhost:6154/", "--http2", "--cacert", CA)
@@ -53,6 +55,7 @@ def test_lesson_14_http2_end_to_end(tls_lab):
         assert set(ex.wait_log(r"Upstream connection \(reused=\w+\) negotiated ALPN: (\S+)")) == {"h2"}
 
 
+@retry_if_lab_vanishes
 def test_lesson_15_h2c_upstream(tls_lab):
     with running("15_h2c_support.py", 6155) as ex:
         r = curl("http://127.0.0.1:6155/")

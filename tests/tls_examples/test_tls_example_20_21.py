@@ -7,9 +7,10 @@ the mTLS upstream demands.
 
 from __future__ import annotations
 
-from tlsex_support import curl, running
+from tlsex_support import curl, retry_if_lab_vanishes, running
 
 
+@retry_if_lab_vanishes
 def test_lesson_20_sni_follows_the_path(tls_lab):
     with running("20_sni_routing.py", 6164) as ex:
         for path, name in (("/v1/test", "v1.api.propylon.test"),
@@ -26,6 +27,7 @@ def test_lesson_20_sni_follows_the_path(tls_lab):
         ex.wait_log(r"Connecting to IP: 127\.0\.0\.1:18443 with SNI: v2\.api\.propylon\.test", count=2)
 
 
+@retry_if_lab_vanishes
 def test_lesson_21_client_certificate_only_for_auth(tls_lab):
     with running("21_mutual_tls.py", 6165) as ex:
         r = curl("http://127.0.0.1:6165/anon")

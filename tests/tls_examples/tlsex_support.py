@@ -6,11 +6,18 @@ stops its process group (SIGTERM, then SIGKILL) when the block ends, whatever
 happened inside. ``curl(...)`` runs the real curl (never through a proxy from the
 environment) and returns what it printed, its verbose trace and the values asked
 for with ``-w``.
+
+The lab's ports are fixed and may be served by another test run on the machine,
+which can stop a member at any moment. A 502 (or gRPC UNAVAILABLE) is never an
+expected answer here, so such an answer raises :class:`LabGone`, and
+``@retry_if_lab_vanishes`` runs the test again (at most three times in all) once
+every member answers again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import signal
@@ -21,13 +28,55 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 REPO = Path(__file__).resolve().parents[2]
 CERTS = Path(os.environ.get("PROPYLON_LAB_CERTS", "/tmp/propylon-lab/certs"))
 CA = str(CERTS / "ca.crt")
 #: Separates the body from the ``-w`` values in curl's output.
 _MARK = "\n--propylon-write-out--\n"
+
+#: Set by conftest: brings back every lab member these tests need.
+ensure_lab: Optional[Callable[[], None]] = None
+
+
+class LabGone(AssertionError):
+    """An upstream of the lab stopped answering during a test (a 502 through the proxy)."""
+
+
+def retry_if_lab_vanishes(test: Callable) -> Callable:
+    """Run ``test`` again, up to three times in all, when it ends with :class:`LabGone`."""
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        for attempt in range(3):
+            try:
+                return test(*args, **kwargs)
+            except LabGone:
+                if attempt == 2:
+                    raise
+                if ensure_lab is not None:
+                    ensure_lab()
+
+    return run
+
+
+@contextlib.contextmanager
+def upstream_unavailable_is_lab_gone() -> Iterator[None]:
+    """Turn a gRPC UNAVAILABLE or a WebSocket handshake answered 502 into :class:`LabGone`."""
+    import grpc
+    from websockets.exceptions import InvalidStatus
+
+    try:
+        yield
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAVAILABLE:
+            raise LabGone(f"gRPC upstream unavailable: {exc.details()}") from exc
+        raise
+    except InvalidStatus as exc:
+        if exc.response.status_code == 502:
+            raise LabGone("WebSocket upstream gone (502)") from exc
+        raise
 
 
 class Example:
@@ -152,6 +201,8 @@ def curl(url: str, *args: str, timeout: float = 10.0) -> Reply:
         raise AssertionError(f"curl {url} failed ({r.returncode}): {trace}")
     body, _, tail = r.stdout.decode(errors="replace").rpartition(_MARK)
     code, version = tail.split()
+    if code == "502":
+        raise LabGone(f"502 from {url}: {body}")
     # -D holds every head (1xx first, the final one last) and then any trailers.
     heads, trailers = [], []
     for block in raw_head.strip().split("\r\n\r\n"):
