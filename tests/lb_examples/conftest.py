@@ -44,7 +44,7 @@ def _answers(port: int, text: bytes) -> bool:
 def _lab_in_this_process() -> Optional[Lab]:
     # Labs register themselves so they can be closed at exit; one on the fixed
     # ports with both members running is as good as our own.
-    for candidate in list(lab_process._OPEN_LABS):
+    for candidate in lab_process.open_labs():
         members = [candidate.members.get(n) for n in MEMBERS]
         if candidate.port_mode == "fixed" and all(m is not None and m.running for m in members):
             return candidate

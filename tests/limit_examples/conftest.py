@@ -34,7 +34,7 @@ def _blue_answers() -> bool:
 
 
 def _lab_in_this_process() -> Optional[Lab]:
-    for candidate in list(lab_process._OPEN_LABS):
+    for candidate in lab_process.open_labs():
         blue = candidate.members.get("blue")
         if candidate.port_mode == "fixed" and blue is not None:
             return candidate

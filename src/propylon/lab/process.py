@@ -34,7 +34,7 @@ from ._base import Endpoint
 from .certs import DEFAULT_CERTS_DIR, LabCerts, ensure_certs
 from .registry import DEFAULT_UDS_PATH, MEMBERS
 
-__all__ = ["Lab", "LabProcess", "LabStartError"]
+__all__ = ["Lab", "LabProcess", "LabStartError", "open_labs"]
 
 log = logging.getLogger(__name__)
 
@@ -382,6 +382,12 @@ class Lab:
 
 
 _OPEN_LABS: "weakref.WeakSet[Lab]" = weakref.WeakSet()
+
+
+def open_labs() -> list["Lab"]:
+    """The labs this process started and has not closed yet (oldest first not
+    guaranteed): test fixtures use it to share one lab on the fixed ports."""
+    return list(_OPEN_LABS)
 
 
 @atexit.register
