@@ -158,6 +158,8 @@ class ProcessRuntime:
             raise
         except Exception:
             log.exception("background service %s failed", service.name)
+        else:
+            log.info("background service %s exited", service.name)
 
     def _finish(self) -> None:
         if self.on_exit is not None:
