@@ -13,10 +13,11 @@ from tlsex_support import CA, curl, curl_fails, retry_if_lab_vanishes, running
 @retry_if_lab_vanishes
 def test_lesson_07_tls_termination(tls_lab):
     with running("07_tls_termination.py", 6147) as ex:
-        r = curl("https://localhost:6147/", "--cacert", CA)
+        r = curl("https://localhost:6147/", "--cacert", CA, "--http2")
         assert (r.status, r.body) == (200, "Response from BLUE")
         assert "SSL certificate verify ok" in r.trace
-        assert "ALPN" in r.trace and "h2" in r.trace  # the listener offers h2
+        # enable_h2(): the listener picks h2 when the client offers it
+        assert "ALPN: server accepted h2" in r.trace and r.http_version == "2"
 
         # The seed's way: the certificate's own name, resolved to our address.
         r = curl("https://dev.propylon.test:6147/", "--cacert", CA,

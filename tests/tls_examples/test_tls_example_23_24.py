@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -18,7 +19,8 @@ from websockets.sync.client import connect
 
 from propylon.lab.grpc_echo import echo_server_stream, echo_unary
 
-from tlsex_support import CA, LabGone, curl, retry_if_lab_vanishes, running, upstream_unavailable_is_lab_gone
+from tlsex_support import (CA, LabGone, curl, retry_if_lab_vanishes, running,
+                           upstream_unavailable_is_lab_gone)
 
 #: How long the WebSocket stays silent: the lesson's 70 s (past a typical 60 s
 #: HTTP read timeout) when PROPYLON_SLOW_TESTS=1, otherwise a few seconds.
@@ -76,7 +78,7 @@ def test_lesson_23_pings_over_one_connection_survive_idleness(tls_lab):
 
 
 def _channel() -> grpc.Channel:
-    creds = grpc.ssl_channel_credentials(open(CA, "rb").read())
+    creds = grpc.ssl_channel_credentials(Path(CA).read_bytes())
     # never an HTTP proxy from the environment
     return grpc.secure_channel("localhost:6168", creds, options=[("grpc.enable_http_proxy", 0)])
 
