@@ -133,3 +133,19 @@ def test_bad_certificate_file_named_at_start(tmp_path):
     bad.write_text("not a certificate")
     with pytest.raises(TlsConfigError, match="bad.crt"):
         TlsSettings.intermediate(str(bad), str(bad)).build_context()
+
+
+def test_upstream_tls_sessions_are_resumed(lab, start_proxy):
+    """With no pooling, every request opens a new TLS connection; from the second
+    one on, the handshake resumes the origin's session."""
+
+    class NoPool:
+        upstream_keepalive_pool_size = 0
+
+    ca = os.path.join(certs(lab), "ca.crt")
+    proxy = ToTls(lab.address("advanced-https"), "advanced.propylon.test", PeerOptions(ca_file=ca))
+    p = start_proxy(proxy, conf=NoPool())
+    for _ in range(3):
+        assert curl(p.url + "/", "-o", "/dev/null", "-w", "%{http_code}").stdout == "200"
+    reused = [d.tls.session_reused for d in proxy.digests]
+    assert reused[0] is False and reused[-1] is True, reused

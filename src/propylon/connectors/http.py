@@ -16,7 +16,7 @@ from ..protocols.http.v1.client import H1ClientConnection
 from ..protocols.http.v2.client import H2ClientConnection, H2ClientStream
 from ..upstreams.peer import ALPN, HttpPeer, PeerOptions
 from .pool import ConnectionPool
-from .tls import client_context, check_alternative_cn
+from .tls import check_alternative_cn, client_context, remember_session
 
 __all__ = ["HttpConnector"]
 
@@ -97,7 +97,10 @@ class HttpConnector:
         stream slot freed (HTTP/2) when it can carry another request."""
         if isinstance(conn, H2ClientStream):
             conn.close()  # frees the slot; the shared connection stays
-        elif conn.reusable():
+            return
+        if conn.digest is not None and conn.digest.tls is not None:
+            remember_session(conn.transport)  # TLS 1.3 tickets arrive after the handshake
+        if conn.reusable():
             self.pool.put(peer.reuse_key(), conn, peer.options.idle_timeout)
         else:
             conn.close()
@@ -144,6 +147,8 @@ class HttpConnector:
             raise Error.because(ErrorType.HANDSHAKE_ERROR, f"handshake with {peer} failed", e).into_up() from None
         if isinstance(conn, _Negotiator):
             conn = conn.chosen
+        if ctx is not None:
+            remember_session(conn.transport)
         if ctx is not None and opts.alternative_cn and not ctx.check_hostname:
             check_alternative_cn(conn, peer)
         return conn  # type: ignore[return-value]

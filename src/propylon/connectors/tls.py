@@ -2,20 +2,53 @@
 
 from __future__ import annotations
 
-
 import ssl
 from functools import lru_cache
 from typing import Optional
 
 from ..errors import Error, ErrorType
 
-__all__ = ["client_context", "check_alternative_cn"]
+__all__ = ["client_context", "check_alternative_cn", "remember_session", "SessionContext"]
+
+
+class SessionContext(ssl.SSLContext):
+    """A client context that resumes TLS sessions.
+
+    The event loop creates each connection's TLS object through ``wrap_bio``;
+    this context hands it the last session seen for the same server name, so a
+    new connection to an origin skips the full handshake. Sessions are stored by
+    :func:`remember_session` once a connection has one (TLS 1.3 delivers its
+    tickets after the handshake, so connections are asked again when released).
+    """
+
+    sessions: dict
+
+    def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None, session=None):  # type: ignore[override]
+        if session is None and not server_side and server_hostname:
+            session = self.sessions.get(server_hostname)
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+
+
+def remember_session(transport) -> None:
+    """Keep the TLS session of ``transport`` for the next connection to the same name."""
+    sslobj = transport.get_extra_info("ssl_object") if transport is not None else None
+    if sslobj is None:
+        return
+    ctx = sslobj.context
+    session = sslobj.session
+    if isinstance(ctx, SessionContext) and session is not None and sslobj.server_hostname:
+        if len(ctx.sessions) > 1024:
+            ctx.sessions.clear()
+        ctx.sessions[sslobj.server_hostname] = session
 
 
 @lru_cache(maxsize=256)
 def _context(verify_cert: bool, verify_hostname: bool, ca_file: Optional[str],
              cert_key: Optional[tuple], alpn: tuple) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    # What ssl.create_default_context() sets up, on a context that resumes sessions.
+    ctx = SessionContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.sessions = {}
+    ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     if ca_file:
         try:
             ctx.load_verify_locations(cafile=ca_file)

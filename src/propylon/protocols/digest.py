@@ -55,6 +55,7 @@ class TlsDigest:
     alpn: Optional[str] = None
     peer_cert: Optional[dict] = None
     peer_cert_der: Optional[bytes] = None
+    session_reused: bool = False
 
 
 @dataclass(slots=True)

@@ -130,4 +130,5 @@ def tls_digest(transport) -> Optional[TlsDigest]:
         alpn=sslobj.selected_alpn_protocol(),
         peer_cert=sslobj.getpeercert() or None,
         peer_cert_der=sslobj.getpeercert(binary_form=True),
+        session_reused=sslobj.session_reused,
     )
