@@ -72,7 +72,7 @@ class HeaderMap:
     # --- reading -----------------------------------------------------------------
     def get_bytes(self, name: BytesLike) -> Optional[bytes]:
         """The first value of ``name`` as bytes, or None."""
-        key = _to_bytes(name).lower()
+        key = name.lower() if type(name) is bytes else _to_bytes(name).lower()
         for lower, _, value in self._items:
             if lower == key:
                 return value
@@ -92,9 +92,12 @@ class HeaderMap:
         return [v for lower, _, v in self._items if lower == key]
 
     def __contains__(self, name: object) -> bool:
-        if not isinstance(name, (str, bytes)):
+        if type(name) is bytes:
+            key = name.lower()
+        elif isinstance(name, str):
+            key = _to_bytes(name).lower()
+        else:
             return False
-        key = _to_bytes(name).lower()
         for lower, _, _ in self._items:
             if lower == key:
                 return True

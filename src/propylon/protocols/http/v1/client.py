@@ -36,6 +36,7 @@ class H1ClientConnection(asyncio.Protocol):
         self.digest: Optional[Digest] = None
         self._parser = httptools.HttpResponseParser(self)
         self._hdrs: list = []
+        self._framed = False
         self._heads: deque[ResponseHeader] = deque()
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
@@ -153,6 +154,7 @@ class H1ClientConnection(asyncio.Protocol):
     # --- parser callbacks ---------------------------------------------------------
     def on_message_begin(self) -> None:
         self._hdrs = []
+        self._framed = False
         self._in_body = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -161,7 +163,10 @@ class H1ClientConnection(asyncio.Protocol):
                 self.trailers = HeaderMap()
             self.trailers._items.append((name.lower(), name, value))
         else:
-            self._hdrs.append((name.lower(), name, value))
+            lower = name.lower()
+            self._hdrs.append((lower, name, value))
+            if lower == b"content-length" or lower == b"transfer-encoding":
+                self._framed = True
 
     def on_headers_complete(self) -> None:
         p = self._parser
@@ -174,9 +179,7 @@ class H1ClientConnection(asyncio.Protocol):
             if not p.should_keep_alive():
                 self._keepalive = False
             if status >= 200 and status not in (204, 304) and not self._is_head:
-                self._close_delimited = (
-                    b"content-length" not in headers and b"transfer-encoding" not in headers
-                )
+                self._close_delimited = not self._framed
                 if self._close_delimited:
                     self._keepalive = False
         self._wake()
