@@ -1,6 +1,6 @@
 """A plain forwarder for tests that need the proxy in a process of its own.
 
-    python tests/proxy/run_forwarder.py LISTEN_PORT UPSTREAM_HOST:PORT
+    python tests/proxy/run_forwarder.py LISTEN_PORT UPSTREAM_HOST:PORT [-c CONF ...]
 """
 
 import sys
@@ -19,7 +19,7 @@ class Forwarder(ProxyHttp):
 
 def main() -> None:
     listen, upstream = sys.argv[1], sys.argv[2]
-    server = Server.from_args([])
+    server = Server.from_args(sys.argv[3:])
     server.bootstrap()
     svc = http_proxy_service(server.configuration, Forwarder(upstream))
     svc.add_tcp(f"127.0.0.1:{listen}")
