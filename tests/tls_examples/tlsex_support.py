@@ -82,14 +82,15 @@ def upstream_unavailable_is_lab_gone() -> Iterator[None]:
 class Example:
     """One example process; its stdout and stderr go to a file we can search."""
 
-    def __init__(self, script: str, env: Optional[dict[str, str]] = None) -> None:
+    def __init__(self, script: str, env: Optional[dict[str, str]] = None,
+                 args: tuple[str, ...] = ()) -> None:
         self.script = script
         fd, name = tempfile.mkstemp(prefix="propylon-tlsex-", suffix=".log")
         os.close(fd)
         self.log_path = Path(name)
         self._out = open(self.log_path, "ab")
         full_env = dict(os.environ, PROPYLON_LOG="info", PYTHONUNBUFFERED="1", **(env or {}))
-        self.popen = subprocess.Popen([sys.executable, script], cwd=REPO, env=full_env,
+        self.popen = subprocess.Popen([sys.executable, script, *args], cwd=REPO, env=full_env,
                                       stdout=self._out, stderr=subprocess.STDOUT,
                                       start_new_session=True)
 
@@ -142,10 +143,12 @@ class Example:
 
 
 @contextlib.contextmanager
-def running(script: str, port: int, env: Optional[dict[str, str]] = None) -> Iterator[Example]:
-    """Run ``examples/<script>`` until the block ends; ready once ``port`` accepts."""
+def running(script: str, port: int, env: Optional[dict[str, str]] = None,
+            args: tuple[str, ...] = ()) -> Iterator[Example]:
+    """Run ``examples/<script>`` (or the script at an absolute path) with ``args``
+    until the block ends; ready once ``port`` accepts."""
     _wait_port_free(port)
-    ex = Example(f"examples/{script}", env)
+    ex = Example(script if os.path.isabs(script) else f"examples/{script}", env, args)
     try:
         ex.wait_port(port)
         yield ex
