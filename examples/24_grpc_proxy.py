@@ -15,8 +15,8 @@ after the body. So:
 * downstream, the TLS listener must offer h2 by ALPN (``enable_h2()``): gRPC
   clients refuse a server that does not pick h2;
 * upstream, ``ALPN.H2`` is forced: on this cleartext peer that means h2c with
-  prior knowledge (the seed's lab used TLS on 9001; ours is on 19001 too, see
-  ``GRPC_TLS`` below). ``max_h2_streams`` lets concurrent calls share one
+  prior knowledge (the seed's lab used TLS on 9001; the lab's TLS port is 19001,
+  see the comment below). ``max_h2_streams`` lets concurrent calls share one
   upstream connection;
 * trailers are relayed as they come, so status codes reach the client intact.
 """
