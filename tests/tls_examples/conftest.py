@@ -38,7 +38,7 @@ def _served(name: str) -> bool:
 
 
 def _fixed_lab_in_this_process() -> Optional[Lab]:
-    for candidate in list(lab_process._OPEN_LABS):
+    for candidate in lab_process.open_labs():
         if candidate.port_mode == "fixed":
             return candidate
     return None
