@@ -385,9 +385,10 @@ _OPEN_LABS: "weakref.WeakSet[Lab]" = weakref.WeakSet()
 
 
 def open_labs() -> list["Lab"]:
-    """The labs this process started and has not closed yet (oldest first not
-    guaranteed): test fixtures use it to share one lab on the fixed ports."""
-    return list(_OPEN_LABS)
+    """The labs this process has started and not closed, the one with the most
+    members first: test fixtures use it to share one lab on the fixed ports."""
+    started = [lab for lab in list(_OPEN_LABS) if lab.members]
+    return sorted(started, key=lambda lab: len(lab.names), reverse=True)
 
 
 @atexit.register
