@@ -9,38 +9,21 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
-REPO = Path(__file__).resolve().parents[2]
+from example_process import ExampleProcess, run_example
 
 
-class Example:
-    """One example process; its stdout and stderr go to a file we can search."""
+
+class Example(ExampleProcess):
+    """One lesson example process (see ``example_process``), with a log search."""
 
     def __init__(self, script: str, args: tuple[str, ...] = ()) -> None:
-        self.script = script
-        fd, name = tempfile.mkstemp(prefix="propylon-example-", suffix=".log")
-        os.close(fd)
-        self.log_path = Path(name)
-        self._out = open(self.log_path, "ab")
-        env = dict(os.environ, PROPYLON_LOG="info", PYTHONUNBUFFERED="1")
-        self.popen = subprocess.Popen([sys.executable, script, *args], cwd=REPO, env=env,
-                                      stdout=self._out, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
-
-    def log(self) -> str:
-        """Everything the process wrote so far."""
-        return self.log_path.read_text(errors="replace")
+        super().__init__(script, args)
 
     def wait_log(self, pattern: str, timeout: float = 5.0, start: int = 0) -> re.Match:
         """Wait until the log (from character ``start``) matches ``pattern``."""
@@ -55,63 +38,10 @@ class Example:
                                      f"within {timeout}s:\n{self.log()}")
             time.sleep(0.05)
 
-    def wait_port(self, port: int, timeout: float = 10.0) -> None:
-        """Wait until the example accepts TCP connections on 127.0.0.1:``port``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.popen.poll() is not None:
-                raise AssertionError(f"{self.script} exited with {self.popen.returncode}:\n{self.log()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{self.script} did not listen on {port} "
-                                         f"within {timeout}s:\n{self.log()}") from None
-                time.sleep(0.05)
 
-    def stop(self) -> None:
-        """SIGTERM the process group, SIGKILL it if it lingers; remove the log file."""
-        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(self.popen.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.popen.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        self._out.close()
-        self.log_path.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def running(script: str, *ports: int, args: tuple[str, ...] = ()) -> Iterator[Example]:
+def running(script: str, *ports: int, args: tuple[str, ...] = ()) -> "contextlib.AbstractContextManager[Example]":
     """Run ``script`` until the block ends; ready once every port in ``ports`` accepts."""
-    for port in ports:
-        _wait_port_free(port)
-    ex = Example(script, args)
-    try:
-        for port in ports:
-            ex.wait_port(port)
-        yield ex
-    finally:
-        ex.stop()
-
-
-def _wait_port_free(port: int, timeout: float = 10.0) -> None:
-    """A previous test's example may still be closing its listener on ``port``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with socket.socket() as s:
-            try:
-                s.connect(("127.0.0.1", port))
-            except OSError:
-                return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"127.0.0.1:{port} is taken by another program")
-        time.sleep(0.1)
+    return run_example(Example, script, ports, args=args)
 
 
 @dataclass

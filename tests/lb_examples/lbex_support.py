@@ -12,20 +12,15 @@ loops do, and records what each one got.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
-REPO = Path(__file__).resolve().parents[2]
+from example_process import ExampleProcess as _BaseProcess
+from example_process import run_example, wait_port_free  # noqa: F401
 
 BLUE = "Response from BLUE"
 GREEN = "Response from GREEN"
@@ -35,23 +30,11 @@ _PER_REQUEST = re.compile(r"Selected upstream|Routed to|upstream peer is|hashed 
                           r"session cookie|Fail to proxy|is healthy\. Routing")
 
 
-class ExampleProcess:
-    """One example process; its stdout and stderr go to a temporary log file."""
+class ExampleProcess(_BaseProcess):
+    """One example process (see ``example_process``), with the log searches these lessons use."""
 
     def __init__(self, script: str, env: Optional[dict] = None) -> None:
-        self.script = script
-        fd, name = tempfile.mkstemp(prefix="propylon-lbex-", suffix=".log")
-        os.close(fd)
-        self.log_path = Path(name)
-        self._out = open(self.log_path, "ab")
-        full_env = dict(os.environ, PROPYLON_LOG="info", PYTHONUNBUFFERED="1", **(env or {}))
-        self.popen = subprocess.Popen([sys.executable, script], cwd=REPO, env=full_env,
-                                      stdout=self._out, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
-
-    def log(self) -> str:
-        """Everything the process wrote so far."""
-        return self.log_path.read_text(errors="replace")
+        super().__init__(script, env=env)
 
     def log_summary(self, lines: int = 40) -> str:
         """The last ``lines`` log lines, leaving out the per-request ones."""
@@ -75,63 +58,10 @@ class ExampleProcess:
                                      f"within {timeout}s:\n{self.log_summary()}")
             time.sleep(0.05)
 
-    def wait_port(self, port: int, timeout: float = 10.0) -> None:
-        """Wait until the example accepts TCP connections on 127.0.0.1:``port``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.popen.poll() is not None:
-                raise AssertionError(f"{self.script} exited with {self.popen.returncode}:\n{self.log()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{self.script} did not listen on {port} "
-                                         f"within {timeout}s:\n{self.log()}") from None
-                time.sleep(0.05)
 
-    def stop(self) -> None:
-        """SIGTERM the process group, SIGKILL it if it lingers; remove the log file."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.popen.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.popen.wait(5.0)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        self._out.close()
-        self.log_path.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def running(script: str, *ports: int, env: Optional[dict] = None) -> Iterator[ExampleProcess]:
+def running(script: str, *ports: int, env: Optional[dict] = None) -> "contextlib.AbstractContextManager[ExampleProcess]":
     """Run ``script`` until the block ends; ready once every port in ``ports`` accepts."""
-    for port in ports:
-        wait_port_free(port)
-    ex = ExampleProcess(script, env)
-    try:
-        for port in ports:
-            ex.wait_port(port)
-        yield ex
-    finally:
-        ex.stop()
-
-
-def wait_port_free(port: int, timeout: float = 15.0) -> None:
-    """A previous test's example (or another run) may still hold 127.0.0.1:``port``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with socket.socket() as s:
-            try:
-                s.connect(("127.0.0.1", port))
-            except OSError:
-                return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"127.0.0.1:{port} is taken by another program")
-        time.sleep(0.1)
+    return run_example(ExampleProcess, script, ports, env=env)
 
 
 @dataclass

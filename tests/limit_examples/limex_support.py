@@ -18,22 +18,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import re
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
-REPO = Path(__file__).resolve().parents[2]
+from example_process import ExampleProcess, run_example, wait_port_free  # noqa: F401
+
 BLUE_URL = "http://127.0.0.1:18080"
 BLUE_BODY = "Response from BLUE"
 
@@ -62,23 +57,11 @@ def retry_if_blue_vanishes(test: Callable) -> Callable:
     return run
 
 
-class Example:
-    """One example process; stdout and stderr go to a temporary log file."""
+class Example(ExampleProcess):
+    """One example process (see ``example_process``), with log counting."""
 
     def __init__(self, script: str, env: Optional[dict] = None) -> None:
-        self.script = script
-        fd, name = tempfile.mkstemp(prefix="propylon-limex-", suffix=".log")
-        os.close(fd)
-        self.log_path = Path(name)
-        self._out = open(self.log_path, "ab")
-        full_env = dict(os.environ, PROPYLON_LOG="info", PYTHONUNBUFFERED="1", **(env or {}))
-        self.popen = subprocess.Popen([sys.executable, script], cwd=REPO, env=full_env,
-                                      stdout=self._out, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
-
-    def log(self) -> str:
-        """Everything the process wrote so far."""
-        return self.log_path.read_text(errors="replace")
+        super().__init__(script, env=env)
 
     def count(self, pattern: str) -> int:
         """How many times ``pattern`` occurs in the log."""
@@ -93,59 +76,10 @@ class Example:
                                      f"within {timeout}s:\n{self.log()[-4000:]}")
             time.sleep(0.05)
 
-    def wait_port(self, port: int, timeout: float = 15.0) -> None:
-        """Wait until the example accepts TCP connections on 127.0.0.1:``port``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.popen.poll() is not None:
-                raise AssertionError(f"{self.script} exited with {self.popen.returncode}:\n{self.log()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{self.script} did not listen on {port} "
-                                         f"within {timeout}s:\n{self.log()}") from None
-                time.sleep(0.05)
 
-    def stop(self) -> None:
-        """SIGTERM the process group, SIGKILL it if it lingers; remove the log file."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.popen.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.popen.wait(5.0)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        self._out.close()
-        self.log_path.unlink(missing_ok=True)
-
-
-def wait_port_free(port: int, timeout: float = 15.0) -> None:
-    """Wait until nothing listens on 127.0.0.1:``port`` (an earlier example may linger)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) != 0:
-                return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"127.0.0.1:{port} is taken by another program")
-        time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def running(script: str, port: int, env: Optional[dict] = None) -> Iterator[Example]:
+def running(script: str, port: int, env: Optional[dict] = None) -> "contextlib.AbstractContextManager[Example]":
     """Run ``script`` for the duration of the block, ready once ``port`` accepts."""
-    wait_port_free(port)
-    ex = Example(script, env)
-    try:
-        ex.wait_port(port)
-        yield ex
-    finally:
-        ex.stop()
+    return run_example(Example, script, [port], env=env)
 
 
 @dataclass

@@ -20,17 +20,15 @@ import contextlib
 import functools
 import os
 import re
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-REPO = Path(__file__).resolve().parents[2]
+from example_process import ExampleProcess, run_example
+
 CERTS = Path(os.environ.get("PROPYLON_LAB_CERTS", "/tmp/propylon-lab/certs"))
 CA = str(CERTS / "ca.crt")
 #: Separates the body from the ``-w`` values in curl's output.
@@ -79,24 +77,12 @@ def upstream_unavailable_is_lab_gone() -> Iterator[None]:
         raise
 
 
-class Example:
-    """One example process; its stdout and stderr go to a file we can search."""
+class Example(ExampleProcess):
+    """One example process (see ``example_process``), with a counting log search."""
 
     def __init__(self, script: str, env: Optional[dict[str, str]] = None,
                  args: tuple[str, ...] = ()) -> None:
-        self.script = script
-        fd, name = tempfile.mkstemp(prefix="propylon-tlsex-", suffix=".log")
-        os.close(fd)
-        self.log_path = Path(name)
-        self._out = open(self.log_path, "ab")
-        full_env = dict(os.environ, PROPYLON_LOG="info", PYTHONUNBUFFERED="1", **(env or {}))
-        self.popen = subprocess.Popen([sys.executable, script, *args], cwd=REPO, env=full_env,
-                                      stdout=self._out, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
-
-    def log(self) -> str:
-        """Everything the process wrote so far."""
-        return self.log_path.read_text(errors="replace")
+        super().__init__(script, args, env)
 
     def wait_log(self, pattern: str, timeout: float = 10.0, count: int = 1) -> list[str]:
         """Wait until ``pattern`` matches the log ``count`` times; return the matches."""
@@ -111,63 +97,13 @@ class Example:
                                      f"within {timeout}s:\n{self.log()}")
             time.sleep(0.05)
 
-    def wait_port(self, port: int, timeout: float = 15.0) -> None:
-        """Wait until the example accepts TCP connections on 127.0.0.1:``port``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.popen.poll() is not None:
-                raise AssertionError(f"{self.script} exited with {self.popen.returncode}:\n{self.log()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{self.script} did not listen on {port} "
-                                         f"within {timeout}s:\n{self.log()}") from None
-                time.sleep(0.05)
 
-    def stop(self) -> None:
-        """SIGTERM the process group, SIGKILL it if it lingers; remove the log file."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.popen.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.popen.wait(5.0)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        self._out.close()
-        self.log_path.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
 def running(script: str, port: int, env: Optional[dict[str, str]] = None,
-            args: tuple[str, ...] = ()) -> Iterator[Example]:
+            args: tuple[str, ...] = ()) -> "contextlib.AbstractContextManager[Example]":
     """Run ``examples/<script>`` (or the script at an absolute path) with ``args``
     until the block ends; ready once ``port`` accepts."""
-    _wait_port_free(port)
-    ex = Example(script if os.path.isabs(script) else f"examples/{script}", env, args)
-    try:
-        ex.wait_port(port)
-        yield ex
-    finally:
-        ex.stop()
-
-
-def _wait_port_free(port: int, timeout: float = 10.0) -> None:
-    """A previous test's example may still be closing its listener on ``port``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with socket.socket() as s:
-            try:
-                s.connect(("127.0.0.1", port))
-            except OSError:
-                return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"127.0.0.1:{port} is taken by another program")
-        time.sleep(0.1)
+    path = script if os.path.isabs(script) else f"examples/{script}"
+    return run_example(Example, path, [port], env=env, args=args)
 
 
 @dataclass
