@@ -149,3 +149,14 @@ def test_upstream_tls_sessions_are_resumed(lab, start_proxy):
         assert curl(p.url + "/", "-o", "/dev/null", "-w", "%{http_code}").stdout == "200"
     reused = [d.tls.session_reused for d in proxy.digests]
     assert reused[0] is False and reused[-1] is True, reused
+
+
+def test_alternative_cn_accepts_a_second_name(lab, start_proxy):
+    """The SNI names a host the certificate does not cover, but ``alternative_cn``
+    names one it does: accepted. Without it: refused."""
+    ca = os.path.join(certs(lab), "ca.crt")
+    good = ToTls(lab.address("advanced-https"), "origin.example.test",
+                 PeerOptions(ca_file=ca, alternative_cn="advanced.propylon.test"))
+    bad = ToTls(lab.address("advanced-https"), "origin.example.test", PeerOptions(ca_file=ca))
+    assert curl(start_proxy(good).url + "/", "-o", "/dev/null", "-w", "%{http_code}").stdout == "200"
+    assert curl(start_proxy(bad).url + "/", "-o", "/dev/null", "-w", "%{http_code}").stdout == "502"
