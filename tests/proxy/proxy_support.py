@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from contextlib import contextmanager
 from typing import Awaitable, Callable, Iterator, Optional
 
 import pytest

@@ -3,13 +3,11 @@ upgrades, disconnects — against the lab's upstreams and scripted ones."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import subprocess
 import time
 
-import pytest
 
 from propylon import HttpPeer, PeerOptions, ProxyHttp
 

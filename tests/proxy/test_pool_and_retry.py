@@ -7,7 +7,7 @@ import socket
 import subprocess
 import time
 
-from propylon import Error, HttpPeer, PeerOptions, ProxyHttp
+from propylon import HttpPeer, PeerOptions, ProxyHttp
 
 from proxy_support import raw_exchange, read_request
 

@@ -3,7 +3,6 @@ upstream mTLS, and failures that must never be accepted silently."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 

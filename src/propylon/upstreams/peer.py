@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Awaitable, Optional, Protocol, Union
 
 __all__ = ["ALPN", "HttpPeer", "PeerOptions", "TcpKeepalive", "L4Connect", "CertKey"]
@@ -90,7 +90,6 @@ class PeerOptions:
     tcp_fast_open: bool = False
     bind_to: Optional[str] = None
     custom_l4: Optional[L4Connect] = None
-    extra_proxy_headers: dict = field(default_factory=dict)
 
 
 Address = Union[tuple, str]
