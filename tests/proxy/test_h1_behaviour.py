@@ -188,3 +188,38 @@ def test_large_download_and_upload_stream(lab, start_proxy):
     proc = subprocess.run(
         f"head -c 20000000 /dev/zero | curl -s -T - {p.url}/echo", shell=True, capture_output=True, timeout=60)
     assert json.loads(proc.stdout)["body_length"] == 20000000
+
+
+def test_proxy_listens_on_a_unix_socket(lab, loop_thread, tmp_path):
+    import asyncio
+
+    from propylon.proxy.service import HttpProxyApp
+    from propylon.server.shutdown import ShutdownWatch
+
+    path = str(tmp_path / "proxy.sock")
+    app = HttpProxyApp(ToAddr(lab.address("blue")))
+
+    async def serve():
+        return await asyncio.get_running_loop().create_unix_server(app.protocol_factory(ShutdownWatch()), path)
+
+    server = loop_thread.run(serve())
+    try:
+        out = curl("--unix-socket", path, "http://localhost/echo")
+        doc = json.loads(out.stdout)
+        assert doc["path"] == "/echo"
+    finally:
+        server.close()
+
+
+def test_interim_103_is_relayed(start_proxy, upstream):
+    async def early_hints(up, reader, writer):
+        while await read_request(up, reader) is not None:
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    up = upstream(early_hints)
+    p = start_proxy(ToAddr(("127.0.0.1", up.port)))
+    reply = raw_exchange(p.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK")
+    assert reply.endswith(b"ok")
