@@ -84,3 +84,29 @@ def test_slow_header_is_cut_off(start_proxy, upstream):
         assert s.recv(100) == b""
         assert 0.3 < time.monotonic() - t0 < 3
     assert up.connections == 0
+
+
+def test_stalled_request_body_gets_408(start_proxy, upstream):
+    import socket
+
+    up = upstream()
+    p = start_proxy(Forward(up.port), options=HttpServerOptions(body_read_timeout=0.3))
+    with socket.create_connection(("127.0.0.1", p.port), timeout=5) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")  # 7 bytes never come
+        t0 = time.monotonic()
+        reply = s.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 408 "), reply
+        assert 0.2 < time.monotonic() - t0 < 3
+
+
+def test_client_that_stops_reading_is_dropped(lab, start_proxy):
+    import socket
+
+    p = start_proxy(Forward(lab.address("blue")[1]), options=HttpServerOptions(write_timeout=0.5))
+    with socket.create_connection(("127.0.0.1", p.port), timeout=5) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /size?bytes=200000000 HTTP/1.1\r\nHost: a\r\n\r\n")
+        deadline = time.monotonic() + 10
+        while p.app._connections and time.monotonic() < deadline:
+            time.sleep(0.1)  # never read: the proxy's buffers fill, then its timer fires
+        assert not p.app._connections

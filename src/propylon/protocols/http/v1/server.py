@@ -32,7 +32,7 @@ from typing import Awaitable, Callable, Optional
 
 import httptools
 
-from ....errors import Error, ErrorType
+from ....errors import Error, ErrorSource, ErrorType
 from ...digest import Digest, SocketDigest
 from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader, ResponseHeader
@@ -53,6 +53,10 @@ class HttpServerOptions:
       request head, and any request its head (slow clients are closed).
     * ``keepalive_timeout``: seconds an idle keep-alive connection is kept.
     * ``keepalive_request_limit``: requests served on one connection (None: no limit).
+    * ``body_read_timeout``: seconds the request body may stall before the request
+      is answered 408 (nginx's ``client_body_timeout``).
+    * ``write_timeout``: seconds a client may leave response bytes unread before the
+      connection is dropped (nginx's ``send_timeout``).
     * ``h2c``: accept HTTP/2 with prior knowledge on cleartext listeners (TLS
       listeners offer HTTP/2 through ALPN when their settings ``enable_h2()``).
     """
@@ -62,6 +66,8 @@ class HttpServerOptions:
     header_read_timeout: float = 60.0
     keepalive_timeout: float = 60.0
     keepalive_request_limit: Optional[int] = None
+    body_read_timeout: float = 60.0
+    write_timeout: float = 60.0
     h2c: bool = False
 
 
@@ -168,12 +174,22 @@ class H1ServerSession:
             if self.expect_continue and not self._continue_sent:
                 self._continue_sent = True
                 self.conn._write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            self.conn._resume_reading()
-            self._waiter = self.conn._loop.create_future()
+            conn = self.conn
+            conn._resume_reading()
+            self._waiter = waiter = conn._loop.create_future()
+            timer = conn._loop.call_later(conn._opts.body_read_timeout, self._body_timed_out, waiter)
             try:
-                await self._waiter
+                await waiter
             finally:
                 self._waiter = None
+                timer.cancel()
+
+    def _body_timed_out(self, waiter: asyncio.Future) -> None:
+        if not waiter.done():
+            # Like nginx's client_body_timeout: a stalled upload is answered 408.
+            self._fail(Error(ErrorType.http_status(408),
+                             f"no request body for {self.conn._opts.body_read_timeout}s",
+                             source=ErrorSource.DOWNSTREAM))
 
     def body_complete(self) -> bool:
         """True when the whole request body was read by the application."""
@@ -634,13 +650,22 @@ class H1ServerConnection(asyncio.Protocol):
         if self._closed:
             raise Error.new_down(ErrorType.WRITE_ERROR, "client went away")
         if self._write_paused:
-            self._drain_waiter = self._loop.create_future()
+            self._drain_waiter = waiter = self._loop.create_future()
+            timer = self._loop.call_later(self._opts.write_timeout, self._write_timed_out, waiter)
             try:
-                await self._drain_waiter
+                await waiter
             finally:
                 self._drain_waiter = None
+                timer.cancel()
             if self._closed:
                 raise Error.new_down(ErrorType.WRITE_ERROR, "client went away")
+
+    def _write_timed_out(self, waiter: asyncio.Future) -> None:
+        # Like nginx's send_timeout: a client that stops reading is dropped.
+        if not waiter.done():
+            log.info("client %s read nothing for %ss; closing", self._peer(), self._opts.write_timeout)
+            self.abort()
+            waiter.set_result(None)
 
     def _close(self) -> None:
         if not self._closed:
