@@ -19,7 +19,7 @@ from typing import Any, Optional
 from ..errors import Error, ErrorSource, ErrorType
 from ..protocols.http.v1.client import H1ClientConnection
 from ..protocols.http.v1.common import RETRY_BUFFER_LIMIT, strip_hop_by_hop
-from ..protocols.http.v1.server import H1ServerSession
+from ..protocols.http.interfaces import DownstreamSession
 from ..upstreams.peer import HttpPeer
 from ..connectors.http import HttpConnector
 from .proxy_trait import FailToProxy, ProxyHttp, default_error_status, overridden_hooks
@@ -74,7 +74,7 @@ class HttpProxyEngine:
         self.upstream_peer = proxy.upstream_peer
 
     # --- one request ------------------------------------------------------------------
-    async def handle(self, ds: H1ServerSession) -> bool:
+    async def handle(self, ds: DownstreamSession) -> bool:
         session = Session(ds)
         ctx = None
         try:
@@ -294,7 +294,7 @@ class HttpProxyEngine:
             await ds.drain()
 
     # --- endings ------------------------------------------------------------------------------
-    def _reusable(self, ds: H1ServerSession) -> bool:
+    def _reusable(self, ds: DownstreamSession) -> bool:
         if not ds.keepalive or ds.closed:
             return False
         if ds.response_written is not None and not ds.finished:

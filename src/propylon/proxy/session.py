@@ -11,7 +11,7 @@ from ..protocols.digest import Digest, SocketAddr
 from ..protocols.http.header import RequestHeader, ResponseHeader
 
 if TYPE_CHECKING:
-    from ..protocols.http.v1.server import H1ServerSession
+    from ..protocols.http.interfaces import DownstreamSession
 
 __all__ = ["Session"]
 
@@ -39,7 +39,7 @@ class Session:
     __slots__ = ("downstream", "req_header", "_retry_buf", "_retry_len", "retry_buffer_truncated",
                  "upstream_reused", "_body_started", "__weakref__")
 
-    def __init__(self, downstream: "H1ServerSession") -> None:
+    def __init__(self, downstream: "DownstreamSession") -> None:
         self.downstream = downstream
         self.req_header: RequestHeader = downstream.req
         self._retry_buf: Optional[list] = None

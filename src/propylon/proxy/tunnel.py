@@ -13,7 +13,7 @@ __all__ = ["tunnel"]
 async def tunnel(ds, up, idle_timeout: Optional[float]) -> None:
     """Shovel bytes both ways until one side closes, then close both.
 
-    ``ds`` is the downstream ``H1ServerSession`` (its head already answered with
+    ``ds`` is the downstream HTTP/1 session (its head already answered with
     101), ``up`` the upstream ``H1ClientConnection``. A full write buffer on one
     side pauses reading on the other. ``idle_timeout`` (the peer's read timeout;
     None = none) closes a tunnel that carried nothing for that long.

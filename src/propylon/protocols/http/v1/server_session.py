@@ -1,0 +1,280 @@
+"""One request on a downstream HTTP/1 connection: its body as it arrives and the
+writer of its response (the engine's ``DownstreamSession`` for HTTP/1).
+
+Framing of the response is decided by its head: ``Content-Length`` when present,
+else chunked for HTTP/1.1 clients and close-delimited for HTTP/1.0 ones. The
+connection (``server.H1ServerConnection``) feeds the body in and owns the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Callable, Optional
+
+from ....errors import Error, ErrorSource, ErrorType
+from ...digest import Digest
+from ..header import HeaderMap, RequestHeader, ResponseHeader
+from .common import HIGH_WATER, chunk, last_chunk
+
+if TYPE_CHECKING:
+    from .server import H1ServerConnection
+
+__all__ = ["H1ServerSession"]
+
+
+class H1ServerSession:
+    """One request on a downstream HTTP/1 connection, and its response."""
+
+    __slots__ = (
+        "conn", "req", "keepalive", "has_body", "body_done", "_chunks", "_buffered",
+        "_waiter", "body_error", "trailers", "expect_continue", "_continue_sent",
+        "response_written", "_resp_mode", "_resp_left", "finished", "body_bytes_read",
+        "body_bytes_sent", "upgrade", "_pending_head", "is_head", "requests_before", "on_lost",
+        "hop_by_hop",
+    )
+
+    def __init__(self, conn: "H1ServerConnection", req: RequestHeader, keepalive: bool) -> None:
+        self.conn = conn
+        self.req = req
+        self.keepalive = keepalive
+        self.has_body = False
+        self.body_done = False
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._waiter: Optional[asyncio.Future] = None
+        self.body_error: Optional[Error] = None
+        self.trailers: Optional[HeaderMap] = None
+        self.expect_continue = False
+        self._continue_sent = False
+        self.response_written: Optional[ResponseHeader] = None
+        self._resp_mode = 0  # 0 none, 1 length, 2 chunked, 3 until close
+        self._resp_left = 0
+        self.finished = False
+        self.body_bytes_read = 0
+        self.body_bytes_sent = 0
+        self.upgrade = False
+        self._pending_head: Optional[bytes] = None
+        self.is_head = req._method == b"HEAD"
+        self.requests_before = conn.requests_served
+        self.hop_by_hop = True  # whether the head may hold hop-by-hop fields
+        # Set by the engine while the request is proxied: called if the client goes away.
+        self.on_lost: Optional[Callable[[], None]] = None
+
+    # --- request body -----------------------------------------------------------
+    def _feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+        if self._buffered > HIGH_WATER:
+            self.conn._pause_reading()
+
+    def _end(self) -> None:
+        self.body_done = True
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _fail(self, err: Error) -> None:
+        self.body_error = err
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def read_body(self) -> Optional[bytes]:
+        """The next piece of the request body, or None once it is complete."""
+        while True:
+            if self._chunks:
+                data = self._chunks.popleft()
+                if len(self._chunks) > 0:
+                    # Join what already waits: fewer, larger writes upstream.
+                    data = data + b"".join(self._chunks)
+                    self._chunks.clear()
+                self._buffered = 0
+                self.body_bytes_read += len(data)
+                self.conn._resume_reading()
+                return data
+            if self.body_error is not None:
+                raise self.body_error
+            if self.body_done:
+                return None
+            if self.expect_continue and not self._continue_sent:
+                self._continue_sent = True
+                self.conn._write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            conn = self.conn
+            conn._resume_reading()
+            self._waiter = waiter = conn._loop.create_future()
+            timer = conn._loop.call_later(conn._opts.body_read_timeout, self._body_timed_out, waiter)
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                timer.cancel()
+
+    def _body_timed_out(self, waiter: asyncio.Future) -> None:
+        if not waiter.done():
+            # Like nginx's client_body_timeout: a stalled upload is answered 408.
+            self._fail(Error(ErrorType.http_status(408),
+                             f"no request body for {self.conn._opts.body_read_timeout}s",
+                             source=ErrorSource.DOWNSTREAM))
+
+    def body_complete(self) -> bool:
+        """True when the whole request body was read by the application."""
+        return self.body_done and not self._chunks
+
+    # --- the connection, as the engine sees it ------------------------------------
+    @property
+    def digest(self) -> Optional[Digest]:
+        return self.conn.digest
+
+    @property
+    def shutting_down(self) -> bool:
+        return bool(self.conn._shutdown)
+
+    @property
+    def closed(self) -> bool:
+        return self.conn._closed
+
+    @property
+    def write_blocked(self) -> bool:
+        """True when the client is slow and ``drain()`` should be awaited."""
+        return self.conn._write_paused
+
+
+    # --- response ---------------------------------------------------------------
+    def write_interim(self, resp: ResponseHeader) -> None:
+        """Send a 1xx response (not for 101)."""
+        self.conn._write(resp.to_h1_bytes())
+
+    def write_header(self, resp: ResponseHeader, end_of_stream: bool = False, hold: bool = False) -> None:
+        """Send the response head, choosing the body framing.
+
+        Content-Length is kept when present; otherwise an HTTP/1.1 client gets
+        chunked encoding and an HTTP/1.0 client a body delimited by closing the
+        connection. ``hold=True`` keeps the head back so it leaves together with the
+        first piece of body (one write instead of two).
+        """
+        if self.response_written is not None:
+            raise Error.new_in(ErrorType.H1_ERROR, "response header already written")
+        self.response_written = resp
+        resp.version = (1, 1)  # e.g. a head that came from an HTTP/2 origin
+        status = resp.status
+        headers = resp.headers
+        if status == 101:
+            self._resp_mode = 3
+            self.upgrade = True
+            self.keepalive = False
+        elif self.is_head or status in (204, 304) or status < 200:
+            self._resp_mode = 0
+        else:
+            cl = headers.get_bytes(b"content-length")
+            if cl is not None:
+                try:
+                    self._resp_left = int(cl)
+                    self._resp_mode = 1
+                except ValueError:
+                    headers.remove(b"content-length")
+                    cl = None
+            if cl is None:
+                if end_of_stream:
+                    headers.insert(b"Content-Length", b"0")
+                    self._resp_mode = 1
+                    self._resp_left = 0
+                elif self.req.version >= (1, 1):
+                    headers.remove(b"transfer-encoding")
+                    headers.append(b"Transfer-Encoding", b"chunked")
+                    self._resp_mode = 2
+                else:
+                    self._resp_mode = 3
+                    self.keepalive = False
+        if self.conn.shutting_down or self.conn._requests_left == 0:
+            self.keepalive = False
+        if self.upgrade and status != 101:
+            self.keepalive = False  # bytes after the head were not HTTP: no reuse
+        elif not self.body_done and not self.upgrade:
+            # Answered before the request body was read in full: do not reuse.
+            self.keepalive = False
+        if status != 101:
+            if not self.keepalive:
+                headers.insert(b"Connection", b"close")
+            elif self.req.version == (1, 0):
+                headers.insert(b"Connection", b"keep-alive")
+        head = resp.to_h1_bytes()
+        if end_of_stream:
+            self.conn._write(head)
+            self._finish_response()
+        elif hold:
+            self._pending_head = head
+        else:
+            self.conn._write(head)
+
+    def write_body(self, data: bytes) -> None:
+        """Send a piece of the response body with the framing chosen by the head."""
+        mode = self._resp_mode
+        head = self._pending_head
+        if head is not None:
+            self._pending_head = None
+        if not data:
+            if head is not None:
+                self.conn._write(head)
+            return
+        if mode == 2:
+            data = chunk(data)
+        elif mode == 1:
+            self._resp_left -= len(data)
+        elif mode == 0:
+            if head is not None:
+                self.conn._write(head)
+            return
+        self.body_bytes_sent += len(data)
+        self.conn._write(head + data if head is not None else data)
+
+    def finish(self, trailers: Optional[HeaderMap] = None) -> None:
+        """End the response body (the last chunk, with trailers when chunked)."""
+        if self.finished:
+            return
+        head = self._pending_head
+        self._pending_head = None
+        if self._resp_mode == 2:
+            tail = last_chunk(trailers)
+            self.conn._write(head + tail if head is not None else tail)
+        elif head is not None:
+            self.conn._write(head)
+        if self._resp_mode == 1 and self._resp_left != 0:
+            # The body did not match its Content-Length: the client cannot find the
+            # next response, so this connection ends here.
+            self.keepalive = False
+        self._finish_response()
+
+    def _finish_response(self) -> None:
+        self.finished = True
+        if self._resp_mode == 3:
+            self.keepalive = False
+
+    async def drain(self) -> None:
+        if self.conn._write_paused:
+            await self.conn._drain()
+
+    def respond_simple(self, status: int, body: bytes = b"", extra: Optional[dict] = None) -> None:
+        """Write a complete small response (used for errors)."""
+        resp = ResponseHeader.build(status)
+        resp.insert_header(b"Server", b"Propylon")
+        resp.insert_header(b"Cache-Control", b"private, no-store")
+        if extra:
+            for k, v in extra.items():
+                resp.insert_header(k, v)
+        resp.insert_header(b"Content-Length", str(len(body)))
+        self.keepalive = False
+        self.write_header(resp, end_of_stream=not body)
+        if body:
+            self.write_body(body)
+            self.finish()
+
+    def raw_tunnel_data(self) -> bytes:
+        """Bytes the client sent after an Upgrade request head (the new protocol)."""
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        return data
