@@ -17,9 +17,9 @@ import logging
 from typing import Any, Optional
 
 from ..errors import Error, ErrorSource, ErrorType
-from ..protocols.http.v1.client import H1ClientConnection
+from ..protocols.http.interfaces import DownstreamSession, UpstreamExchange
 from ..protocols.http.v1.common import RETRY_BUFFER_LIMIT, strip_hop_by_hop
-from ..protocols.http.interfaces import DownstreamSession
+
 from ..upstreams.peer import HttpPeer
 from ..connectors.http import HttpConnector
 from .proxy_trait import FailToProxy, ProxyHttp, default_error_status, overridden_hooks
@@ -136,7 +136,7 @@ class HttpProxyEngine:
             raise e
         session.upstream_reused = reused
         try:
-            await self._proxy_h1(session, ctx, peer, conn, reused)
+            await self._exchange(session, ctx, peer, conn, reused)
         except Error as e:
             conn.abort()
             # I/O errors were tagged upstream where they happened; an error a hook
@@ -152,9 +152,9 @@ class HttpProxyEngine:
             conn.abort()
             raise
 
-    # --- HTTP/1 to HTTP/1 -----------------------------------------------------------------
-    async def _proxy_h1(self, session: Session, ctx: Any, peer: HttpPeer,
-                        conn: H1ClientConnection, reused: bool) -> None:
+    # --- one exchange with the upstream (HTTP/1 connection or HTTP/2 stream) -------------
+    async def _exchange(self, session: Session, ctx: Any, peer: HttpPeer,
+                        conn: UpstreamExchange, reused: bool) -> None:
         ds = session.downstream
         opts = peer.options
         if self.h_connected is not None:
@@ -201,7 +201,7 @@ class HttpProxyEngine:
             conn.mark_no_reuse()
         self.connector.release(peer, conn)
 
-    async def _send_body(self, session: Session, ctx: Any, conn: H1ClientConnection,
+    async def _send_body(self, session: Session, ctx: Any, conn: UpstreamExchange,
                          sender: _BodySender, retry_body: Optional[bytes]) -> None:
         ds = session.downstream
         filt = self.h_req_body
@@ -237,7 +237,7 @@ class HttpProxyEngine:
             conn.fail(sender.error)
 
     async def _relay_response(self, session: Session, ctx: Any, peer: HttpPeer,
-                              conn: H1ClientConnection, sender: Optional[_BodySender]) -> None:
+                              conn: UpstreamExchange, sender: Optional[_BodySender]) -> None:
         ds = session.downstream
         while True:
             resp = await conn.read_response_header()
