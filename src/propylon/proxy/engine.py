@@ -18,10 +18,9 @@ from typing import Any, Optional
 
 from ..errors import Error, ErrorSource, ErrorType
 from ..protocols.http.interfaces import DownstreamSession, UpstreamExchange
-from ..protocols.http.v1.common import RETRY_BUFFER_LIMIT, strip_hop_by_hop
-
-from ..upstreams.peer import HttpPeer
 from ..connectors.http import HttpConnector
+from ..protocols.http.v1.common import RETRY_BUFFER_LIMIT, strip_hop_by_hop
+from ..upstreams.peer import HttpPeer
 from .proxy_trait import FailToProxy, ProxyHttp, default_error_status, overridden_hooks
 from .session import Session
 from .tunnel import tunnel
