@@ -245,7 +245,7 @@ class HttpProxyEngine:
                 break
             if status != 100 and ds.req.version >= (1, 1):
                 ds.write_interim(resp)  # e.g. 103 Early Hints
-        strip_hop_by_hop(resp.headers, keep_upgrade=status == 101)
+        # Response heads arrive without hop-by-hop fields: the codecs keep them aside.
         if self.h_up_response is not None:
             await self.h_up_response(session, resp, ctx)
         if self.h_response is not None:

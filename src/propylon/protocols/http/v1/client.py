@@ -20,7 +20,7 @@ from ....errors import Error, ErrorType
 from ...digest import Digest, SocketDigest
 from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader, ResponseHeader
-from .common import HIGH_WATER, WRITE_HIGH_WATER, chunk, last_chunk
+from .common import HIGH_WATER, HOP_BY_HOP, WRITE_HIGH_WATER, chunk, last_chunk
 
 __all__ = ["H1ClientConnection"]
 
@@ -36,6 +36,7 @@ class H1ClientConnection(asyncio.Protocol):
         self.digest: Optional[Digest] = None
         self._parser = httptools.HttpResponseParser(self)
         self._hdrs: list = []
+        self._hop: Optional[list] = None
         self._framed = False
         self._heads: deque[ResponseHeader] = deque()
         self._chunks: deque[bytes] = deque()
@@ -154,6 +155,7 @@ class H1ClientConnection(asyncio.Protocol):
     # --- parser callbacks ---------------------------------------------------------
     def on_message_begin(self) -> None:
         self._hdrs = []
+        self._hop = None
         self._framed = False
         self._in_body = False
 
@@ -164,14 +166,29 @@ class H1ClientConnection(asyncio.Protocol):
             self.trailers._items.append((name.lower(), name, value))
         else:
             lower = name.lower()
+            if lower in HOP_BY_HOP:
+                # Hop-by-hop fields describe this connection only: kept aside, so
+                # the head the hooks see is already clean (back in place for a 101).
+                if lower == b"transfer-encoding":
+                    self._framed = True
+                if self._hop is None:
+                    self._hop = []
+                self._hop.append((lower, name, value))
+                return
             self._hdrs.append((lower, name, value))
-            if lower == b"content-length" or lower == b"transfer-encoding":
+            if lower == b"content-length":
                 self._framed = True
 
     def on_headers_complete(self) -> None:
         p = self._parser
         status = p.get_status_code()
         headers = HeaderMap(self._hdrs)
+        hop = self._hop
+        if hop is not None:
+            if status == 101:
+                headers._items.extend(hop)
+            else:
+                _drop_named_by_connection(headers, hop)
         resp = ResponseHeader(status, _VERSIONS.get(p.get_http_version(), (1, 1)), headers)
         self._heads.append(resp)
         if status >= 200 or status == 101:
@@ -359,6 +376,19 @@ class H1ClientConnection(asyncio.Protocol):
         data = b"".join(self._chunks)
         self._chunks.clear()
         return data
+
+
+def _drop_named_by_connection(headers: HeaderMap, hop: list) -> None:
+    """Remove the fields a ``Connection`` header names (RFC 9110 7.6.1)."""
+    named = set()
+    for lower, _, value in hop:
+        if lower == b"connection":
+            for token in value.split(b","):
+                token = token.strip().lower()
+                if token and token not in (b"close", b"keep-alive"):
+                    named.add(token)
+    if named:
+        headers._items[:] = [it for it in headers._items if it[0] not in named]
 
 
 class _HeadDone(Exception):

@@ -1,0 +1,128 @@
+"""CPU cost of one proxied request in Python, without the kernel.
+
+    python -m bench.cost [--requests 20000] [--repeat 5]
+
+Drives the real engine and codecs over in-memory transports: the client's request
+is fed to the downstream HTTP/1 protocol, the upstream "answers" from the event
+loop (``call_soon``), and the response is captured when the downstream transport
+is written. Three figures, each the best of ``--repeat`` runs of process CPU time:
+
+* ``downstream only`` – parse a request, wake the connection task, write a reply;
+* ``codecs only``     – the same plus an upstream exchange with a bare handler;
+* ``engine``          – ``http_proxy_service``'s engine with a plain forwarder.
+
+The difference between the last two is the engine's own cost; the rest is codec
+and event-loop work. Socket and kernel time come on top (see ``python -m bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import uvloop
+
+from propylon import HttpPeer, ProxyHttp
+from propylon.protocols.http.v1.client import H1ClientConnection
+from propylon.protocols.http.v1.server import H1ServerConnection, HttpServerOptions
+from propylon.proxy.service import HttpProxyApp
+from propylon.server.shutdown import ShutdownWatch
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sat, 21 Nov 2026 23:00:00 GMT\r\n"
+            b"Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello")
+PEER_ADDR = ("127.0.0.1", 9)
+
+
+class MemoryTransport:
+    """Just enough of an asyncio transport: writes go to a callback."""
+
+    def __init__(self, on_write) -> None:
+        self.on_write = on_write
+
+    def write(self, data: bytes) -> None:
+        self.on_write(data)
+
+    def get_extra_info(self, name: str, default=None):
+        return ("127.0.0.1", 40000) if name in ("peername", "sockname") else default
+
+    def set_write_buffer_limits(self, *args) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+class Forwarder(ProxyHttp):
+    async def upstream_peer(self, session, ctx):
+        return HttpPeer(PEER_ADDR, False, "")
+
+
+def _upstream(loop) -> H1ClientConnection:
+    up = H1ClientConnection()
+    up.connection_made(MemoryTransport(lambda data: loop.call_soon(up.data_received, RESPONSE)))
+    return up
+
+
+async def _drive(protocol_factory, requests: int) -> float:
+    loop = asyncio.get_running_loop()
+    waiting: list = [None]
+
+    def on_write(data: bytes) -> None:
+        fut = waiting[0]
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    conn = protocol_factory()
+    conn.connection_made(MemoryTransport(on_write))
+    for count in (2000, requests):  # warm-up, then the measured run
+        started = time.process_time()
+        for _ in range(count):
+            waiting[0] = loop.create_future()
+            conn.data_received(REQUEST)
+            await waiting[0]
+        took = time.process_time() - started
+    return took / requests * 1e6
+
+
+async def downstream_only(requests: int) -> float:
+    async def answer(ds) -> bool:
+        ds.conn._write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+        return True
+
+    return await _drive(lambda: H1ServerConnection(answer, ShutdownWatch(), HttpServerOptions()), requests)
+
+
+async def codecs_only(requests: int) -> float:
+    up = _upstream(asyncio.get_running_loop())
+
+    async def bare(ds) -> bool:
+        up.send_request_header(ds.req.copy(), False, False)
+        ds.write_header(await up.read_response_header(), hold=True)
+        ds.write_body(await up.read_body())
+        ds.finish()
+        return True
+
+    return await _drive(lambda: H1ServerConnection(bare, ShutdownWatch(), HttpServerOptions()), requests)
+
+
+async def engine(requests: int) -> float:
+    app = HttpProxyApp(Forwarder())
+    app.engine.connector.pool.put(HttpPeer(PEER_ADDR, False, "").reuse_key(),
+                                  _upstream(asyncio.get_running_loop()))
+    return await _drive(app.protocol_factory(ShutdownWatch()), requests)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.cost", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    for name, fn in (("downstream only", downstream_only), ("codecs only", codecs_only), ("engine", engine)):
+        best = min(uvloop.run(fn(args.requests)) for _ in range(args.repeat))
+        print(f"{name:16} {best:6.2f} us CPU per request")
+
+
+if __name__ == "__main__":
+    main()
