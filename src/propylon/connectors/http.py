@@ -41,6 +41,12 @@ class HttpConnector:
         self.bind_to_v4 = tuple(bind_to_v4)
         self.bind_to_v6 = tuple(bind_to_v6)
 
+    def reuse(self, peer: HttpPeer):
+        """A pooled HTTP/1 connection to ``peer``, or None (no waiting: the hot path)."""
+        if peer.options.alpn is ALPN.H2:
+            return None
+        return self.pool.get(peer.reuse_key())
+
     async def get(self, peer: HttpPeer):
         """An exchange with ``peer`` and whether its connection was reused.
 
@@ -48,14 +54,12 @@ class HttpConnector:
         ALPN allows HTTP/2 get a stream of a shared connection when one has room
         (an ``H2H1`` peer tries a pooled HTTP/1 connection first, as in Pingora).
         """
+        conn = self.reuse(peer)
+        if conn is not None:
+            return conn, True
         key = peer.reuse_key()
-        alpn = peer.options.alpn
-        if alpn is not ALPN.H2:
-            conn = self.pool.get(key)
-            if conn is not None:
-                return conn, True
-            if alpn is ALPN.H1:
-                return await self.connect(peer), False
+        if peer.options.alpn is ALPN.H1:
+            return await self.connect(peer), False
         stream = self._h2_stream(key)
         if stream is not None:
             return stream, True
@@ -95,10 +99,10 @@ class HttpConnector:
     def release(self, peer: HttpPeer, conn) -> None:
         """Give a finished exchange back: its connection is pooled (HTTP/1) or its
         stream slot freed (HTTP/2) when it can carry another request."""
-        if isinstance(conn, H2ClientStream):
+        if type(conn) is H2ClientStream:
             conn.close()  # frees the slot; the shared connection stays
             return
-        if conn.digest is not None and conn.digest.tls is not None:
+        if conn.digest.tls is not None:
             remember_session(conn.transport)  # TLS 1.3 tickets arrive after the handshake
         if conn.reusable():
             self.pool.put(peer.reuse_key(), conn, peer.options.idle_timeout)

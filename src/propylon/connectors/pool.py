@@ -10,7 +10,6 @@ whatever its key. The pool is per worker process, as Pingora's is per thread.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from typing import Any, Hashable, Optional
 
 __all__ = ["ConnectionPool"]
@@ -26,7 +25,8 @@ class ConnectionPool:
     def __init__(self, size: int = 128) -> None:
         self.size = size
         self._by_key: dict[Hashable, list[Any]] = {}
-        self._lru: "OrderedDict[Any, tuple[Hashable, Optional[asyncio.TimerHandle]]]" = OrderedDict()
+        # Insertion order is release order: the first entry is the least recently released.
+        self._lru: dict[Any, tuple[Hashable, Optional[asyncio.TimerHandle]]] = {}
 
     def __len__(self) -> int:
         return len(self._lru)

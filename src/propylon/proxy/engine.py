@@ -82,12 +82,14 @@ class HttpProxyEngine:
             if self.h_early is not None:
                 await self.h_early(session, ctx)
             if self.h_request is not None and await self.h_request(session, ctx):
-                await self._logging(session, None, ctx)
+                if self.h_logging is not None:
+                    await self._logging(session, None, ctx)
                 return self._reusable(ds)
             if self.h_proxy_upstream is not None and not await self.h_proxy_upstream(session, ctx):
                 if ds.response_written is None:
                     await self._respond_502_keepalive(session)
-                await self._logging(session, None, ctx)
+                if self.h_logging is not None:
+                    await self._logging(session, None, ctx)
                 return self._reusable(ds)
         except Error as e:
             return await self._handle_error(session, e, ctx, before_upstream=True, tries=0)
@@ -117,7 +119,8 @@ class HttpProxyEngine:
             log.warning("Fail to proxy: %s, tries: %d, retry: true, %s", error, tries, _summary(session))
         if error is not None:
             return await self._handle_error(session, error, ctx, before_upstream=False, tries=tries)
-        await self._logging(session, None, ctx)
+        if self.h_logging is not None:
+            await self._logging(session, None, ctx)
         return self._reusable(ds)
 
     async def _proxy_once(self, session: Session, ctx: Any) -> None:
@@ -125,8 +128,11 @@ class HttpProxyEngine:
         if not isinstance(peer, HttpPeer):
             raise Error.explain(ErrorType.INTERNAL_ERROR,
                                 f"upstream_peer returned {type(peer).__name__}, not HttpPeer").into_in()
+        conn = self.connector.reuse(peer)
+        reused = conn is not None
         try:
-            conn, reused = await self.connector.get(peer)
+            if conn is None:
+                conn, reused = await self.connector.get(peer)
         except Error as e:
             e.esource = ErrorSource.UPSTREAM
             if self.h_fail_connect is not None:
@@ -167,7 +173,7 @@ class HttpProxyEngine:
             await self.h_up_request(session, up_req, ctx)
         conn.read_timeout = opts.read_timeout
         conn.write_timeout = opts.write_timeout
-        retry_body = session._retry_body()
+        retry_body = session._retry_body() if session._retry_buf is not None else None
         has_body = ds.has_body or retry_body is not None
         conn.send_request_header(up_req, has_body, b"content-length" in up_req.headers)
 
