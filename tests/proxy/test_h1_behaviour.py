@@ -223,3 +223,20 @@ def test_interim_103_is_relayed(start_proxy, upstream):
     reply = raw_exchange(p.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK")
     assert reply.endswith(b"ok")
+
+
+def test_session_knows_when_the_client_connection_is_reused(lab, start_proxy):
+    seen: list[bool] = []
+
+    class Watch(ToAddr):
+        async def request_filter(self, session, ctx):
+            seen.append(session.downstream_reused)
+            return False
+
+    p = start_proxy(Watch(lab.address("blue")))
+    with socket.create_connection(("127.0.0.1", p.port), timeout=5) as s:
+        for _ in range(2):
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            head, _ = read_response(s)
+            assert head.startswith(b"HTTP/1.1 200")
+    assert seen == [False, True]
