@@ -21,16 +21,14 @@ from ..protocols.http.interfaces import DownstreamSession, UpstreamExchange
 from ..connectors.http import HttpConnector
 from ..protocols.http.v1.common import RETRY_BUFFER_LIMIT, strip_hop_by_hop
 from ..upstreams.peer import HttpPeer
-from .proxy_trait import FailToProxy, ProxyHttp, default_error_status, overridden_hooks
+from .proxy_trait import (FailToProxy, ProxyHttp, default_error_status, default_request_summary,
+                          overridden_hooks)
 from .session import Session
 from .tunnel import tunnel
 
 log = logging.getLogger("propylon.proxy")
 
 __all__ = ["HttpProxyEngine"]
-
-_NO_RESPONSE = 0
-
 
 class _BodySender:
     """Streams the request body upstream while the response is being read."""
@@ -94,7 +92,7 @@ class HttpProxyEngine:
         except Error as e:
             return await self._handle_error(session, e, ctx, before_upstream=True, tries=0)
         except Exception as exc:  # a bug in a hook: answer 500, log it with its traceback
-            log.exception("hook failed on %s", _summary(session))
+            log.exception("hook failed on %s", default_request_summary(session))
             return await self._handle_error(session, _internal(exc), ctx, before_upstream=True, tries=0)
 
         if ds.body_error is not None:
@@ -111,12 +109,12 @@ class HttpProxyEngine:
             except Error as e:
                 error = e
             except Exception as exc:
-                log.exception("hook failed on %s", _summary(session))
+                log.exception("hook failed on %s", default_request_summary(session))
                 error = _internal(exc)
                 break
             if ds.response_written is not None or not _retryable(error):
                 break
-            log.warning("Fail to proxy: %s, tries: %d, retry: true, %s", error, tries, _summary(session))
+            log.warning("Fail to proxy: %s, tries: %d, retry: true, %s", error, tries, default_request_summary(session))
         if error is not None:
             return await self._handle_error(session, error, ctx, before_upstream=False, tries=tries)
         if self.h_logging is not None:
@@ -328,16 +326,15 @@ class HttpProxyEngine:
                 if code > 0:
                     await session.respond_error(code)
                 res = FailToProxy(code, False)
-        except Exception as exc:
-            log.exception("fail_to_proxy failed on %s", _summary(session))
-            res = FailToProxy(_NO_RESPONSE, False)
+        except Exception:
+            log.exception("fail_to_proxy failed on %s", default_request_summary(session))
+            res = FailToProxy(0, False)
             if ds.response_written is None:
                 try:
                     await session.respond_error(500)
                     res = FailToProxy(500, False)
-                except Exception:
-                    pass
-            del exc
+                except Error:
+                    pass  # the client is gone too: nothing more to tell it
         if self.h_suppress is None or not self.h_suppress(session, ctx, e):
             summary = self.proxy.request_summary(session, ctx)
             if res.error_code == 0 and e.esource is ErrorSource.DOWNSTREAM:
@@ -358,7 +355,7 @@ class HttpProxyEngine:
             try:
                 await self.h_logging(session, e, ctx)
             except Exception:
-                log.exception("logging hook failed on %s", _summary(session))
+                log.exception("logging hook failed on %s", default_request_summary(session))
 
 
 def _retryable(e: Error) -> bool:
@@ -372,8 +369,3 @@ def _internal(exc: BaseException) -> Error:
     if isinstance(exc, Error):
         return exc
     return Error.because(ErrorType.INTERNAL_ERROR, f"{type(exc).__name__} in a hook", exc).into_in()
-
-
-def _summary(session: Session) -> str:
-    req = session.req_header
-    return f"{req.method} {req.uri}, Host: {req.headers.get('host', '')}"

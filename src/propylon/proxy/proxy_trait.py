@@ -211,8 +211,7 @@ class ProxyHttp:
     def request_summary(self, session: "Session", ctx: Any) -> str:
         """One line describing the request, for error logs. Default:
         ``"GET /path, Host: example.com"``."""
-        req = session.req_header
-        return f"{req.method} {req.uri}, Host: {req.headers.get('host', '')}"
+        return default_request_summary(session)
 
     async def logging(self, session: "Session", e: Optional[Error], ctx: Any) -> None:
         """Runs exactly once at the end of every request, whatever happened.
@@ -220,6 +219,12 @@ class ProxyHttp:
         ``e`` is the error that ended it, or None. For access logs and metrics.
         Default: nothing.
         """
+
+
+def default_request_summary(session: "Session") -> str:
+    """``"GET /path, Host: example.com"`` for a session's request."""
+    req = session.req_header
+    return f"{req.method} {req.uri}, Host: {req.headers.get('host', '')}"
 
 
 def default_error_status(e: Error) -> int:

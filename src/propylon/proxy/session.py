@@ -37,7 +37,7 @@ class Session:
     """
 
     __slots__ = ("downstream", "req_header", "_retry_buf", "_retry_len", "retry_buffer_truncated",
-                 "upstream_reused", "_body_started", "__weakref__")
+                 "upstream_reused")
 
     def __init__(self, downstream: "DownstreamSession") -> None:
         self.downstream = downstream
@@ -46,7 +46,6 @@ class Session:
         self._retry_len = 0
         self.retry_buffer_truncated = False
         self.upstream_reused = False
-        self._body_started = False
 
     # --- the connection ------------------------------------------------------------
     @property

@@ -122,7 +122,7 @@ class HttpPeer:
     A load balancer's ``Backend`` can be given as the address directly.
     """
 
-    __slots__ = ("address", "tls", "sni", "options", "client_cert_key", "group_key", "_key", "host_header")
+    __slots__ = ("address", "tls", "sni", "options", "client_cert_key", "group_key", "_key")
 
     def __init__(self, address: Address, tls: bool = False, sni: str = "",
                  options: Optional[PeerOptions] = None) -> None:
@@ -136,7 +136,6 @@ class HttpPeer:
         self.options = options if options is not None else PeerOptions()
         self.client_cert_key: Optional[CertKey] = None
         self.group_key = 0
-        self.host_header: Optional[str] = None
         self._key: Optional[tuple] = None
 
     @classmethod
