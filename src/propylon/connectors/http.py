@@ -43,7 +43,7 @@ class HttpConnector:
 
     def reuse(self, peer: HttpPeer):
         """A pooled HTTP/1 connection to ``peer``, or None (no waiting: the hot path)."""
-        if peer.options.alpn is ALPN.H2:
+        if peer.settings().alpn is ALPN.H2:
             return None
         return self.pool.get(peer.reuse_key())
 
@@ -58,7 +58,7 @@ class HttpConnector:
         if conn is not None:
             return conn, True
         key = peer.reuse_key()
-        if peer.options.alpn is ALPN.H1:
+        if peer.settings().alpn is ALPN.H1:
             return await self.connect(peer), False
         stream = self._h2_stream(key)
         if stream is not None:
@@ -105,12 +105,12 @@ class HttpConnector:
         if conn.digest.tls is not None:
             remember_session(conn.transport)  # TLS 1.3 tickets arrive after the handshake
         if conn.reusable():
-            self.pool.put(peer.reuse_key(), conn, peer.options.idle_timeout)
+            self.pool.put(peer.reuse_key(), conn, peer.settings().idle_timeout)
         else:
             conn.close()
 
     async def connect(self, peer: HttpPeer) -> H1ClientConnection:
-        opts = peer.options
+        opts = peer.settings()
         total = opts.total_connection_timeout
         if total is not None:
             try:
@@ -273,7 +273,7 @@ class _Negotiator(asyncio.Protocol):
         self.chosen: asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        opts = self.peer.options
+        opts = self.peer.settings()
         if self.tls:
             sslobj = transport.get_extra_info("ssl_object")
             use_h2 = sslobj is not None and sslobj.selected_alpn_protocol() == "h2"

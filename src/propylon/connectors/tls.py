@@ -92,7 +92,7 @@ def check_alternative_cn(conn, peer) -> None:
     sslobj = conn.transport.get_extra_info("ssl_object")
     cert = sslobj.getpeercert() if sslobj is not None else None
     names = [v for k, v in (cert or {}).get("subjectAltName", ()) if k == "DNS"]
-    wanted = [n for n in (peer.sni, peer.options.alternative_cn) if n]
+    wanted = [n for n in (peer.sni, peer.settings().alternative_cn) if n]
     if not any(_matches(p, w) for p in names for w in wanted):
         conn.abort()
         raise Error.explain(ErrorType.INVALID_CERT,

@@ -17,6 +17,7 @@ import logging
 from typing import Any, Optional
 
 from ..errors import Error, ErrorSource, ErrorType
+from ..protocols.http.header import ResponseHeader
 from ..protocols.http.interfaces import DownstreamSession, UpstreamExchange
 from ..connectors.http import HttpConnector
 from ..protocols.http.v1.common import RETRY_BUFFER_LIMIT, strip_hop_by_hop
@@ -122,24 +123,52 @@ class HttpProxyEngine:
         return self._reusable(ds)
 
     async def _proxy_once(self, session: Session, ctx: Any) -> None:
+        """One attempt: pick the peer, get a connection, exchange the request."""
         peer = await self.upstream_peer(session, ctx)
-        if not isinstance(peer, HttpPeer):
+        if type(peer) is not HttpPeer and not isinstance(peer, HttpPeer):
             raise Error.explain(ErrorType.INTERNAL_ERROR,
                                 f"upstream_peer returned {type(peer).__name__}, not HttpPeer").into_in()
         conn = self.connector.reuse(peer)
-        reused = conn is not None
-        try:
-            if conn is None:
+        if conn is not None:
+            reused = True
+        else:
+            try:
                 conn, reused = await self.connector.get(peer)
-        except Error as e:
-            e.esource = ErrorSource.UPSTREAM
-            if self.h_fail_connect is not None:
-                e = self.h_fail_connect(session, peer, ctx, e)
+            except Error as e:
                 e.esource = ErrorSource.UPSTREAM
-            raise e
+                if self.h_fail_connect is not None:
+                    e = self.h_fail_connect(session, peer, ctx, e)
+                    e.esource = ErrorSource.UPSTREAM
+                raise e
         session.upstream_reused = reused
+        ds = session.downstream
         try:
-            await self._exchange(session, ctx, peer, conn, reused)
+            if self.h_connected is not None:
+                await self.h_connected(session, reused, peer, conn.digest, ctx)
+            up_req = session.req_header.copy()
+            if ds.hop_by_hop:
+                strip_hop_by_hop(up_req.headers, keep_upgrade=ds.upgrade)
+            if ds.expect_continue:
+                up_req.headers.remove(b"expect")
+            if self.h_up_request is not None:
+                await self.h_up_request(session, up_req, ctx)
+            opts = peer.settings()
+            conn.read_timeout = opts.read_timeout
+            conn.write_timeout = opts.write_timeout
+            retry_body = session._retry_body() if session._retry_buf is not None else None
+            has_body = ds.has_body or retry_body is not None
+            conn.send_request_header(up_req, has_body, has_body and b"content-length" in up_req.headers)
+            # A dead client must not leave us waiting on the origin.
+            ds.on_lost = conn.client_gone
+            try:
+                if has_body or ds.upgrade:
+                    await self._exchange_streaming(session, ctx, peer, conn, retry_body)
+                else:
+                    if self.h_req_body is not None:
+                        await self.h_req_body(session, None, True, ctx)
+                    await self._relay_response(session, ctx, peer, conn)
+            finally:
+                ds.on_lost = None
         except Error as e:
             conn.abort()
             # I/O errors were tagged upstream where they happened; an error a hook
@@ -154,55 +183,34 @@ class HttpProxyEngine:
         except BaseException:
             conn.abort()
             raise
+        self.connector.release(peer, conn)
 
-    # --- one exchange with the upstream (HTTP/1 connection or HTTP/2 stream) -------------
-    async def _exchange(self, session: Session, ctx: Any, peer: HttpPeer,
-                        conn: UpstreamExchange, reused: bool) -> None:
+    async def _exchange_streaming(self, session: Session, ctx: Any, peer: HttpPeer,
+                                  conn: UpstreamExchange, retry_body: Optional[bytes]) -> None:
+        """The exchange of a request with a body (sent by a task while the response
+        is relayed) or of an upgrade (both directions handed to the tunnel)."""
         ds = session.downstream
-        opts = peer.options
-        if self.h_connected is not None:
-            await self.h_connected(session, reused, peer, conn.digest, ctx)
-        up_req = session.req_header.copy()
-        if ds.hop_by_hop:
-            strip_hop_by_hop(up_req.headers, keep_upgrade=ds.upgrade)
-        if ds.expect_continue:
-            up_req.headers.remove(b"expect")
-        if self.h_up_request is not None:
-            await self.h_up_request(session, up_req, ctx)
-        conn.read_timeout = opts.read_timeout
-        conn.write_timeout = opts.write_timeout
-        retry_body = session._retry_body() if session._retry_buf is not None else None
-        has_body = ds.has_body or retry_body is not None
-        conn.send_request_header(up_req, has_body, b"content-length" in up_req.headers)
-
-        # A dead client must not leave us waiting on the origin.
-        ds.on_lost = lambda: conn.fail(
-            Error.explain(ErrorType.CONNECTION_CLOSED, "client went away").into_down())
         sender: Optional[_BodySender] = None
         try:
-            if has_body or ds.upgrade:
-                if not ds.upgrade:
-                    sender = _BodySender()
-                    sender.task = asyncio.get_running_loop().create_task(
-                        self._send_body(session, ctx, conn, sender, retry_body))
-            elif self.h_req_body is not None:
-                await self.h_req_body(session, None, True, ctx)
-            await self._relay_response(session, ctx, peer, conn, sender)
+            if not ds.upgrade:
+                sender = _BodySender()
+                sender.task = asyncio.get_running_loop().create_task(
+                    self._send_body(session, ctx, conn, sender, retry_body))
+            await self._relay_response(session, ctx, peer, conn)
         except Error as e:
             if sender is not None and sender.error is not None and isinstance(sender.error, Error):
                 raise sender.error from None
             raise e
         finally:
-            ds.on_lost = None
             if sender is not None and sender.task is not None and not sender.task.done():
                 sender.task.cancel()
                 conn.mark_no_reuse()
-        if sender is not None and sender.error is not None:
-            err = sender.error
-            raise err if isinstance(err, Error) else _internal(err)
-        if sender is not None and not sender.done:
-            conn.mark_no_reuse()
-        self.connector.release(peer, conn)
+        if sender is not None:
+            if sender.error is not None:
+                err = sender.error
+                raise err if isinstance(err, Error) else _internal(err)
+            if not sender.done:
+                conn.mark_no_reuse()
 
     async def _send_body(self, session: Session, ctx: Any, conn: UpstreamExchange,
                          sender: _BodySender, retry_body: Optional[bytes]) -> None:
@@ -240,15 +248,15 @@ class HttpProxyEngine:
             conn.fail(sender.error)
 
     async def _relay_response(self, session: Session, ctx: Any, peer: HttpPeer,
-                              conn: UpstreamExchange, sender: Optional[_BodySender]) -> None:
+                              conn: UpstreamExchange) -> None:
         ds = session.downstream
-        while True:
-            resp = await conn.read_response_header()
-            status = resp.status
-            if status >= 200 or status == 101:
-                break
+        resp = await conn.read_response_header()
+        status = resp.status
+        while status < 200 and status != 101:
             if status != 100 and ds.req.version >= (1, 1):
                 ds.write_interim(resp)  # e.g. 103 Early Hints
+            resp = await conn.read_response_header()
+            status = resp.status
         # Response heads arrive without hop-by-hop fields: the codecs keep them aside.
         if self.h_up_response is not None:
             await self.h_up_response(session, resp, ctx)
@@ -258,17 +266,45 @@ class HttpProxyEngine:
             if not ds.upgrade:
                 raise Error.explain(ErrorType.H1_ERROR, "101 to a request that asked no upgrade").into_up()
             ds.write_header(resp)
-            await tunnel(ds, conn, peer.options.read_timeout)
+            await tunnel(ds, conn, peer.settings().read_timeout)
             return
         up_body = self.h_up_body
         body_filt = self.h_body
-        if conn.at_end() and up_body is None and body_filt is None and conn.trailers is None:
-            # The response ended with its head (no body, e.g. 204, HEAD, or a gRPC
-            # trailers-only answer): end the stream with the head too.
-            ds.write_header(resp, end_of_stream=True)
-            if ds.write_blocked:
-                await ds.drain()
-            return
+        if up_body is None and body_filt is None:
+            if conn.at_end() and conn.trailers is None:
+                # The response ended with its head (no body, e.g. 204, HEAD, or a gRPC
+                # trailers-only answer): end the stream with the head too.
+                ds.write_header(resp, end_of_stream=True)
+                if ds.write_blocked:
+                    await ds.drain()
+                return
+            ds.write_header(resp, hold=conn.body_ready())
+            while True:
+                data = await conn.read_body()
+                if data is None:
+                    break
+                ds.write_body(data)
+                if ds.write_blocked:
+                    await ds.drain()
+                elif ds.closed:
+                    raise Error.explain(ErrorType.WRITE_ERROR, "client went away").into_down()
+                if conn.at_end():
+                    break
+        else:
+            await self._relay_filtered_body(session, ctx, conn, resp)
+        trailers = conn.trailers
+        if trailers is not None and self.h_up_trailer is not None:
+            self.h_up_trailer(session, trailers, ctx)
+        ds.finish(trailers)
+        if ds.write_blocked:
+            await ds.drain()
+
+    async def _relay_filtered_body(self, session: Session, ctx: Any, conn: UpstreamExchange,
+                                   resp: ResponseHeader) -> None:
+        """The response body through the body filters the proxy defines."""
+        ds = session.downstream
+        up_body = self.h_up_body
+        body_filt = self.h_body
         ds.write_header(resp, hold=conn.body_ready())
         while True:
             data = await conn.read_body()
@@ -289,12 +325,6 @@ class HttpProxyEngine:
                     raise Error.explain(ErrorType.WRITE_ERROR, "client went away").into_down()
             if eos:
                 break
-        trailers = conn.trailers
-        if trailers is not None and self.h_up_trailer is not None:
-            self.h_up_trailer(session, trailers, ctx)
-        ds.finish(trailers)
-        if ds.write_blocked:
-            await ds.drain()
 
     # --- endings ------------------------------------------------------------------------------
     def _reusable(self, ds: DownstreamSession) -> bool:
@@ -306,8 +336,6 @@ class HttpProxyEngine:
 
     async def _respond_502_keepalive(self, session: Session) -> None:
         ds = session.downstream
-        from ..protocols.http.header import ResponseHeader
-
         resp = ResponseHeader.build(502)
         resp.headers.append(b"Server", b"Propylon")
         resp.headers.append(b"Content-Length", b"0")

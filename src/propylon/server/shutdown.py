@@ -11,34 +11,35 @@ __all__ = ["ShutdownWatch"]
 class ShutdownWatch:
     """A one-way flag, set once when graceful shutdown begins.
 
-    Code may poll it (``if shutdown: ...`` or ``shutdown.is_set()``), await it
+    Code may poll it (``if shutdown: ...``, ``shutdown.is_set()`` or the plain
+    attribute ``shutdown.triggered``, which hot paths read), await it
     (``await shutdown.wait()``) or register a callback that runs on the event loop
     when it is set (``shutdown.on_shutdown(fn)``; runs at once if already set).
     One watch exists per worker process; the server sets it.
     """
 
-    __slots__ = ("_set", "_event", "_callbacks")
+    __slots__ = ("triggered", "_event", "_callbacks")
 
     def __init__(self) -> None:
-        self._set = False
+        self.triggered = False
         self._event: asyncio.Event | None = None
         self._callbacks: list[Callable[[], None]] = []
 
     def is_set(self) -> bool:
-        return self._set
+        return self.triggered
 
     def __bool__(self) -> bool:
-        return self._set
+        return self.triggered
 
     async def wait(self) -> None:
-        if self._set:
+        if self.triggered:
             return
         if self._event is None:
             self._event = asyncio.Event()
         await self._event.wait()
 
     def on_shutdown(self, callback: Callable[[], None]) -> None:
-        if self._set:
+        if self.triggered:
             callback()
         else:
             self._callbacks.append(callback)
@@ -51,9 +52,9 @@ class ShutdownWatch:
 
     def trigger(self) -> None:
         """Set the flag and run the callbacks. Called by the server only."""
-        if self._set:
+        if self.triggered:
             return
-        self._set = True
+        self.triggered = True
         if self._event is not None:
             self._event.set()
         callbacks, self._callbacks = self._callbacks, []

@@ -122,7 +122,7 @@ class HttpPeer:
     A load balancer's ``Backend`` can be given as the address directly.
     """
 
-    __slots__ = ("address", "tls", "sni", "options", "client_cert_key", "group_key", "_key")
+    __slots__ = ("address", "tls", "sni", "_options", "client_cert_key", "group_key", "_key")
 
     def __init__(self, address: Address, tls: bool = False, sni: str = "",
                  options: Optional[PeerOptions] = None) -> None:
@@ -133,7 +133,9 @@ class HttpPeer:
         self.address: Address = address
         self.tls = bool(tls)
         self.sni = sni or ""
-        self.options = options if options is not None else PeerOptions()
+        # Made on first access: most peers never change an option, and a peer is
+        # often built per request (read it through settings() to avoid making one).
+        self._options = options
         self.client_cert_key: Optional[CertKey] = None
         self.group_key = 0
         self._key: Optional[tuple] = None
@@ -149,6 +151,24 @@ class HttpPeer:
     def is_uds(self) -> bool:
         return isinstance(self.address, str)
 
+    @property
+    def options(self) -> PeerOptions:
+        """This peer's options, to read or change (``peer.options.read_timeout = 2``)."""
+        o = self._options
+        if o is None:
+            o = self._options = PeerOptions()
+        return o
+
+    @options.setter
+    def options(self, value: PeerOptions) -> None:
+        self._options = value
+        self._key = None
+
+    def settings(self) -> PeerOptions:
+        """The options in force, without making a private copy of the defaults.
+        The result is shared when no option was set: read it, do not change it."""
+        return self._options or DEFAULT_OPTIONS
+
     def reuse_key(self) -> tuple:
         """What two connections must share to be interchangeable (Pingora's reuse hash).
 
@@ -156,12 +176,9 @@ class HttpPeer:
         """
         k = self._key
         if k is None:
-            o = self.options
-            k = self._key = (
-                self.address, self.tls, self.sni, self.client_cert_key, o.verify_cert,
-                o.verify_hostname, o.alternative_cn, self.group_key, o.max_h2_streams,
-                id(o.custom_l4) if o.custom_l4 is not None else None,
-            )
+            o = self._options
+            k = self._key = (self.address, self.tls, self.sni, self.client_cert_key, self.group_key,
+                             _DEFAULT_OPTIONS_KEY if o is None else _options_key(o))
         return k
 
     def __str__(self) -> str:
@@ -170,3 +187,13 @@ class HttpPeer:
 
     def __repr__(self) -> str:
         return f"HttpPeer({self})"
+
+
+def _options_key(o: PeerOptions) -> tuple:
+    return (o.verify_cert, o.verify_hostname, o.alternative_cn, o.max_h2_streams,
+            id(o.custom_l4) if o.custom_l4 is not None else None)
+
+
+#: The options of a peer that set none (shared: never change it).
+DEFAULT_OPTIONS = PeerOptions()
+_DEFAULT_OPTIONS_KEY = _options_key(DEFAULT_OPTIONS)

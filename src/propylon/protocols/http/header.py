@@ -12,6 +12,7 @@ second header or message, so it raises ``ValueError`` naming the field.
 
 from __future__ import annotations
 
+from operator import indexOf, itemgetter
 from typing import Iterable, Iterator, Optional, Union
 
 __all__ = ["HeaderMap", "RequestHeader", "ResponseHeader", "Version", "reason_phrase"]
@@ -21,6 +22,12 @@ BytesLike = Union[bytes, str]
 # Field names are tokens (RFC 9110 5.1); values may hold any visible octet, SP or HTAB.
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _BAD_VALUE = (b"\r", b"\n", b"\x00")
+
+# Lookups and encoding walk the fields with these from C (map/indexOf/join), not
+# with a Python loop: they run several times for every proxied request.
+_LOWER = itemgetter(0)
+_WIRE_VALUE = itemgetter(1, 2)
+_COLON = b": ".join
 
 
 def _to_bytes(v: BytesLike) -> bytes:
@@ -73,9 +80,9 @@ class HeaderMap:
     def get_bytes(self, name: BytesLike) -> Optional[bytes]:
         """The first value of ``name`` as bytes, or None."""
         key = name.lower() if type(name) is bytes else _to_bytes(name).lower()
-        for lower, _, value in self._items:
-            if lower == key:
-                return value
+        items = self._items
+        if key in map(_LOWER, items):
+            return items[indexOf(map(_LOWER, items), key)][2]
         return None
 
     def get(self, name: BytesLike, default: Optional[str] = None) -> Optional[str]:
@@ -98,10 +105,7 @@ class HeaderMap:
             key = _to_bytes(name).lower()
         else:
             return False
-        for lower, _, _ in self._items:
-            if lower == key:
-                return True
-        return False
+        return key in map(_LOWER, self._items)
 
     def __getitem__(self, name: BytesLike) -> str:
         v = self.get(name)
@@ -177,6 +181,13 @@ class HeaderMap:
     def encode_into(self, out: list) -> None:
         for _, wire, value in self._items:
             out.append(wire + b": " + value + b"\r\n")
+
+    def to_h1_block(self) -> bytes:
+        """The fields as an HTTP/1 header block, ending with the empty line."""
+        items = self._items
+        if not items:
+            return b"\r\n"
+        return b"\r\n".join(map(_COLON, map(_WIRE_VALUE, items))) + b"\r\n\r\n"
 
 
 class Version:
@@ -294,13 +305,11 @@ class RequestHeader(_Message):
         self._uri_cache = None
 
     def copy(self) -> "RequestHeader":
-        return RequestHeader(self._method, self.raw_path, self.version, self.headers.copy())
+        return RequestHeader(self._method, self.raw_path, self.version, HeaderMap(self.headers._items[:]))
 
     def to_h1_bytes(self) -> bytes:
-        out = [self._method + b" " + self.raw_path + b" " + _version_bytes(self.version) + b"\r\n"]
-        self.headers.encode_into(out)
-        out.append(b"\r\n")
-        return b"".join(out)
+        version = b"HTTP/1.1" if self.version == (1, 1) else _version_bytes(self.version)
+        return b"%s %s %s\r\n%s" % (self._method, self.raw_path, version, self.headers.to_h1_block())
 
     def __repr__(self) -> str:
         return f"RequestHeader({self.method} {self.uri} {self.headers.items()!r})"
@@ -347,10 +356,7 @@ class ResponseHeader(_Message):
         return _version_bytes(self.version) + b" %d " % self.status + reason + b"\r\n"
 
     def to_h1_bytes(self) -> bytes:
-        out = [self.status_line()]
-        self.headers.encode_into(out)
-        out.append(b"\r\n")
-        return b"".join(out)
+        return self.status_line() + self.headers.to_h1_block()
 
     def __repr__(self) -> str:
         return f"ResponseHeader({self.status} {self.headers.items()!r})"

@@ -108,6 +108,9 @@ class UpstreamExchange(Protocol):
     def fail(self, err: Error) -> None:
         """Abort the exchange: pending and later reads raise ``err``."""
 
+    def client_gone(self) -> None:
+        """The client went away: pending and later reads fail (a downstream error)."""
+
     def reusable(self) -> bool:
         """The connection (or stream slot) can serve another request."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from operator import countOf, indexOf, itemgetter
 from typing import Callable, Optional
 
 import httptools
@@ -25,6 +26,12 @@ from .common import HIGH_WATER, HOP_BY_HOP, WRITE_HIGH_WATER, chunk, last_chunk
 __all__ = ["H1ClientConnection"]
 
 _VERSIONS = {"1.1": (1, 1), "1.0": (1, 0)}
+_LOWER = itemgetter(0)
+_FRAMING = frozenset((b"content-length", b"transfer-encoding"))
+_SPECIAL = HOP_BY_HOP | _FRAMING
+_CL_ONLY = frozenset((b"content-length",))
+_CONNECTION_ONLY = frozenset((b"connection",))
+_NOT_NAMES = frozenset((b"", b"close", b"keep-alive"))
 
 
 class H1ClientConnection(asyncio.Protocol):
@@ -36,8 +43,6 @@ class H1ClientConnection(asyncio.Protocol):
         self.digest: Optional[Digest] = None
         self._parser = httptools.HttpResponseParser(self)
         self._hdrs: list = []
-        self._hop: Optional[list] = None
-        self._framed = False
         self._heads: deque[ResponseHeader] = deque()
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
@@ -100,6 +105,11 @@ class H1ClientConnection(asyncio.Protocol):
                 return
             self._fail(Error.because(ErrorType.INVALID_HTTP_HEADER, "invalid response from upstream", exc).into_up())
             self.transport.close()  # type: ignore[union-attr]
+        else:
+            # One wake-up per read, whatever it completed (a head, body, the end).
+            w = self._waiter
+            if w is not None and not w.done():
+                w.set_result(None)
 
     def eof_received(self) -> Optional[bool]:
         self._eof = True
@@ -153,68 +163,50 @@ class H1ClientConnection(asyncio.Protocol):
             w.set_result(None)
 
     # --- parser callbacks ---------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self._hdrs = []
-        self._hop = None
-        self._framed = False
-        self._in_body = False
-
+    # No on_message_begin: _hdrs is renewed when a head completes (it then collects
+    # the trailers) and when a message completes.
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._in_body:
-            if self.trailers is None:
-                self.trailers = HeaderMap()
-            self.trailers._items.append((name.lower(), name, value))
-        else:
-            lower = name.lower()
-            if lower in HOP_BY_HOP:
-                # Hop-by-hop fields describe this connection only: kept aside, so
-                # the head the hooks see is already clean (back in place for a 101).
-                if lower == b"transfer-encoding":
-                    self._framed = True
-                if self._hop is None:
-                    self._hop = []
-                self._hop.append((lower, name, value))
-                return
-            self._hdrs.append((lower, name, value))
-            if lower == b"content-length":
-                self._framed = True
+        self._hdrs.append((name.lower(), name, value))
 
     def on_headers_complete(self) -> None:
         p = self._parser
         status = p.get_status_code()
-        headers = HeaderMap(self._hdrs)
-        hop = self._hop
-        if hop is not None:
-            if status == 101:
-                headers._items.extend(hop)
-            else:
-                _drop_named_by_connection(headers, hop)
-        resp = ResponseHeader(status, _VERSIONS.get(p.get_http_version(), (1, 1)), headers)
+        hdrs = self._hdrs
+        self._hdrs = []
+        # Framing and hop-by-hop fields are found from C; a response usually has
+        # Content-Length and one "Connection: keep-alive", handled without a loop.
+        special = _SPECIAL.intersection(map(_LOWER, hdrs))
+        framed = not special.isdisjoint(_FRAMING)
+        if status != 101 and not special <= _CL_ONLY:
+            # Hop-by-hop fields describe the upstream connection only: the head the
+            # hooks see leaves them out (a 101 keeps them: they describe the upgrade).
+            _drop_hop_by_hop(hdrs, special)
+        resp = ResponseHeader(status, _VERSIONS.get(p.get_http_version(), (1, 1)), HeaderMap(hdrs))
         self._heads.append(resp)
         if status >= 200 or status == 101:
             self._in_body = True
             if not p.should_keep_alive():
                 self._keepalive = False
             if status >= 200 and status not in (204, 304) and not self._is_head:
-                self._close_delimited = not self._framed
-                if self._close_delimited:
+                self._close_delimited = not framed
+                if not framed:
                     self._keepalive = False
-        self._wake()
         if self._is_head and status >= 200:
             raise _HeadDone()
 
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
         self._buffered += len(body)
-        self._wake()
         if self._buffered > HIGH_WATER and not self._paused:
             self._paused = True
             self.transport.pause_reading()  # type: ignore[union-attr]
 
     def on_message_complete(self) -> None:
         if self._in_body:
+            if self._hdrs:
+                self.trailers = HeaderMap(self._hdrs)
+                self._hdrs = []
             self._done = True
-            self._wake()
 
     def _finish_head_response(self) -> None:
         # llhttp cannot be told that a response to HEAD has no body, so the head
@@ -232,6 +224,10 @@ class H1ClientConnection(asyncio.Protocol):
     def fail(self, err: Error) -> None:
         """End the exchange with ``err``: whoever waits on the response gets it."""
         self._fail(err)
+
+    def client_gone(self) -> None:
+        """The client of this exchange disappeared: stop waiting on the origin."""
+        self._fail(Error.explain(ErrorType.CONNECTION_CLOSED, "client went away").into_down())
 
     def _fail(self, err: Error) -> None:
         if self._error is None:
@@ -266,11 +262,9 @@ class H1ClientConnection(asyncio.Protocol):
     # --- request ----------------------------------------------------------------------
     def send_request_header(self, req: RequestHeader, has_body: bool, body_length_known: bool) -> None:
         """Write the request head; a body of unknown length goes chunked."""
+        # A reused connection ended its last exchange cleanly (see reusable()):
+        # only the per-exchange flags need resetting.
         self.requests += 1
-        self._hdrs = []
-        self._heads.clear()
-        self._chunks.clear()
-        self._buffered = 0
         self._done = False
         self._got_bytes = False
         self._in_body = False
@@ -316,12 +310,22 @@ class H1ClientConnection(asyncio.Protocol):
     # --- response ---------------------------------------------------------------------
     async def read_response_header(self) -> ResponseHeader:
         """The next response head from the upstream (1xx heads are returned too)."""
-        while True:
-            if self._heads:
-                return self._heads.popleft()
+        heads = self._heads
+        while not heads:
             if self._error is not None:
                 raise self._error
-            await self._wait()
+            # Waits inline rather than through _wait(): this runs once per request.
+            self._waiter = waiter = self._loop.create_future()
+            timer = None
+            if self.read_timeout is not None:
+                timer = self._loop.call_later(self.read_timeout, self._on_read_timeout)
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+        return heads.popleft()
 
     async def read_body(self) -> Optional[bytes]:
         """The next piece of response body, or None at its end."""
@@ -378,17 +382,21 @@ class H1ClientConnection(asyncio.Protocol):
         return data
 
 
-def _drop_named_by_connection(headers: HeaderMap, hop: list) -> None:
-    """Remove the fields a ``Connection`` header names (RFC 9110 7.6.1)."""
-    named = set()
-    for lower, _, value in hop:
+def _drop_hop_by_hop(hdrs: list, present: frozenset) -> None:
+    """Remove, in place, the hop-by-hop fields and those a ``Connection`` header
+    names (RFC 9110 7.6.1). ``present`` holds the special names found in ``hdrs``."""
+    if present - _CL_ONLY == _CONNECTION_ONLY and countOf(map(_LOWER, hdrs), b"connection") == 1:
+        i = indexOf(map(_LOWER, hdrs), b"connection")
+        if hdrs[i][2].lower() in (b"keep-alive", b"close"):
+            del hdrs[i]
+            return
+    drop = HOP_BY_HOP
+    for lower, _, value in hdrs:
         if lower == b"connection":
-            for token in value.split(b","):
-                token = token.strip().lower()
-                if token and token not in (b"close", b"keep-alive"):
-                    named.add(token)
-    if named:
-        headers._items[:] = [it for it in headers._items if it[0] not in named]
+            named = {t.strip() for t in value.lower().split(b",")} - _NOT_NAMES
+            if named:
+                drop = drop | named
+    hdrs[:] = [it for it in hdrs if it[0] not in drop]
 
 
 class _HeadDone(Exception):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from operator import countOf, itemgetter
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Optional
 
@@ -83,6 +84,14 @@ class _Refuse(Exception):
 
 _VERSIONS = {"1.1": (1, 1), "1.0": (1, 0), "0.9": (0, 9)}
 _NOTED = frozenset((b"host", b"transfer-encoding", b"content-length", b"expect")) | HOP_BY_HOP
+_HOST_ONLY = frozenset((b"host",))
+_LOWER = itemgetter(0)
+_WIRE_VALUE = itemgetter(1, 2)
+
+
+def _block_size(fields: list) -> int:
+    """Bytes of a header block as sent: each field's name, value, ": " and CRLF."""
+    return sum(map(len, map(b"".join, map(_WIRE_VALUE, fields)))) + 4 * len(fields)
 
 
 def _simple_response(status: int, reason: str, body: bytes = b"") -> bytes:
@@ -121,9 +130,8 @@ class H1ServerConnection(asyncio.Protocol):
         self._parsing: Optional[H1ServerSession] = None
         self._url = b""
         self._hdrs: list = []
-        self._noted: list = []
-        self._hsize = 0
-        self._in_trailers = False
+        self._max_header_bytes = options.max_header_bytes
+        self._max_request_line = options.max_request_line
         self._waiter: Optional[asyncio.Future] = None
         self._timer: Optional[asyncio.TimerHandle] = None
         self._idle_since = 0.0
@@ -143,7 +151,7 @@ class H1ServerConnection(asyncio.Protocol):
 
     @property
     def shutting_down(self) -> bool:
-        return bool(self._shutdown)
+        return self._shutdown.triggered
 
     # --- asyncio protocol -----------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -201,6 +209,11 @@ class H1ServerConnection(asyncio.Protocol):
                 self._refuse(cause.status, cause.reason)
             else:
                 self._refuse(400, str(exc) or "malformed request")
+        else:
+            # A head (or trailer block) still incomplete after a read is measured
+            # here, so it cannot grow by more than one read past the limit.
+            if self._hdrs and _block_size(self._hdrs) > self._max_header_bytes:
+                self._refuse(431, "request header fields too large")
 
     def eof_received(self) -> Optional[bool]:
         if self._tunnel_eof is not None:
@@ -246,80 +259,41 @@ class H1ServerConnection(asyncio.Protocol):
             w.set_result(None)
 
     # --- parser callbacks -------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self._url = b""
-        self._hdrs = []
-        self._noted = []
-        self._hsize = 0
-        self._in_trailers = False
-
+    # No on_message_begin: per-message state is reset when a message completes
+    # (one parser callback fewer for every request).
     def on_url(self, url: bytes) -> None:
         self._url += url
-        if len(self._url) > self._opts.max_request_line:
+        if len(self._url) > self._max_request_line:
             raise _Refuse(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._in_trailers:
-            p = self._parsing
-            if p is not None:
-                if p.trailers is None:
-                    p.trailers = HeaderMap()
-                p.trailers._items.append((name.lower(), name, value))
-            return
-        self._hsize += len(name) + len(value) + 4
-        if self._hsize > self._opts.max_header_bytes:
-            raise _Refuse(431, "request header fields too large")
-        lower = name.lower()
-        self._hdrs.append((lower, name, value))
-        if lower in _NOTED:
-            # The few fields that decide framing are noted as they pass, so the
-            # head is not scanned again for them.
-            self._noted.append((lower, value))
+        # After the head, fields are trailers: on_headers_complete gave _hdrs a new list.
+        self._hdrs.append((name.lower(), name, value))
 
     def on_headers_complete(self) -> None:
+        hdrs = self._hdrs
+        if _block_size(hdrs) > self._max_header_bytes:
+            raise _Refuse(431, "request header fields too large")
+        self._hdrs = []  # collects the trailers, if any
         parser = self._parser
-        version = _VERSIONS.get(parser.get_http_version(), (1, 1))
         method = parser.get_method()
-        if method == b"CONNECT":
-            raise _Refuse(405, "CONNECT is not supported")
-        req = RequestHeader(method, self._url, version, HeaderMap(self._hdrs))
-        hosts = 0
-        te = cl = expect = None
-        hop = False
-        for lower, value in self._noted:
-            if lower == b"host":
-                hosts += 1
-            elif lower == b"transfer-encoding":
-                te = value
-            elif lower == b"content-length":
-                cl = value
-            elif lower == b"expect":
-                expect = value
-            if lower in HOP_BY_HOP:
-                hop = True
-        if hosts != 1 and version >= (1, 1):
-            raise _Refuse(400, "exactly one Host header is required")
-        has_body = False
-        if te is not None:
-            if version < (1, 1):
-                raise _Refuse(400, "Transfer-Encoding in an HTTP/1.0 request")
-            if not is_chunked_only(te):
-                raise _Refuse(501, "unsupported transfer coding")
-            has_body = True
-        elif cl is not None and cl.strip() != b"0":
-            has_body = True
-        sess = H1ServerSession(self, req, parser.should_keep_alive())
-        sess.has_body = has_body
-        sess.hop_by_hop = hop
-        if has_body and expect is not None and expect.lower() == b"100-continue":
-            sess.expect_continue = True
-        if parser.should_upgrade():
-            sess.upgrade = True
+        version = _VERSIONS.get(parser.get_http_version(), (1, 1))
+        sess = H1ServerSession(self, RequestHeader(method, self._url, version, HeaderMap(hdrs)),
+                               parser.should_keep_alive())
+        # The fields that decide framing are found from C; most requests carry
+        # none of them but Host, and skip the detailed checks.
+        special = _NOTED.intersection(map(_LOWER, hdrs))
+        if special == _HOST_ONLY:
+            if countOf(map(_LOWER, hdrs), b"host") != 1 and version >= (1, 1):
+                raise _Refuse(400, "exactly one Host header is required")
+            if method == b"CONNECT":
+                raise _Refuse(405, "CONNECT is not supported")
+        else:
+            self._check_framing(sess, hdrs, version, method)
         self._parsing = sess
         self._last = sess
-        self._in_trailers = True
         w = self._waiter
-        if w is not None and not w.done() and not self._ready:
+        if w is not None and not self._ready and not w.done():
             w.set_result(sess)
         else:
             self._ready.append(sess)
@@ -327,14 +301,55 @@ class H1ServerConnection(asyncio.Protocol):
                 # A pipelined request: hold it, and read no further until its turn.
                 self._pause_reading()
 
+    def _check_framing(self, sess: H1ServerSession, hdrs: list, version: tuple, method: bytes) -> None:
+        if method == b"CONNECT":
+            raise _Refuse(405, "CONNECT is not supported")
+        hosts = 0
+        te = cl = expect = None
+        hop = False
+        for lower, _, value in hdrs:
+            if lower not in _NOTED:
+                continue
+            if lower == b"host":
+                hosts += 1
+            elif lower == b"content-length":
+                cl = value
+            elif lower == b"transfer-encoding":
+                te = value
+                hop = True
+            elif lower == b"expect":
+                expect = value
+            else:
+                hop = True
+        if hosts != 1 and version >= (1, 1):
+            raise _Refuse(400, "exactly one Host header is required")
+        if te is not None:
+            if version < (1, 1):
+                raise _Refuse(400, "Transfer-Encoding in an HTTP/1.0 request")
+            if not is_chunked_only(te):
+                raise _Refuse(501, "unsupported transfer coding")
+            sess.has_body = True
+        elif cl is not None and cl.strip() != b"0":
+            sess.has_body = True
+        if hop:
+            sess.hop_by_hop = True
+        if expect is not None and sess.has_body and expect.lower() == b"100-continue":
+            sess.expect_continue = True
+        if self._parser.should_upgrade():
+            sess.upgrade = True
+
     def on_body(self, body: bytes) -> None:
         self._parsing._feed(body)  # type: ignore[union-attr]
 
     def on_message_complete(self) -> None:
         p = self._parsing
         if p is not None:
+            if self._hdrs:
+                p.trailers = HeaderMap(self._hdrs)
+                self._hdrs = []
             p._end()
         self._parsing = None
+        self._url = b""
 
     # --- errors and upgrades --------------------------------------------------
     def _on_upgrade(self, data: bytes, exc: Exception) -> None:
@@ -450,29 +465,29 @@ class H1ServerConnection(asyncio.Protocol):
         if self._active is None and not self._ready and self._parsing is None:
             self._close()
 
-    async def _next(self) -> Optional[H1ServerSession]:
-        if self._ready:
-            return self._ready.popleft()
-        if self._closed:
-            return None
-        self._idle_since = self._loop.time()
-        if self._timer is None:
-            opts = self._opts
-            timeout = opts.keepalive_timeout if self.requests_served else opts.header_read_timeout
-            self._timer = self._loop.call_later(timeout, self._on_timeout)
-        self._waiter = self._loop.create_future()
-        try:
-            return await self._waiter
-        finally:
-            self._waiter = None
-
     async def _run(self) -> None:
         handler = self._handler
+        loop = self._loop
+        ready = self._ready
         try:
             while True:
-                sess = await self._next()
-                if sess is None:
-                    break
+                if ready:
+                    sess = ready.popleft()
+                else:
+                    if self._closed:
+                        break
+                    self._idle_since = loop.time()
+                    if self._timer is None:
+                        opts = self._opts
+                        timeout = opts.keepalive_timeout if self.requests_served else opts.header_read_timeout
+                        self._timer = loop.call_later(timeout, self._on_timeout)
+                    self._waiter = waiter = loop.create_future()
+                    try:
+                        sess = await waiter
+                    finally:
+                        self._waiter = None
+                    if sess is None:
+                        break
                 self._active = sess
                 if self._requests_left is not None:
                     self._requests_left -= 1
@@ -483,9 +498,10 @@ class H1ServerConnection(asyncio.Protocol):
                     keep = False
                 self.requests_served += 1
                 self._active = None
-                if not keep or self._closed or self._shutdown:
+                if not keep or self._closed or self._shutdown.triggered:
                     break
-                self._resume_reading()
+                if self._paused:
+                    self._resume_reading()
         finally:
             self._active = None
             if not self._switched:

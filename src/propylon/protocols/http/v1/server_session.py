@@ -9,7 +9,6 @@ connection (``server.H1ServerConnection``) feeds the body in and owns the socket
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import TYPE_CHECKING, Callable, Optional
 
 from ....errors import Error, ErrorSource, ErrorType
@@ -26,40 +25,35 @@ __all__ = ["H1ServerSession"]
 class H1ServerSession:
     """One request on a downstream HTTP/1 connection, and its response."""
 
-    __slots__ = (
-        "conn", "req", "keepalive", "has_body", "body_done", "_chunks", "_buffered",
-        "_waiter", "body_error", "trailers", "expect_continue", "_continue_sent",
-        "response_written", "_resp_mode", "_resp_left", "finished", "body_bytes_read",
-        "body_bytes_sent", "upgrade", "_pending_head", "is_head", "requests_before", "on_lost",
-        "hop_by_hop",
-    )
+    # Most fields keep their class-level default for a whole request: __init__ sets
+    # only what differs per request (an instance dict is filled as fields change).
+    has_body = False
+    body_done = False
+    _buffered = 0
+    _waiter: Optional[asyncio.Future] = None
+    body_error: Optional[Error] = None
+    trailers: Optional[HeaderMap] = None
+    expect_continue = False
+    _continue_sent = False
+    response_written: Optional[ResponseHeader] = None
+    _resp_mode = 0  # 0 none, 1 length, 2 chunked, 3 until close
+    _resp_left = 0
+    finished = False
+    body_bytes_read = 0
+    body_bytes_sent = 0
+    upgrade = False
+    _pending_head: Optional[bytes] = None
+    hop_by_hop = False  # whether the head may hold hop-by-hop fields
+    # Set by the engine while the request is proxied: called if the client goes away.
+    on_lost: Optional[Callable[[], None]] = None
 
     def __init__(self, conn: "H1ServerConnection", req: RequestHeader, keepalive: bool) -> None:
         self.conn = conn
         self.req = req
         self.keepalive = keepalive
-        self.has_body = False
-        self.body_done = False
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._waiter: Optional[asyncio.Future] = None
-        self.body_error: Optional[Error] = None
-        self.trailers: Optional[HeaderMap] = None
-        self.expect_continue = False
-        self._continue_sent = False
-        self.response_written: Optional[ResponseHeader] = None
-        self._resp_mode = 0  # 0 none, 1 length, 2 chunked, 3 until close
-        self._resp_left = 0
-        self.finished = False
-        self.body_bytes_read = 0
-        self.body_bytes_sent = 0
-        self.upgrade = False
-        self._pending_head: Optional[bytes] = None
+        self._chunks: list[bytes] = []
         self.is_head = req._method == b"HEAD"
         self.requests_before = conn.requests_served
-        self.hop_by_hop = True  # whether the head may hold hop-by-hop fields
-        # Set by the engine while the request is proxied: called if the client goes away.
-        self.on_lost: Optional[Callable[[], None]] = None
 
     # --- request body -----------------------------------------------------------
     def _feed(self, data: bytes) -> None:
@@ -86,12 +80,11 @@ class H1ServerSession:
     async def read_body(self) -> Optional[bytes]:
         """The next piece of the request body, or None once it is complete."""
         while True:
-            if self._chunks:
-                data = self._chunks.popleft()
-                if len(self._chunks) > 0:
-                    # Join what already waits: fewer, larger writes upstream.
-                    data = data + b"".join(self._chunks)
-                    self._chunks.clear()
+            chunks = self._chunks
+            if chunks:
+                # Join what already waits: fewer, larger writes upstream.
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                chunks.clear()
                 self._buffered = 0
                 self.body_bytes_read += len(data)
                 self.conn._resume_reading()
@@ -131,7 +124,7 @@ class H1ServerSession:
 
     @property
     def shutting_down(self) -> bool:
-        return bool(self.conn._shutdown)
+        return self.conn._shutdown.triggered
 
     @property
     def closed(self) -> bool:
@@ -189,7 +182,8 @@ class H1ServerSession:
                 else:
                     self._resp_mode = 3
                     self.keepalive = False
-        if self.conn.shutting_down or self.conn._requests_left == 0:
+        conn = self.conn
+        if conn._shutdown.triggered or conn._requests_left == 0:
             self.keepalive = False
         if self.upgrade and status != 101:
             self.keepalive = False  # bytes after the head were not HTTP: no reuse

@@ -171,6 +171,10 @@ class H2ClientStream(_StreamBase):
         self.fail(Error.explain(ErrorType.READ_TIMEDOUT, f"no response data for {self.read_timeout}s").into_up())
 
     # --- endings ----------------------------------------------------------------------------
+    def client_gone(self) -> None:
+        """The client of this exchange disappeared: stop waiting on the origin."""
+        self.fail(Error.explain(ErrorType.CONNECTION_CLOSED, "client went away").into_down())
+
     def fail(self, err: Error) -> None:
         """Abort the exchange: pending and later reads (and drains) raise ``err``."""
         if self._error is None:
