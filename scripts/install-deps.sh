@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Installs what Propylon's tests, examples and benchmarks use on a fresh Debian machine:
-# the system tools (nginx, redis-server, curl, nghttp2-client, wrk, netcat) and the
-# package itself with its dev extra. Safe to run again: it skips what is present.
+# the system tools (nginx, redis-server, curl, nghttp2-client, wrk, netcat, gcc) and the
+# package itself with its dev extra (which compiles the hot path, see setup.py).
+# Safe to run again: it skips what is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
 need=()
-for pair in nginx:nginx redis-server:redis-server curl:curl h2load:nghttp2-client wrk:wrk nc:netcat-openbsd; do
+# gcc (with the C library headers) compiles the HTTP/1 hot path; without it the
+# package installs as pure Python, which works but is slower.
+for pair in nginx:nginx redis-server:redis-server curl:curl h2load:nghttp2-client wrk:wrk nc:netcat-openbsd gcc:gcc; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
+[ -e /usr/include/stdio.h ] || need+=(libc6-dev)
+"$PY" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+  || need+=(python3-dev)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "installing system packages: ${need[*]}"

@@ -170,5 +170,5 @@ def test_hooks_not_overridden_are_not_called(start_proxy, upstream):
     assert overridden_hooks(Minimal()) == frozenset()
     p = start_proxy(Minimal())
     engine = p.app.engine
-    assert all(getattr(engine, name) is None for name in vars(engine) if name.startswith("h_"))
+    assert all(getattr(engine, name) is None for name in dir(engine) if name.startswith("h_"))
     assert curl(p.url + "/")[0] == 200

@@ -34,8 +34,6 @@ __all__ = ["HttpProxyEngine"]
 class _BodySender:
     """Streams the request body upstream while the response is being read."""
 
-    __slots__ = ("task", "error", "done")
-
     def __init__(self) -> None:
         self.task: Optional[asyncio.Task] = None
         self.error: Optional[BaseException] = None

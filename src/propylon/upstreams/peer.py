@@ -122,8 +122,6 @@ class HttpPeer:
     A load balancer's ``Backend`` can be given as the address directly.
     """
 
-    __slots__ = ("address", "tls", "sni", "_options", "client_cert_key", "group_key", "_key")
-
     def __init__(self, address: Address, tls: bool = False, sni: str = "",
                  options: Optional[PeerOptions] = None) -> None:
         if type(address) is not tuple:

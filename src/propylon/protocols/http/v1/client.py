@@ -34,7 +34,7 @@ _CONNECTION_ONLY = frozenset((b"connection",))
 _NOT_NAMES = frozenset((b"", b"close", b"keep-alive"))
 
 
-class H1ClientConnection(asyncio.Protocol):
+class H1ClientConnection:
     """One connection to an upstream HTTP/1 server."""
 
     def __init__(self) -> None:

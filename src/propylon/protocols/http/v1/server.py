@@ -111,7 +111,7 @@ def _discard(data: bytes) -> None:
 Handler = Callable[[H1ServerSession], Awaitable[bool]]
 
 
-class H1ServerConnection(asyncio.Protocol):
+class H1ServerConnection:
     """One downstream HTTP/1 connection. See the module docstring."""
 
     def __init__(self, handler: Handler, shutdown, options: HttpServerOptions,

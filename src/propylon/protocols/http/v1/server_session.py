@@ -25,28 +25,6 @@ __all__ = ["H1ServerSession"]
 class H1ServerSession:
     """One request on a downstream HTTP/1 connection, and its response."""
 
-    # Most fields keep their class-level default for a whole request: __init__ sets
-    # only what differs per request (an instance dict is filled as fields change).
-    has_body = False
-    body_done = False
-    _buffered = 0
-    _waiter: Optional[asyncio.Future] = None
-    body_error: Optional[Error] = None
-    trailers: Optional[HeaderMap] = None
-    expect_continue = False
-    _continue_sent = False
-    response_written: Optional[ResponseHeader] = None
-    _resp_mode = 0  # 0 none, 1 length, 2 chunked, 3 until close
-    _resp_left = 0
-    finished = False
-    body_bytes_read = 0
-    body_bytes_sent = 0
-    upgrade = False
-    _pending_head: Optional[bytes] = None
-    hop_by_hop = False  # whether the head may hold hop-by-hop fields
-    # Set by the engine while the request is proxied: called if the client goes away.
-    on_lost: Optional[Callable[[], None]] = None
-
     def __init__(self, conn: "H1ServerConnection", req: RequestHeader, keepalive: bool) -> None:
         self.conn = conn
         self.req = req
@@ -54,6 +32,25 @@ class H1ServerSession:
         self._chunks: list[bytes] = []
         self.is_head = req._method == b"HEAD"
         self.requests_before = conn.requests_served
+        self.has_body = False
+        self.body_done = False
+        self._buffered = 0
+        self._waiter: Optional[asyncio.Future] = None
+        self.body_error: Optional[Error] = None
+        self.trailers: Optional[HeaderMap] = None
+        self.expect_continue = False
+        self._continue_sent = False
+        self.response_written: Optional[ResponseHeader] = None
+        self._resp_mode = 0  # 0 none, 1 length, 2 chunked, 3 until close
+        self._resp_left = 0
+        self.finished = False
+        self.body_bytes_read = 0
+        self.body_bytes_sent = 0
+        self.upgrade = False
+        self._pending_head: Optional[bytes] = None
+        self.hop_by_hop = False  # whether the head may hold hop-by-hop fields
+        # Set by the engine while the request is proxied: called if the client goes away.
+        self.on_lost: Optional[Callable[[], None]] = None
 
     # --- request body -----------------------------------------------------------
     def _feed(self, data: bytes) -> None:

@@ -1,0 +1,5 @@
+# Extension-type layout of pool.py when it is compiled (see setup.py).
+
+cdef class ConnectionPool:
+    cdef public Py_ssize_t size
+    cdef public dict _by_key, _lru

@@ -1,0 +1,6 @@
+# Extension-type layout of peer.py when it is compiled (see setup.py).
+
+cdef class HttpPeer:
+    cdef public object address, sni, _options, client_cert_key, group_key, _key
+    cdef public bint tls
+    cdef object __weakref__
