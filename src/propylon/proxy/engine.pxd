@@ -10,3 +10,4 @@ cdef class HttpProxyEngine:
     cdef public object h_up_request, h_req_body, h_up_response, h_response, h_up_body, h_body
     cdef public object h_up_trailer, h_error_while, h_fail_proxy, h_suppress, h_logging
     cdef public Py_ssize_t max_retries
+    cdef public bint before_upstream

@@ -31,8 +31,11 @@ log = logging.getLogger("propylon.proxy")
 
 __all__ = ["HttpProxyEngine"]
 
+
 class _BodySender:
     """Streams the request body upstream while the response is being read."""
+
+    __slots__ = ("task", "error", "done")
 
     def __init__(self) -> None:
         self.task: Optional[asyncio.Task] = None
@@ -68,31 +71,34 @@ class HttpProxyEngine:
         self.h_logging = pick("logging")
         self.new_ctx = proxy.new_ctx if type(proxy).new_ctx is not ProxyHttp.new_ctx else None
         self.upstream_peer = proxy.upstream_peer
+        self.before_upstream = any(h is not None for h in (
+            self.new_ctx, self.h_early, self.h_request, self.h_proxy_upstream))
 
     # --- one request ------------------------------------------------------------------
     async def handle(self, ds: DownstreamSession) -> bool:
         session = Session(ds)
         ctx = None
-        try:
-            if self.new_ctx is not None:
-                ctx = self.new_ctx()
-            if self.h_early is not None:
-                await self.h_early(session, ctx)
-            if self.h_request is not None and await self.h_request(session, ctx):
-                if self.h_logging is not None:
-                    await self._logging(session, None, ctx)
-                return self._reusable(ds)
-            if self.h_proxy_upstream is not None and not await self.h_proxy_upstream(session, ctx):
-                if ds.response_written is None:
-                    await self._respond_502_keepalive(session)
-                if self.h_logging is not None:
-                    await self._logging(session, None, ctx)
-                return self._reusable(ds)
-        except Error as e:
-            return await self._handle_error(session, e, ctx, before_upstream=True, tries=0)
-        except Exception as exc:  # a bug in a hook: answer 500, log it with its traceback
-            log.exception("hook failed on %s", default_request_summary(session))
-            return await self._handle_error(session, _internal(exc), ctx, before_upstream=True, tries=0)
+        if self.before_upstream:
+            try:
+                if self.new_ctx is not None:
+                    ctx = self.new_ctx()
+                if self.h_early is not None:
+                    await self.h_early(session, ctx)
+                if self.h_request is not None and await self.h_request(session, ctx):
+                    if self.h_logging is not None:
+                        await self._logging(session, None, ctx)
+                    return self._reusable(ds)
+                if self.h_proxy_upstream is not None and not await self.h_proxy_upstream(session, ctx):
+                    if ds.response_written is None:
+                        await self._respond_502_keepalive(session)
+                    if self.h_logging is not None:
+                        await self._logging(session, None, ctx)
+                    return self._reusable(ds)
+            except Error as e:
+                return await self._handle_error(session, e, ctx, before_upstream=True, tries=0)
+            except Exception as exc:  # a bug in a hook: answer 500, log it with its traceback
+                log.exception("hook failed on %s", default_request_summary(session))
+                return await self._handle_error(session, _internal(exc), ctx, before_upstream=True, tries=0)
 
         if ds.body_error is not None:
             # The body was already found malformed: nothing of it goes upstream.
@@ -143,18 +149,23 @@ class HttpProxyEngine:
         try:
             if self.h_connected is not None:
                 await self.h_connected(session, reused, peer, conn.digest, ctx)
-            up_req = session.req_header.copy()
-            if ds.hop_by_hop:
-                strip_hop_by_hop(up_req.headers, keep_upgrade=ds.upgrade)
-            if ds.expect_continue:
-                up_req.headers.remove(b"expect")
-            if self.h_up_request is not None:
-                await self.h_up_request(session, up_req, ctx)
+            retry_body = session._retry_body() if session._retry_buf is not None else None
+            has_body = ds.has_body or retry_body is not None
+            up_req = session.req_header
+            if (has_body or ds.hop_by_hop or ds.expect_continue or self.h_up_request is not None
+                    or up_req.version != (1, 1)):
+                # The upstream gets its own copy when anything may change it; a
+                # plain request goes out as received.
+                up_req = up_req.copy()
+                if ds.hop_by_hop:
+                    strip_hop_by_hop(up_req.headers, keep_upgrade=ds.upgrade)
+                if ds.expect_continue:
+                    up_req.headers.remove(b"expect")
+                if self.h_up_request is not None:
+                    await self.h_up_request(session, up_req, ctx)
             opts = peer.settings()
             conn.read_timeout = opts.read_timeout
             conn.write_timeout = opts.write_timeout
-            retry_body = session._retry_body() if session._retry_buf is not None else None
-            has_body = ds.has_body or retry_body is not None
             conn.send_request_header(up_req, has_body, has_body and b"content-length" in up_req.headers)
             # A dead client must not leave us waiting on the origin.
             ds.on_lost = conn.client_gone
@@ -278,9 +289,13 @@ class HttpProxyEngine:
                 return
             ds.write_header(resp, hold=conn.body_ready())
             while True:
-                data = await conn.read_body()
+                data = conn.take_body()
                 if data is None:
                     break
+                if not data:
+                    data = await conn.read_body()
+                    if data is None:
+                        break
                 ds.write_body(data)
                 if ds.write_blocked:
                     await ds.drain()

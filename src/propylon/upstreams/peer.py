@@ -122,6 +122,8 @@ class HttpPeer:
     A load balancer's ``Backend`` can be given as the address directly.
     """
 
+    __slots__ = ("address", "tls", "sni", "_options", "client_cert_key", "group_key", "_key", "__weakref__")
+
     def __init__(self, address: Address, tls: bool = False, sni: str = "",
                  options: Optional[PeerOptions] = None) -> None:
         if type(address) is not tuple:

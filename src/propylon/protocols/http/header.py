@@ -63,6 +63,8 @@ def _checked_value(name: bytes, value: BytesLike) -> bytes:
 class HeaderMap:
     """An ordered, case-insensitive, multi-valued collection of header fields."""
 
+    __slots__ = ("_items",)
+
     def __init__(self, items: Optional[list] = None) -> None:
         # list of (lower_name, wire_name, value), all bytes
         self._items: list[tuple[bytes, bytes, bytes]] = items if items is not None else []
@@ -210,6 +212,8 @@ _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PAT
 class _Message:
     """What request and response headers share."""
 
+    __slots__ = ("headers", "version")
+
     def insert_header(self, name: BytesLike, value: BytesLike) -> None:
         """Set a header, replacing its previous values."""
         self.headers.insert(name, value)
@@ -235,6 +239,8 @@ class RequestHeader(_Message):
     ``uri`` is the request target as text (``/path?query``); ``path`` and ``query``
     are its two halves. ``raw_path`` is the target as received, in bytes.
     """
+
+    __slots__ = ("_method", "raw_path", "_uri_cache")
 
     def __init__(self, method: bytes, raw_path: bytes, version: tuple[int, int] = (1, 1),
                  headers: Optional[HeaderMap] = None) -> None:
@@ -308,6 +314,8 @@ class RequestHeader(_Message):
 
 class ResponseHeader(_Message):
     """The head of an HTTP response: status, reason and header fields."""
+
+    __slots__ = ("status", "reason")
 
     def __init__(self, status: int, version: tuple[int, int] = (1, 1),
                  headers: Optional[HeaderMap] = None, reason: Optional[bytes] = None) -> None:

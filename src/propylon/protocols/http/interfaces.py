@@ -99,6 +99,10 @@ class UpstreamExchange(Protocol):
     async def read_body(self) -> Optional[bytes]:
         """The next piece of response body; None at its end."""
 
+    def take_body(self) -> Optional[bytes]:
+        """The body received so far without waiting: ``b""`` if nothing is buffered
+        yet, None at the end of the body."""
+
     def body_ready(self) -> bool:
         """A ``read_body`` call would return without waiting."""
 

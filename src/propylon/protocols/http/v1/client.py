@@ -330,20 +330,27 @@ class H1ClientConnection:
     async def read_body(self) -> Optional[bytes]:
         """The next piece of response body, or None at its end."""
         while True:
-            chunks = self._chunks
-            if chunks:
-                data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
-                chunks.clear()
-                self._buffered = 0
-                if self._paused:
-                    self._paused = False
-                    self.transport.resume_reading()  # type: ignore[union-attr]
+            data = self.take_body()
+            if data is None or data:
                 return data
-            if self._done:
-                return None
-            if self._error is not None:
-                raise self._error
             await self._wait()
+
+    def take_body(self) -> Optional[bytes]:
+        """The body bytes already received (``b""`` if none yet), or None at its end."""
+        chunks = self._chunks
+        if chunks:
+            data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+            self._buffered = 0
+            if self._paused:
+                self._paused = False
+                self.transport.resume_reading()  # type: ignore[union-attr]
+            return data
+        if self._done:
+            return None
+        if self._error is not None:
+            raise self._error
+        return b""
 
     def body_ready(self) -> bool:
         """True when a ``read_body`` call would return without waiting."""

@@ -25,6 +25,14 @@ __all__ = ["H1ServerSession"]
 class H1ServerSession:
     """One request on a downstream HTTP/1 connection, and its response."""
 
+    __slots__ = (
+        "conn", "req", "keepalive", "has_body", "body_done", "_chunks", "_buffered",
+        "_waiter", "body_error", "trailers", "expect_continue", "_continue_sent",
+        "response_written", "_resp_mode", "_resp_left", "finished", "body_bytes_read",
+        "body_bytes_sent", "upgrade", "_pending_head", "is_head", "requests_before", "on_lost",
+        "hop_by_hop", "__weakref__",
+    )
+
     def __init__(self, conn: "H1ServerConnection", req: RequestHeader, keepalive: bool) -> None:
         self.conn = conn
         self.req = req

@@ -146,6 +146,16 @@ class H2ClientStream(_StreamBase):
                 raise self._error
             await self._wait()
 
+    def take_body(self) -> Optional[bytes]:
+        """The body bytes already received (``b""`` if none yet), or None at its end."""
+        if self._chunks:
+            return self._take()
+        if self._recv_done:
+            return None
+        if self._error is not None:
+            raise self._error
+        return b""
+
     def body_ready(self) -> bool:
         """True when a ``read_body`` call would return without waiting."""
         return bool(self._chunks) or self._recv_done or self._error is not None
