@@ -86,6 +86,18 @@ def _source_revision() -> str:
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
+def _hot_path_build() -> str:
+    """Whether the engine that will be measured is the compiled build (see setup.py)."""
+    try:
+        import importlib.machinery
+
+        import propylon.proxy.engine as engine
+    except ImportError:
+        return "propylon not importable"
+    compiled = any(engine.__file__.endswith(s) for s in importlib.machinery.EXTENSION_SUFFIXES)
+    return "compiled" if compiled else "pure Python (no C compiler at install?)"
+
+
 def machine_info(tools: dict[str, str]) -> dict[str, str]:
     """nproc, CPU model, kernel, load, the source revision and the versions of Python
     and each found tool."""
@@ -99,6 +111,7 @@ def machine_info(tools: dict[str, str]) -> dict[str, str]:
         "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
     }
     info["propylon"] = _source_revision()
+    info["hot path"] = _hot_path_build()
     try:
         import uvloop  # noqa: F401  (version only; the forwarder uses it when present)
 

@@ -2,4 +2,4 @@
 
 cdef class ConnectionPool:
     cdef public Py_ssize_t size
-    cdef public dict _by_key, _lru
+    cdef public dict _by_key, _lru, _timers

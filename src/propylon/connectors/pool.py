@@ -14,6 +14,8 @@ from typing import Any, Hashable, Optional
 
 __all__ = ["ConnectionPool"]
 
+_MISSING = object()
+
 
 class ConnectionPool:
     """A bounded LRU pool of idle connections. See the module docstring.
@@ -26,7 +28,9 @@ class ConnectionPool:
         self.size = size
         self._by_key: dict[Hashable, list[Any]] = {}
         # Insertion order is release order: the first entry is the least recently released.
-        self._lru: dict[Any, tuple[Hashable, Optional[asyncio.TimerHandle]]] = {}
+        self._lru: dict[Any, Hashable] = {}
+        # Idle-timeout timers, for the connections whose peer sets one.
+        self._timers: dict[Any, asyncio.TimerHandle] = {}
 
     def __len__(self) -> int:
         return len(self._lru)
@@ -36,9 +40,13 @@ class ConnectionPool:
         conns = self._by_key.get(key)
         while conns:
             conn = conns.pop()
-            entry = self._lru.pop(conn, None)
-            if entry is not None and entry[1] is not None:
-                entry[1].cancel()
+            if not conns:
+                del self._by_key[key]
+            del self._lru[conn]
+            if self._timers:
+                timer = self._timers.pop(conn, None)
+                if timer is not None:
+                    timer.cancel()
             conn.idle = False
             conn.on_idle_event = None
             if not conn.closed:
@@ -51,16 +59,19 @@ class ConnectionPool:
             conn.close()
             return
         while len(self._lru) >= self.size:
-            old, _ = next(iter(self._lru.items()))
+            old = next(iter(self._lru))
             self._discard(old)
             old.close()
-        timer = None
         if idle_timeout is not None:
-            timer = asyncio.get_event_loop().call_later(idle_timeout, self._expire, conn)
+            self._timers[conn] = asyncio.get_event_loop().call_later(idle_timeout, self._expire, conn)
         conn.idle = True
         conn.on_idle_event = self._discard
-        self._lru[conn] = (key, timer)
-        self._by_key.setdefault(key, []).append(conn)
+        self._lru[conn] = key
+        conns = self._by_key.get(key)
+        if conns is None:
+            self._by_key[key] = [conn]
+        else:
+            conns.append(conn)
 
     def _expire(self, conn: Any) -> None:
         if conn in self._lru:
@@ -68,10 +79,10 @@ class ConnectionPool:
             conn.close()
 
     def _discard(self, conn: Any) -> None:
-        entry = self._lru.pop(conn, None)
-        if entry is None:
+        key = self._lru.pop(conn, _MISSING)
+        if key is _MISSING:
             return
-        key, timer = entry
+        timer = self._timers.pop(conn, None)
         if timer is not None:
             timer.cancel()
         conn.idle = False
