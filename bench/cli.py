@@ -108,12 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     results: list[ScenarioResult] = []
     interrupted = False
     try:
+        groups: dict[str, list] = {}
         for scenario in scenarios:
-            _progress(f"running {scenario.name}: {scenario.description}")
-            result = bench.run(scenario)
-            if result.status != "ok":
-                _progress(f"  {result.status}: {result.note.splitlines()[0] if result.note else ''}")
-            results.append(result)
+            groups.setdefault(scenario.group, []).append(scenario)
+        for group in groups.values():
+            for result in bench.run_group(group, _progress):
+                if result.status != "ok":
+                    _progress(f"  {result.name} {result.status}: "
+                              f"{result.note.splitlines()[0] if result.note else ''}")
+                results.append(result)
     except KeyboardInterrupt:
         _progress("interrupted; stopping servers")
         interrupted = True

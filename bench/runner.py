@@ -2,8 +2,11 @@
 
 A :class:`Workbench` owns the run's temporary directory and every process started in
 it. The backend nginx (and the TLS certificate) are made on first use and kept for the
-whole run; each scenario's front server is started, measured and stopped before the
-next one, so only one front competes for the two cores at a time.
+whole run. The scenarios of one group (e.g. backend, nginx, propylon) are measured
+together: their fronts are started, then loaded in turns, one at a time, for
+``repeat`` rounds, and stopped. Taking turns keeps a machine whose speed drifts over
+a minute from favouring whichever front happened to run first; an idle front costs
+nothing, so only the front being loaded competes for the cores.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from . import h2load as h2load_mod
 from . import wrk as wrk_mod
@@ -203,39 +206,56 @@ class Workbench:
     # -- measuring -----------------------------------------------------------------
 
     def run(self, scenario: Scenario) -> ScenarioResult:
-        """Start the scenario's target, warm up, measure, stop its front; never raises
-        for a scenario's own failure (the result says what went wrong)."""
-        res = ScenarioResult(scenario.name, scenario.group, scenario.role, "ok")
-        reason = scenario.unavailable(self)
-        if reason:
-            res.status, res.note = "unavailable", reason
-            return res
-        target: Target | None = None
+        """One scenario on its own (see ``run_group``)."""
+        return self.run_group([scenario])[0]
+
+    def run_group(self, scenarios: list[Scenario],
+                  progress: Callable[[str], None] = lambda line: None) -> list[ScenarioResult]:
+        """Start each scenario's target, then load them in turns for ``repeat`` rounds
+        (the first round warms each one up), keep each one's median by req/s and stop
+        the fronts. Never raises for a scenario's own failure: its result says what
+        went wrong."""
+        results = [ScenarioResult(s.name, s.group, s.role, "ok") for s in scenarios]
+        targets: dict[int, Target] = {}
+        runs: dict[int, list[tuple[LoadResult, float]]] = {}
         try:
-            target = scenario.start(self)
-            res.url = target.url
-            res.load, res.cpu_cores, res.all_rps = self._measure(scenario, target)
-        except NotAvailable as exc:
-            res.status, res.note = "unavailable", str(exc)
-        except (StartError, ParseError) as exc:
-            res.status, res.note = "failed", str(exc)
+            for i, (scenario, res) in enumerate(zip(scenarios, results)):
+                progress(f"starting {scenario.name}: {scenario.description}")
+                reason = scenario.unavailable(self)
+                if reason:
+                    res.status, res.note = "unavailable", reason
+                    continue
+                try:
+                    targets[i] = scenario.start(self)
+                except NotAvailable as exc:
+                    res.status, res.note = "unavailable", str(exc)
+                except (StartError, ParseError) as exc:
+                    res.status, res.note = "failed", str(exc)
+                else:
+                    res.url = targets[i].url
+                    runs[i] = []
+            for round_no in range(self.params.repeat):
+                for i in list(runs):
+                    progress(f"measuring {scenarios[i].name} (round {round_no + 1} of {self.params.repeat})")
+                    try:
+                        runs[i].append(self._measure_once(scenarios[i], targets[i], warm_up=(round_no == 0)))
+                    except (StartError, ParseError) as exc:
+                        results[i].status, results[i].note = "failed", str(exc)
+                        del runs[i]
+            for i, measured in runs.items():
+                res = results[i]
+                res.all_rps = [load.requests_per_sec for load, _ in measured]
+                measured.sort(key=lambda run: run[0].requests_per_sec)
+                res.load, res.cpu_cores = measured[(len(measured) - 1) // 2]
         finally:
-            if target is not None and target.proc is not self.backend_proc():
-                self.procs.stop(target.proc)
-        return res
+            for target in targets.values():
+                if target.proc is not self.backend_proc():
+                    self.procs.stop(target.proc)
+        return results
 
     def backend_proc(self) -> BenchProcess | None:
         """The backend's process, if started."""
         return self._backend.proc if self._backend else None
-
-    def _measure(self, scenario: Scenario, target: Target) -> tuple[LoadResult, float, list[float]]:
-        """Warm up once, measure ``repeat`` times; keep the run with the median req/s."""
-        runs = [self._measure_once(scenario, target, warm_up=(i == 0))
-                for i in range(self.params.repeat)]
-        rates = [load.requests_per_sec for load, _ in runs]
-        runs.sort(key=lambda run: run[0].requests_per_sec)
-        load, cores = runs[(len(runs) - 1) // 2]
-        return load, cores, rates
 
     def _measure_once(self, scenario: Scenario, target: Target,
                       warm_up: bool) -> tuple[LoadResult, float]:
