@@ -51,11 +51,15 @@ def extensions():
     except ImportError:
         print("propylon: Cython is not available; using pure Python", file=sys.stderr)
         return []
-    return cythonize(
-        [os.path.join("src", m) for m in COMPILED],
-        compiler_directives={"language_level": "3", "binding": True},
-        quiet=True,
-    )
+    try:
+        return cythonize(
+            [os.path.join("src", m) for m in COMPILED],
+            compiler_directives={"language_level": "3", "binding": True},
+            quiet=True,
+        )
+    except Exception as exc:  # a Cython version that cannot translate them
+        print(f"propylon: not compiling the hot path ({exc}); using pure Python", file=sys.stderr)
+        return []
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -12,7 +12,6 @@ second header or message, so it raises ``ValueError`` naming the field.
 
 from __future__ import annotations
 
-from operator import indexOf, itemgetter
 from typing import Iterable, Iterator, Optional, Union
 
 __all__ = ["HeaderMap", "RequestHeader", "ResponseHeader", "Version", "reason_phrase"]
@@ -22,12 +21,6 @@ BytesLike = Union[bytes, str]
 # Field names are tokens (RFC 9110 5.1); values may hold any visible octet, SP or HTAB.
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _BAD_VALUE = (b"\r", b"\n", b"\x00")
-
-# Lookups and encoding walk the fields with these from C (map/indexOf/join), not
-# with a Python loop: they run several times for every proxied request.
-_LOWER = itemgetter(0)
-_WIRE_VALUE = itemgetter(1, 2)
-_COLON = b": ".join
 
 
 def _to_bytes(v: BytesLike) -> bytes:
@@ -80,9 +73,9 @@ class HeaderMap:
     def get_bytes(self, name: BytesLike) -> Optional[bytes]:
         """The first value of ``name`` as bytes, or None."""
         key = name.lower() if type(name) is bytes else _to_bytes(name).lower()
-        items = self._items
-        if key in map(_LOWER, items):
-            return items[indexOf(map(_LOWER, items), key)][2]
+        for lower, _, value in self._items:
+            if lower == key:
+                return value
         return None
 
     def get(self, name: BytesLike, default: Optional[str] = None) -> Optional[str]:
@@ -105,7 +98,10 @@ class HeaderMap:
             key = _to_bytes(name).lower()
         else:
             return False
-        return key in map(_LOWER, self._items)
+        for lower, _, _ in self._items:
+            if lower == key:
+                return True
+        return False
 
     def __getitem__(self, name: BytesLike) -> str:
         v = self.get(name)
@@ -184,10 +180,15 @@ class HeaderMap:
 
     def to_h1_block(self) -> bytes:
         """The fields as an HTTP/1 header block, ending with the empty line."""
-        items = self._items
-        if not items:
-            return b"\r\n"
-        return b"\r\n".join(map(_COLON, map(_WIRE_VALUE, items))) + b"\r\n\r\n"
+        # Pieces go into one list joined once: no intermediate bytes per field.
+        out = []
+        for _, wire, value in self._items:
+            out.append(wire)
+            out.append(b": ")
+            out.append(value)
+            out.append(b"\r\n")
+        out.append(b"\r\n")
+        return b"".join(out)
 
 
 class Version:

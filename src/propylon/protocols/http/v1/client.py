@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from operator import countOf, indexOf, itemgetter
 from typing import Callable, Optional
 
 import httptools
@@ -26,11 +25,6 @@ from .common import HIGH_WATER, HOP_BY_HOP, WRITE_HIGH_WATER, chunk, last_chunk
 __all__ = ["H1ClientConnection"]
 
 _VERSIONS = {"1.1": (1, 1), "1.0": (1, 0)}
-_LOWER = itemgetter(0)
-_FRAMING = frozenset((b"content-length", b"transfer-encoding"))
-_SPECIAL = HOP_BY_HOP | _FRAMING
-_CL_ONLY = frozenset((b"content-length",))
-_CONNECTION_ONLY = frozenset((b"connection",))
 _NOT_NAMES = frozenset((b"", b"close", b"keep-alive"))
 
 
@@ -43,6 +37,8 @@ class H1ClientConnection:
         self.digest: Optional[Digest] = None
         self._parser = httptools.HttpResponseParser(self)
         self._hdrs: list = []
+        self._hop: list = []
+        self._framed = False
         self._heads: deque[ResponseHeader] = deque()
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
@@ -166,21 +162,30 @@ class H1ClientConnection:
     # No on_message_begin: _hdrs is renewed when a head completes (it then collects
     # the trailers) and when a message completes.
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._hdrs.append((name.lower(), name, value))
+        lower = name.lower()
+        if lower in HOP_BY_HOP and not self._in_body:
+            # Hop-by-hop fields describe the upstream connection only: kept aside,
+            # so the head the hooks see is already clean (back in place for a 101).
+            self._hop.append((lower, name, value))
+        else:
+            self._hdrs.append((lower, name, value))
+            if lower == b"content-length":
+                self._framed = True
 
     def on_headers_complete(self) -> None:
         p = self._parser
         status = p.get_status_code()
         hdrs = self._hdrs
         self._hdrs = []
-        # Framing and hop-by-hop fields are found from C; a response usually has
-        # Content-Length and one "Connection: keep-alive", handled without a loop.
-        special = _SPECIAL.intersection(map(_LOWER, hdrs))
-        framed = not special.isdisjoint(_FRAMING)
-        if status != 101 and not special <= _CL_ONLY:
-            # Hop-by-hop fields describe the upstream connection only: the head the
-            # hooks see leaves them out (a 101 keeps them: they describe the upgrade).
-            _drop_hop_by_hop(hdrs, special)
+        framed = self._framed
+        self._framed = False
+        hop = self._hop
+        if hop:
+            self._hop = []
+            if status == 101:
+                hdrs.extend(hop)
+            elif _drop_named_by_connection(hdrs, hop):
+                framed = True  # chunked
         resp = ResponseHeader(status, _VERSIONS.get(p.get_http_version(), (1, 1)), HeaderMap(hdrs))
         self._heads.append(resp)
         if status >= 200 or status == 101:
@@ -389,21 +394,23 @@ class H1ClientConnection:
         return data
 
 
-def _drop_hop_by_hop(hdrs: list, present: frozenset) -> None:
-    """Remove, in place, the hop-by-hop fields and those a ``Connection`` header
-    names (RFC 9110 7.6.1). ``present`` holds the special names found in ``hdrs``."""
-    if present - _CL_ONLY == _CONNECTION_ONLY and countOf(map(_LOWER, hdrs), b"connection") == 1:
-        i = indexOf(map(_LOWER, hdrs), b"connection")
-        if hdrs[i][2].lower() in (b"keep-alive", b"close"):
-            del hdrs[i]
-            return
-    drop = HOP_BY_HOP
-    for lower, _, value in hdrs:
-        if lower == b"connection":
-            named = {t.strip() for t in value.lower().split(b",")} - _NOT_NAMES
-            if named:
-                drop = drop | named
-    hdrs[:] = [it for it in hdrs if it[0] not in drop]
+def _drop_named_by_connection(hdrs: list, hop: list) -> bool:
+    """Remove, in place, the fields a ``Connection`` header in ``hop`` names (RFC 9110
+    7.6.1); return whether ``hop`` holds a Transfer-Encoding (the body is framed)."""
+    chunked = False
+    named = None
+    for lower, _, value in hop:
+        if lower == b"transfer-encoding":
+            chunked = True
+        elif lower == b"connection":
+            v = value.lower()
+            if v != b"keep-alive" and v != b"close":
+                tokens = {t.strip() for t in v.split(b",")} - _NOT_NAMES
+                if tokens:
+                    named = tokens if named is None else named | tokens
+    if named:
+        hdrs[:] = [it for it in hdrs if it[0] not in named]
+    return chunked
 
 
 class _HeadDone(Exception):

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from operator import countOf, itemgetter
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Optional
 
@@ -84,14 +83,14 @@ class _Refuse(Exception):
 
 _VERSIONS = {"1.1": (1, 1), "1.0": (1, 0), "0.9": (0, 9)}
 _NOTED = frozenset((b"host", b"transfer-encoding", b"content-length", b"expect")) | HOP_BY_HOP
-_HOST_ONLY = frozenset((b"host",))
-_LOWER = itemgetter(0)
-_WIRE_VALUE = itemgetter(1, 2)
 
 
 def _block_size(fields: list) -> int:
     """Bytes of a header block as sent: each field's name, value, ": " and CRLF."""
-    return sum(map(len, map(b"".join, map(_WIRE_VALUE, fields)))) + 4 * len(fields)
+    size = 0
+    for _, name, value in fields:
+        size += len(name) + len(value) + 4
+    return size
 
 
 def _simple_response(status: int, reason: str, body: bytes = b"") -> bytes:
@@ -280,16 +279,7 @@ class H1ServerConnection:
         version = _VERSIONS.get(parser.get_http_version(), (1, 1))
         sess = H1ServerSession(self, RequestHeader(method, self._url, version, HeaderMap(hdrs)),
                                parser.should_keep_alive())
-        # The fields that decide framing are found from C; most requests carry
-        # none of them but Host, and skip the detailed checks.
-        special = _NOTED.intersection(map(_LOWER, hdrs))
-        if special == _HOST_ONLY:
-            if countOf(map(_LOWER, hdrs), b"host") != 1 and version >= (1, 1):
-                raise _Refuse(400, "exactly one Host header is required")
-            if method == b"CONNECT":
-                raise _Refuse(405, "CONNECT is not supported")
-        else:
-            self._check_framing(sess, hdrs, version, method)
+        self._check_framing(sess, hdrs, version, method)
         self._parsing = sess
         self._last = sess
         w = self._waiter

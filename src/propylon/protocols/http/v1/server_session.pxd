@@ -8,3 +8,13 @@ cdef class H1ServerSession:
     cdef public Py_ssize_t _buffered, _resp_mode, requests_before
     cdef public object _resp_left, body_bytes_read, body_bytes_sent
     cdef object __weakref__
+
+    cpdef _feed(self, bytes data)
+    cpdef _end(self)
+    cpdef _fail(self, err)
+    cpdef body_complete(self)
+    cpdef write_interim(self, resp)
+    cpdef write_header(self, resp, bint end_of_stream=*, bint hold=*)
+    cpdef write_body(self, bytes data)
+    cpdef finish(self, trailers=*)
+    cpdef _finish_response(self)
