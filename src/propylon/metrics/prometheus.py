@@ -10,7 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 
 from ..apps.base import ListeningApp
 from ..protocols.http.header import ResponseHeader
-from ..protocols.http.v1.server import H1ServerConnection, H1ServerSession, HttpServerOptions
+from ..protocols.http.v1.server import H1ServerConnection, HttpServerOptions
+from ..protocols.http.v1.server_session import H1ServerSession
 from ..server.shutdown import ShutdownWatch
 
 __all__ = ["PrometheusApp", "prometheus_http_service"]

@@ -2,9 +2,10 @@
 
 cdef class HeaderMap:
     cdef public list _items
+    cpdef encode_into(self, list out)
 
 cdef class _Message:
-    cdef public object headers
+    cdef public HeaderMap headers
     cdef public object version
 
 cdef class RequestHeader(_Message):

@@ -175,20 +175,13 @@ class HeaderMap:
 
     # --- wire --------------------------------------------------------------------
     def encode_into(self, out: list) -> None:
-        for _, wire, value in self._items:
-            out.append(wire + b": " + value + b"\r\n")
-
-    def to_h1_block(self) -> bytes:
-        """The fields as an HTTP/1 header block, ending with the empty line."""
-        # Pieces go into one list joined once: no intermediate bytes per field.
-        out = []
+        """Append the fields to ``out`` as HTTP/1 lines, piece by piece (the caller
+        joins the list once: no intermediate bytes per field)."""
         for _, wire, value in self._items:
             out.append(wire)
             out.append(b": ")
             out.append(value)
             out.append(b"\r\n")
-        out.append(b"\r\n")
-        return b"".join(out)
 
 
 class Version:
@@ -306,8 +299,11 @@ class RequestHeader(_Message):
         return RequestHeader(self._method, self.raw_path, self.version, HeaderMap(self.headers._items[:]))
 
     def to_h1_bytes(self) -> bytes:
-        version = b"HTTP/1.1" if self.version == (1, 1) else _version_bytes(self.version)
-        return b"%s %s %s\r\n%s" % (self._method, self.raw_path, version, self.headers.to_h1_block())
+        out = [self._method, b" ", self.raw_path,
+               b" HTTP/1.1\r\n" if self.version == (1, 1) else b" " + _version_bytes(self.version) + b"\r\n"]
+        self.headers.encode_into(out)
+        out.append(b"\r\n")
+        return b"".join(out)
 
     def __repr__(self) -> str:
         return f"RequestHeader({self.method} {self.uri} {self.headers.items()!r})"
@@ -354,7 +350,10 @@ class ResponseHeader(_Message):
         return _version_bytes(self.version) + b" %d " % self.status + reason + b"\r\n"
 
     def to_h1_bytes(self) -> bytes:
-        return self.status_line() + self.headers.to_h1_block()
+        out = [self.status_line()]
+        self.headers.encode_into(out)
+        out.append(b"\r\n")
+        return b"".join(out)
 
     def __repr__(self) -> str:
         return f"ResponseHeader({self.status} {self.headers.items()!r})"

@@ -5,7 +5,7 @@ speaks to the two sides only through these two shapes, so HTTP/1 and HTTP/2 (and
 any translation between them) plug in without the engine knowing which is which:
 
 * :class:`DownstreamSession` – one client request and its response
-  (HTTP/1: ``v1.server.H1ServerSession``; HTTP/2: one stream);
+  (HTTP/1: ``v1.server_session.H1ServerSession``; HTTP/2: one stream);
 * :class:`UpstreamExchange` – one request/response exchange with an origin
   (HTTP/1: a whole ``v1.client.H1ClientConnection``; HTTP/2: one stream of a
   shared connection).

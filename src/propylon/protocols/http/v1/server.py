@@ -41,7 +41,7 @@ from .server_session import H1ServerSession
 
 log = logging.getLogger("propylon.http.v1")
 
-__all__ = ["HttpServerOptions", "H1ServerConnection", "H1ServerSession"]
+__all__ = ["HttpServerOptions", "H1ServerConnection"]
 
 
 @dataclass(slots=True)
