@@ -31,6 +31,7 @@ class ConnectionPool:
         self._lru: dict[Any, Hashable] = {}
         # Idle-timeout timers, for the connections whose peer sets one.
         self._timers: dict[Any, asyncio.TimerHandle] = {}
+        self._on_idle_event = self._discard  # bound once, handed to every pooled connection
 
     def __len__(self) -> int:
         return len(self._lru)
@@ -65,7 +66,7 @@ class ConnectionPool:
         if idle_timeout is not None:
             self._timers[conn] = asyncio.get_event_loop().call_later(idle_timeout, self._expire, conn)
         conn.idle = True
-        conn.on_idle_event = self._discard
+        conn.on_idle_event = self._on_idle_event
         self._lru[conn] = key
         conns = self._by_key.get(key)
         if conns is None:

@@ -280,18 +280,17 @@ class HttpProxyEngine:
         up_body = self.h_up_body
         body_filt = self.h_body
         if up_body is None and body_filt is None:
-            if conn.at_end() and conn.trailers is None:
+            data = conn.take_body()  # b"": nothing yet; None: the body already ended
+            if data is None and conn.trailers is None:
                 # The response ended with its head (no body, e.g. 204, HEAD, or a gRPC
                 # trailers-only answer): end the stream with the head too.
                 ds.write_header(resp, end_of_stream=True)
                 if ds.write_blocked:
                     await ds.drain()
                 return
-            ds.write_header(resp, hold=conn.body_ready())
-            while True:
-                data = conn.take_body()
-                if data is None:
-                    break
+            # A head whose body (or end) is already here leaves with it, in one write.
+            ds.write_header(resp, hold=data != b"")
+            while data is not None:
                 if not data:
                     data = await conn.read_body()
                     if data is None:
@@ -301,8 +300,7 @@ class HttpProxyEngine:
                     await ds.drain()
                 elif ds.closed:
                     raise Error.explain(ErrorType.WRITE_ERROR, "client went away").into_down()
-                if conn.at_end():
-                    break
+                data = conn.take_body()
         else:
             await self._relay_filtered_body(session, ctx, conn, resp)
         trailers = conn.trailers
