@@ -3,7 +3,7 @@
 cdef class H1ClientConnection:
     cdef public object _loop, transport, digest, _parser, _heads, _chunks, _waiter, _error
     cdef public object _drain_waiter, trailers, on_idle_event, read_timeout, write_timeout
-    cdef public object _tunnel, _tunnel_eof, _tunnel_resume
+    cdef public object _tunnel, _tunnel_eof, _tunnel_resume, _first_version
     cdef public list _hdrs, _hop
     cdef public bint _framed
     cdef public Py_ssize_t _buffered, requests

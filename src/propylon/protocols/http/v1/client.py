@@ -56,6 +56,7 @@ class H1ClientConnection:
         self._is_head = False
         self._close_delimited = False
         self._got_bytes = False
+        self._first_version: Optional[tuple] = None
         self._upgraded = False
         self.trailers: Optional[HeaderMap] = None
         self.idle = False
@@ -80,7 +81,11 @@ class H1ClientConnection:
         if self._tunnel is not None:
             self._tunnel(data)
             return
-        self._got_bytes = True
+        if not self._got_bytes:
+            self._got_bytes = True
+            # The first read of an exchange starts with the status line: its version
+            # is read here rather than formatted by the parser for every response.
+            self._first_version = (1, 1) if data.startswith(b"HTTP/1.1 ") else None
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -186,7 +191,12 @@ class H1ClientConnection:
                 hdrs.extend(hop)
             elif _drop_named_by_connection(hdrs, hop):
                 framed = True  # chunked
-        resp = ResponseHeader(status, _VERSIONS.get(p.get_http_version(), (1, 1)), HeaderMap(hdrs))
+        version = self._first_version
+        if version is None:
+            version = _VERSIONS.get(p.get_http_version(), (1, 1))
+        else:
+            self._first_version = None  # only the first head of the exchange
+        resp = ResponseHeader(status, version, HeaderMap(hdrs))
         self._heads.append(resp)
         if status >= 200 or status == 101:
             self._in_body = True

@@ -131,6 +131,7 @@ class H1ServerConnection:
         self._hdrs: list = []
         self._max_header_bytes = options.max_header_bytes
         self._max_request_line = options.max_request_line
+        self._first_version: Optional[tuple] = None
         self._waiter: Optional[asyncio.Future] = None
         self._timer: Optional[asyncio.TimerHandle] = None
         self._idle_since = 0.0
@@ -196,6 +197,11 @@ class H1ServerConnection:
         if self._tunnel is not None:
             self._tunnel(data)
             return
+        if self._parsing is None and not self._url and not self._hdrs:
+            # A read that starts a request usually holds its whole request line: its
+            # version is read here rather than formatted by the parser per request.
+            end = data.find(b"\r\n", 0, self._max_request_line + 32)
+            self._first_version = (1, 1) if end > 0 and data.endswith(b" HTTP/1.1", 0, end) else None
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -276,7 +282,11 @@ class H1ServerConnection:
         self._hdrs = []  # collects the trailers, if any
         parser = self._parser
         method = parser.get_method()
-        version = _VERSIONS.get(parser.get_http_version(), (1, 1))
+        version = self._first_version
+        if version is None:
+            version = _VERSIONS.get(parser.get_http_version(), (1, 1))
+        else:
+            self._first_version = None  # only the first request of that read
         sess = H1ServerSession(self, RequestHeader(method, self._url, version, HeaderMap(hdrs)),
                                parser.should_keep_alive())
         self._check_framing(sess, hdrs, version, method)
