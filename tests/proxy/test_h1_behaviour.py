@@ -240,3 +240,38 @@ def test_session_knows_when_the_client_connection_is_reused(lab, start_proxy):
             head, _ = read_response(s)
             assert head.startswith(b"HTTP/1.1 200")
     assert seen == [False, True]
+
+
+def test_http10_clients_get_http10_framing(start_proxy, upstream):
+    """An HTTP/1.0 client never gets chunked encoding: an unframed upstream body is
+    delimited by closing the connection, and keep-alive is announced only when asked."""
+    async def unframed(up, reader, writer):
+        while await read_request(up, reader) is not None:
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+            await writer.drain()
+
+    up = upstream(unframed)
+    p = start_proxy(ToAddr(("127.0.0.1", up.port)))
+    reply = raw_exchange(p.port, b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    head, body = reply.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"transfer-encoding" not in head.lower() and body == b"hello"
+    # The request line split over two reads: the version still comes from the parser.
+    with socket.create_connection(("127.0.0.1", p.port), timeout=5) as s:
+        s.sendall(b"GET / HTT")
+        time.sleep(0.05)
+        s.sendall(b"P/1.0\r\nHost: x\r\n\r\n")
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    assert b"transfer-encoding" not in out.lower() and out.endswith(b"\r\n\r\nhello")
+
+    ok = start_proxy(ToAddr(("127.0.0.1", upstream().port)))
+    with socket.create_connection(("127.0.0.1", ok.port), timeout=5) as s:
+        for _ in range(2):
+            s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+            head, body = read_response(s)
+            assert b"connection: keep-alive" in head.lower() and body == b"ok"
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body = read_response(s)
+        assert b"connection:" not in head.lower() and body == b"ok"
