@@ -23,6 +23,7 @@ __all__ = ["HttpConnector"]
 log = logging.getLogger("propylon.connectors")
 
 _NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH}
+_H2 = ALPN.H2
 
 
 class HttpConnector:
@@ -43,7 +44,7 @@ class HttpConnector:
 
     def reuse(self, peer: HttpPeer):
         """A pooled HTTP/1 connection to ``peer``, or None (no waiting: the hot path)."""
-        if peer.settings().alpn is ALPN.H2:
+        if peer.settings().alpn is _H2:
             return None
         return self.pool.get(peer.reuse_key())
 

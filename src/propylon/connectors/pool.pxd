@@ -4,3 +4,5 @@ cdef class ConnectionPool:
     cdef public Py_ssize_t size
     cdef public dict _by_key, _lru, _timers
     cdef public object _on_idle_event
+
+    cpdef get(self, key)

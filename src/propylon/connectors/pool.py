@@ -41,8 +41,6 @@ class ConnectionPool:
         conns = self._by_key.get(key)
         while conns:
             conn = conns.pop()
-            if not conns:
-                del self._by_key[key]
             del self._lru[conn]
             if self._timers:
                 timer = self._timers.pop(conn, None)
@@ -70,6 +68,10 @@ class ConnectionPool:
         self._lru[conn] = key
         conns = self._by_key.get(key)
         if conns is None:
+            if len(self._by_key) >= 2 * self.size:
+                # Keys whose connections were all taken keep an empty list for the
+                # next release; drop those once they outnumber the pool.
+                self._by_key = {k: v for k, v in self._by_key.items() if v}
             self._by_key[key] = [conn]
         else:
             conns.append(conn)

@@ -3,4 +3,7 @@
 cdef class HttpPeer:
     cdef public object address, sni, _options, client_cert_key, group_key, _key
     cdef public bint tls
+
+    cpdef settings(self)
+    cpdef reuse_key(self)
     cdef object __weakref__
