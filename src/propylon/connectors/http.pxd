@@ -8,3 +8,6 @@ cdef class HttpConnector:
     cdef public dict _h2, _h2_pending
     cdef public object ca_file, bind_to_v4, bind_to_v6
     cdef object __weakref__
+
+    cpdef reuse(self, HttpPeer peer)
+    cpdef release(self, HttpPeer peer, conn)
