@@ -1,7 +1,8 @@
 # Extension-type layout of client.py when it is compiled (see setup.py).
 
 cdef class H1ClientConnection:
-    cdef public object _loop, transport, digest, _parser, _heads, _chunks, _waiter, _error
+    cdef public object _loop, transport, digest, _parser, _waiter, _error
+    cdef public list _heads, _chunks
     cdef public object _drain_waiter, trailers, on_idle_event, read_timeout, write_timeout
     cdef public object _tunnel, _tunnel_eof, _tunnel_resume, _first_version
     cdef public list _hdrs, _hop

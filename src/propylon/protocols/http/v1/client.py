@@ -11,7 +11,6 @@ there, any byte or EOF from the origin makes it unusable and it removes itself
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import Callable, Optional
 
 import httptools
@@ -39,8 +38,10 @@ class H1ClientConnection:
         self._hdrs: list = []
         self._hop: list = []
         self._framed = False
-        self._heads: deque[ResponseHeader] = deque()
-        self._chunks: deque[bytes] = deque()
+        # Plain lists (a head or two, a few chunks at most): compiled, their
+        # operations are C calls.
+        self._heads: list = []
+        self._chunks: list = []
         self._buffered = 0
         self._waiter: Optional[asyncio.Future] = None
         self._error: Optional[Error] = None
@@ -340,7 +341,7 @@ class H1ClientConnection:
                 self._waiter = None
                 if timer is not None:
                     timer.cancel()
-        return heads.popleft()
+        return heads.pop(0)
 
     async def read_body(self) -> Optional[bytes]:
         """The next piece of response body, or None at its end."""
@@ -354,7 +355,7 @@ class H1ClientConnection:
         """The body bytes already received (``b""`` if none yet), or None at its end."""
         chunks = self._chunks
         if chunks:
-            data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             chunks.clear()
             self._buffered = 0
             if self._paused:

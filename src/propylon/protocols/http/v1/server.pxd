@@ -4,7 +4,8 @@ from propylon.protocols.http.v1.server_session cimport H1ServerSession
 
 cdef class H1ServerConnection:
     cdef public object _handler, _shutdown, _opts, _tracker, _loop, transport, digest, _parser
-    cdef public object _ready, _url, _waiter, _timer, _drain_waiter, _first_version
+    cdef public list _ready
+    cdef public object _url, _waiter, _timer, _drain_waiter, _first_version
     cdef public H1ServerSession _last, _parsing, _active
     cdef public object _tunnel, _tunnel_eof, _tunnel_resume, _requests_left, _h2_factory, _task
     cdef public list _hdrs

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Optional
 
@@ -124,7 +123,7 @@ class H1ServerConnection:
         self.transport: Optional[asyncio.Transport] = None
         self.digest: Optional[Digest] = None
         self._parser = httptools.HttpRequestParser(self)
-        self._ready: deque[H1ServerSession] = deque()
+        self._ready: list = []  # pipelined requests waiting their turn (a few at most)
         self._last: Optional[H1ServerSession] = None
         self._parsing: Optional[H1ServerSession] = None
         self._url = b""
@@ -472,7 +471,7 @@ class H1ServerConnection:
         try:
             while True:
                 if ready:
-                    sess = ready.popleft()
+                    sess = ready.pop(0)
                 else:
                     if self._closed:
                         break
