@@ -31,6 +31,7 @@ class OptionalBuildExt(build_ext):
     """A failed compilation leaves the pure-Python modules in place."""
 
     def run(self):
+        self.parallel = self.parallel or os.cpu_count() or 1
         try:
             super().run()
         except Exception as exc:  # no compiler, no headers
@@ -55,6 +56,7 @@ def extensions():
         return cythonize(
             [os.path.join("src", m) for m in COMPILED],
             compiler_directives={"language_level": "3", "binding": True},
+            nthreads=os.cpu_count() or 1,
             quiet=True,
         )
     except Exception as exc:  # a Cython version that cannot translate them

@@ -1,0 +1,34 @@
+"""Install this checkout (``pip install -e .``) unless it is installed and current.
+
+"Current" means ``import propylon`` finds this checkout's sources and no compiled
+hot-path module is older than its ``.py``/``.pxd`` (see setup.py). Used by
+``make run`` so that starting the gateway does not rebuild it every time.
+"""
+
+import importlib.util
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
+
+
+def current() -> bool:
+    spec = importlib.util.find_spec("propylon")
+    if spec is None or spec.origin is None or pathlib.Path(spec.origin).resolve().parent != SRC / "propylon":
+        return False
+    for built in SRC.rglob("*.so"):
+        py = built.with_name(built.name.split(".", 1)[0] + ".py")
+        sources = [p for p in (py, py.with_suffix(".pxd")) if p.exists()]
+        if sources and max(p.stat().st_mtime for p in sources) > built.stat().st_mtime:
+            return False
+    return True
+
+
+if __name__ == "__main__":
+    if not current():
+        print("installing propylon from this checkout (compiles the hot path when a C compiler is present)",
+              file=sys.stderr)
+        sys.exit(subprocess.call([sys.executable, "-m", "pip", "install", "-q",
+                                  "--disable-pip-version-check", "-e", str(ROOT)]))
