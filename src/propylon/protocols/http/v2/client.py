@@ -138,12 +138,9 @@ class H2ClientStream(_StreamBase):
     async def read_body(self) -> Optional[bytes]:
         """The next piece of response body, or None at its end."""
         while True:
-            if self._chunks:
-                return self._take()
-            if self._recv_done:
-                return None
-            if self._error is not None:
-                raise self._error
+            data = self.take_body()
+            if data is None or data:
+                return data
             await self._wait()
 
     def take_body(self) -> Optional[bytes]:
