@@ -7,7 +7,7 @@ deps:
 
 # Runs the gateway; with no config it starts the embedded demo.
 run:
-	$(PY) scripts/ensure-installed.py
+	$(PY) scripts/ensure_installed.py
 	$(PY) -m propylon run $(ARGS)
 
 # Installs everything the suite needs (apt + pip), then runs it.

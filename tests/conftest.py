@@ -5,21 +5,19 @@ The suite refuses to run against a stale compiled hot path: a module compiled by
 """
 
 import pathlib
+import sys
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
+from ensure_installed import stale_modules  # noqa: E402
 
 pytest_plugins = ["propylon.lab.pytest_plugin"]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    src = pathlib.Path(__file__).resolve().parent.parent / "src"
-    stale = []
-    for built in src.rglob("*.so"):
-        py = built.with_name(built.name.split(".", 1)[0] + ".py")
-        sources = [p for p in (py, py.with_suffix(".pxd")) if p.exists()]
-        if sources and max(p.stat().st_mtime for p in sources) > built.stat().st_mtime:
-            stale.append(str(py.relative_to(src)))
+    stale = stale_modules()
     if stale:
         raise pytest.UsageError(
-            "compiled modules are older than their source: " + ", ".join(sorted(stale))
+            "compiled modules are older than their source: " + ", ".join(stale)
             + "\nrebuild them with `pip install -e .` (or delete the .so files to test pure Python)")

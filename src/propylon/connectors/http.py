@@ -49,15 +49,13 @@ class HttpConnector:
         return self.pool.get(peer.reuse_key())
 
     async def get(self, peer: HttpPeer):
-        """An exchange with ``peer`` and whether its connection was reused.
+        """An exchange with ``peer`` once ``reuse(peer)`` found no pooled HTTP/1
+        connection, and whether its connection was reused.
 
-        HTTP/1 peers get a whole connection (pooled when possible); peers whose
-        ALPN allows HTTP/2 get a stream of a shared connection when one has room
-        (an ``H2H1`` peer tries a pooled HTTP/1 connection first, as in Pingora).
+        HTTP/1 peers get a new connection; peers whose ALPN allows HTTP/2 get a
+        stream of a shared connection when one has room (an ``H2H1`` peer has
+        already tried a pooled HTTP/1 connection through ``reuse``, as in Pingora).
         """
-        conn = self.reuse(peer)
-        if conn is not None:
-            return conn, True
         key = peer.reuse_key()
         if peer.settings().alpn is ALPN.H1:
             return await self.connect(peer), False

@@ -129,7 +129,7 @@ class HttpProxyEngine:
     async def _proxy_once(self, session: Session, ctx: Any) -> None:
         """One attempt: pick the peer, get a connection, exchange the request."""
         peer = await self.upstream_peer(session, ctx)
-        if type(peer) is not HttpPeer and not isinstance(peer, HttpPeer):
+        if not isinstance(peer, HttpPeer):
             raise Error.explain(ErrorType.INTERNAL_ERROR,
                                 f"upstream_peer returned {type(peer).__name__}, not HttpPeer").into_in()
         conn = self.connector.reuse(peer)

@@ -1,8 +1,9 @@
 """Install this checkout (``pip install -e .``) unless it is installed and current.
 
 "Current" means ``import propylon`` finds this checkout's sources and no compiled
-hot-path module is older than its ``.py``/``.pxd`` (see setup.py). Used by
-``make run`` so that starting the gateway does not rebuild it every time.
+hot-path module is older than its ``.py``/``.pxd`` (see setup.py). Used by the
+test suite (which refuses stale modules) and by ``make run``, so that starting the
+gateway does not rebuild it every time.
 """
 
 import importlib.util
@@ -14,16 +15,22 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
 
 
+def stale_modules(src: pathlib.Path = SRC) -> list[str]:
+    """The compiled modules under ``src`` older than their ``.py`` or ``.pxd``."""
+    stale = []
+    for built in src.rglob("*.so"):
+        py = built.with_name(built.name.split(".", 1)[0] + ".py")
+        sources = [p for p in (py, py.with_suffix(".pxd")) if p.exists()]
+        if sources and max(p.stat().st_mtime for p in sources) > built.stat().st_mtime:
+            stale.append(str(py.relative_to(src)))
+    return sorted(stale)
+
+
 def current() -> bool:
     spec = importlib.util.find_spec("propylon")
     if spec is None or spec.origin is None or pathlib.Path(spec.origin).resolve().parent != SRC / "propylon":
         return False
-    for built in SRC.rglob("*.so"):
-        py = built.with_name(built.name.split(".", 1)[0] + ".py")
-        sources = [p for p in (py, py.with_suffix(".pxd")) if p.exists()]
-        if sources and max(p.stat().st_mtime for p in sources) > built.stat().st_mtime:
-            return False
-    return True
+    return not stale_modules()
 
 
 if __name__ == "__main__":
