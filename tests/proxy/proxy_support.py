@@ -122,11 +122,18 @@ async def read_request(up: ScriptedUpstream, reader: asyncio.StreamReader) -> Op
     return head
 
 
-async def ok_handler(up: ScriptedUpstream, reader, writer) -> None:
-    """Answers every request with 200 "ok" on a keep-alive connection."""
-    while await read_request(up, reader) is not None:
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        await writer.drain()
+def replying(reply: bytes):
+    """A scripted-upstream handler that answers every request on its keep-alive
+    connection with ``reply``, the raw bytes of a whole response (or of several)."""
+    async def handler(up: ScriptedUpstream, reader, writer) -> None:
+        while await read_request(up, reader) is not None:
+            writer.write(reply)
+            await writer.drain()
+
+    return handler
+
+
+ok_handler = replying(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import time
 
 from propylon import HttpPeer, PeerOptions, ProxyHttp
 
-from proxy_support import raw_exchange, read_request
+from proxy_support import raw_exchange, read_request, replying
 
 
 class ToAddr(ProxyHttp):
@@ -117,13 +117,8 @@ def test_expect_100_continue(lab, start_proxy):
 
 
 def test_trailers_pass_through(start_proxy, upstream):
-    async def trailer_handler(up, reader, writer):
-        while await read_request(up, reader) is not None:
-            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"
-                         b"5\r\nhello\r\n0\r\nX-Sum: 42\r\n\r\n")
-            await writer.drain()
-
-    up = upstream(trailer_handler)
+    up = upstream(replying(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"
+                           b"5\r\nhello\r\n0\r\nX-Sum: 42\r\n\r\n"))
     p = start_proxy(ToAddr(("127.0.0.1", up.port)))
     reply = raw_exchange(p.port, b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n")
     assert b"transfer-encoding: chunked" in reply.lower()
@@ -212,13 +207,8 @@ def test_proxy_listens_on_a_unix_socket(lab, loop_thread, tmp_path):
 
 
 def test_interim_103_is_relayed(start_proxy, upstream):
-    async def early_hints(up, reader, writer):
-        while await read_request(up, reader) is not None:
-            writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
-                         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            await writer.drain()
-
-    up = upstream(early_hints)
+    up = upstream(replying(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                           b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
     p = start_proxy(ToAddr(("127.0.0.1", up.port)))
     reply = raw_exchange(p.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK")
@@ -245,12 +235,7 @@ def test_session_knows_when_the_client_connection_is_reused(lab, start_proxy):
 def test_http10_clients_get_http10_framing(start_proxy, upstream):
     """An HTTP/1.0 client never gets chunked encoding: an unframed upstream body is
     delimited by closing the connection, and keep-alive is announced only when asked."""
-    async def unframed(up, reader, writer):
-        while await read_request(up, reader) is not None:
-            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-            await writer.drain()
-
-    up = upstream(unframed)
+    up = upstream(replying(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"))
     p = start_proxy(ToAddr(("127.0.0.1", up.port)))
     reply = raw_exchange(p.port, b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
     head, body = reply.split(b"\r\n\r\n", 1)

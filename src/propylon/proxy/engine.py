@@ -295,11 +295,8 @@ class HttpProxyEngine:
                     data = await conn.read_body()
                     if data is None:
                         break
-                ds.write_body(data)
-                if ds.write_blocked:
+                if _write_down(ds, data):
                     await ds.drain()
-                elif ds.closed:
-                    raise Error.explain(ErrorType.WRITE_ERROR, "client went away").into_down()
                 data = conn.take_body()
         else:
             await self._relay_filtered_body(session, ctx, conn, resp)
@@ -328,12 +325,8 @@ class HttpProxyEngine:
                 r = body_filt(session, data, eos, ctx)
                 if r is not None:
                     data = r
-            if data:
-                ds.write_body(data)
-                if ds.write_blocked:
-                    await ds.drain()
-                elif ds.closed:
-                    raise Error.explain(ErrorType.WRITE_ERROR, "client went away").into_down()
+            if data and _write_down(ds, data):
+                await ds.drain()
             if eos:
                 break
 
@@ -395,6 +388,17 @@ class HttpProxyEngine:
                 await self.h_logging(session, e, ctx)
             except Exception:
                 log.exception("logging hook failed on %s", default_request_summary(session))
+
+
+def _write_down(ds: DownstreamSession, data: bytes) -> bool:
+    """Send a piece of response body to the client; True when the caller must await
+    ``ds.drain()`` (a slow client), an error when the client is gone."""
+    ds.write_body(data)
+    if ds.write_blocked:
+        return True
+    if ds.closed:
+        raise Error.explain(ErrorType.WRITE_ERROR, "client went away").into_down()
+    return False
 
 
 def _retryable(e: Error) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Optional, Union
 
-__all__ = ["HeaderMap", "RequestHeader", "ResponseHeader", "Version", "reason_phrase"]
+__all__ = ["HeaderMap", "RequestHeader", "ResponseHeader", "Version", "named_by_connection", "reason_phrase"]
 
 BytesLike = Union[bytes, str]
 
@@ -36,6 +36,23 @@ def _to_bytes(v: BytesLike) -> bytes:
     if isinstance(v, int):
         return str(v).encode()
     raise TypeError(f"header name/value must be str or bytes, not {type(v).__name__}")
+
+
+# Connection options that are not field names (and the empty token of "a,,b").
+_CONNECTION_OPTIONS = frozenset((b"", b"close", b"keep-alive"))
+_NO_NAMES: frozenset = frozenset()
+
+
+def named_by_connection(value: bytes) -> frozenset:
+    """The field names a ``Connection`` value lists (RFC 9110 7.6.1), lowercased.
+
+    Those fields describe the connection too, so a proxy drops them with the
+    hop-by-hop ones; ``close`` and ``keep-alive`` are options, not names.
+    """
+    v = value.lower()
+    if v in _CONNECTION_OPTIONS:  # the usual value: nothing named
+        return _NO_NAMES
+    return frozenset(t.strip() for t in v.split(b",")) - _CONNECTION_OPTIONS
 
 
 def _checked_name(name: BytesLike) -> bytes:

@@ -18,13 +18,12 @@ import httptools
 from ....errors import Error, ErrorType
 from ...digest import Digest, SocketDigest
 from ...tls.settings import tls_digest
-from ..header import HeaderMap, RequestHeader, ResponseHeader
+from ..header import HeaderMap, RequestHeader, ResponseHeader, named_by_connection
 from .common import HIGH_WATER, HOP_BY_HOP, WRITE_HIGH_WATER, chunk, last_chunk
 
 __all__ = ["H1ClientConnection"]
 
 _VERSIONS = {"1.1": (1, 1), "1.0": (1, 0)}
-_NOT_NAMES = frozenset((b"", b"close", b"keep-alive"))
 
 
 class H1ClientConnection:
@@ -409,16 +408,12 @@ def _drop_named_by_connection(hdrs: list, hop: list) -> bool:
     """Remove, in place, the fields a ``Connection`` header in ``hop`` names (RFC 9110
     7.6.1); return whether ``hop`` holds a Transfer-Encoding (the body is framed)."""
     chunked = False
-    named = None
+    named: frozenset = frozenset()
     for lower, _, value in hop:
         if lower == b"transfer-encoding":
             chunked = True
         elif lower == b"connection":
-            v = value.lower()
-            if v != b"keep-alive" and v != b"close":
-                tokens = {t.strip() for t in v.split(b",")} - _NOT_NAMES
-                if tokens:
-                    named = tokens if named is None else named | tokens
+            named |= named_by_connection(value)
     if named:
         hdrs[:] = [it for it in hdrs if it[0] not in named]
     return chunked

@@ -3,7 +3,7 @@ flow-control marks."""
 
 from __future__ import annotations
 
-from ..header import HeaderMap
+from ..header import HeaderMap, named_by_connection
 
 # RFC 9110 7.6.1: fields that describe one connection and never travel further.
 HOP_BY_HOP = frozenset(
@@ -40,10 +40,7 @@ def strip_hop_by_hop(headers: HeaderMap, keep_upgrade: bool = False) -> None:
         if lower in HOP_BY_HOP:
             found = True
             if lower == b"connection":
-                for token in value.split(b","):
-                    token = token.strip().lower()
-                    if token and token not in (b"close", b"keep-alive", b"upgrade"):
-                        named.add(token)
+                named |= named_by_connection(value)
     if not found:
         return
     drop = HOP_BY_HOP | named

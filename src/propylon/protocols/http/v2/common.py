@@ -28,7 +28,7 @@ import h2.errors
 import h2.exceptions
 
 from ...digest import Digest
-from ..header import HeaderMap
+from ..header import HeaderMap, named_by_connection
 
 # RFC 9113 8.2.2: fields that describe one connection; an HTTP/2 message carrying
 # them is malformed, so they are dropped when a message goes out.
@@ -54,10 +54,7 @@ def h2_fields(headers: HeaderMap, keep_te_trailers: bool = False,
     named: set[bytes] = set()
     for lower, _, value in items:
         if lower == b"connection":
-            for token in value.split(b","):
-                token = token.strip().lower()
-                if token:
-                    named.add(token)
+            named |= named_by_connection(value)
     out = []
     for lower, _, value in items:
         if lower in CONNECTION_SPECIFIC or lower in named or lower in drop:
