@@ -1,9 +1,13 @@
 """Suite-wide fixtures: the loopback lab (``lab``) comes from propylon.lab's pytest plugin.
 
 The suite refuses to run against a stale compiled hot path: a module compiled by
-``setup.py`` that is older than its ``.py`` or ``.pxd`` would hide the edit.
+``setup.py`` that is older than its ``.py`` or ``.pxd`` would hide the edit. With
+``PROPYLON_EXPECT_BUILD=compiled`` or ``pure`` (CI sets it) it also refuses to run on
+the other build, so a run that claims to test one build cannot quietly test the other.
 """
 
+import importlib.util
+import os
 import pathlib
 import sys
 
@@ -21,3 +25,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(
             "compiled modules are older than their source: " + ", ".join(stale)
             + "\nrebuild them with `pip install -e .` (or delete the .so files to test pure Python)")
+    expected = os.environ.get("PROPYLON_EXPECT_BUILD")
+    if expected:
+        origin = importlib.util.find_spec("propylon.proxy.engine").origin or ""
+        actual = "pure" if origin.endswith(".py") else "compiled"
+        if actual != expected:
+            raise pytest.UsageError(f"PROPYLON_EXPECT_BUILD={expected}, but propylon.proxy.engine is {actual}: {origin}")
