@@ -1,0 +1,1 @@
+"""HTTP caching (Pingora's ``pingora-cache``): placeholder, completed below."""

@@ -1,0 +1,142 @@
+"""Cache keys and their hashes (Pingora's ``CacheKey`` and ``VarianceBuilder``).
+
+A key has four parts:
+
+* ``namespace`` and ``primary`` name the resource (by default the Host and the
+  method-independent URI, see the proxy's ``cache_key_callback``);
+* ``variance`` tells apart the representations a ``Vary`` response selects, and is a
+  16-byte hash built by :class:`VarianceBuilder` (None when the response does not vary);
+* ``user_tag`` is carried along for the application (e.g. a tenant) and never hashed.
+
+Hashes are BLAKE2b with a 16-byte digest, as in Pingora:
+
+* primary hash  = BLAKE2b-128(namespace ‖ primary), no separator between the two;
+* combined hash = BLAKE2b-128(primary hash ‖ variance) when a variance is set, else
+  the primary hash.
+
+Storage addresses an entry by the combined hash as 32 lowercase hex characters, and all
+the Vary variants of one resource by the primary hash, so one purge removes them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from typing import Iterable, Optional, Union
+
+__all__ = ["CacheKey", "VarianceBuilder", "variance_from_vary", "vary_names"]
+
+HASH_SIZE = 16
+BytesLike = Union[bytes, str]
+
+
+def _b(v: BytesLike) -> bytes:
+    return v.encode() if isinstance(v, str) else bytes(v)
+
+
+@dataclass(slots=True)
+class CacheKey:
+    """What a cached response is filed under.
+
+    ``namespace`` and ``primary`` are text or bytes (text is UTF-8 encoded for hashing);
+    ``primary`` stays readable so that a purge by URL prefix can match it.
+    """
+
+    namespace: str
+    primary: str
+    variance: Optional[bytes] = None
+    user_tag: str = ""
+    _primary_bin: Optional[bytes] = field(default=None, init=False, repr=False, compare=False)
+
+    def primary_bin(self) -> bytes:
+        """BLAKE2b-128(namespace ‖ primary), computed once."""
+        p = self._primary_bin
+        if p is None:
+            h = blake2b(digest_size=HASH_SIZE)
+            h.update(_b(self.namespace))
+            h.update(_b(self.primary))
+            p = self._primary_bin = h.digest()
+        return p
+
+    def primary_hash(self) -> str:
+        """The primary hash as 32 lowercase hex characters: every variant shares it."""
+        return self.primary_bin().hex()
+
+    def combined_bin(self) -> bytes:
+        p = self.primary_bin()
+        if self.variance is None:
+            return p
+        return blake2b(p + self.variance, digest_size=HASH_SIZE).digest()
+
+    def combined(self) -> str:
+        """The hash one stored entry is addressed by (32 lowercase hex characters)."""
+        return self.combined_bin().hex()
+
+    def set_variance(self, variance: Optional[bytes]) -> None:
+        """Select one Vary variant (None: the resource itself)."""
+        if variance is not None and len(variance) != HASH_SIZE:
+            raise ValueError(f"variance must be a {HASH_SIZE}-byte hash, got {len(variance)} bytes")
+        self.variance = variance
+
+    def without_variance(self) -> "CacheKey":
+        k = CacheKey(self.namespace, self.primary, None, self.user_tag)
+        k._primary_bin = self._primary_bin
+        return k
+
+
+class VarianceBuilder:
+    """Builds a variance hash from (name, value) pairs, whatever order they are added in.
+
+    The hash is BLAKE2b-128 over ``name ‖ 0x00 ‖ value ‖ 0x00`` for each pair in sorted
+    name order; an empty builder has no variance (``finalize()`` returns None).
+    """
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self) -> None:
+        self._pairs: dict[bytes, bytes] = {}
+
+    def add_value(self, name: BytesLike, value: BytesLike) -> None:
+        self._pairs[_b(name)] = _b(value)
+
+    def is_empty(self) -> bool:
+        return not self._pairs
+
+    def finalize(self) -> Optional[bytes]:
+        if not self._pairs:
+            return None
+        h = blake2b(digest_size=HASH_SIZE)
+        for name in sorted(self._pairs):
+            h.update(name)
+            h.update(b"\x00")
+            h.update(self._pairs[name])
+            h.update(b"\x00")
+        return h.digest()
+
+
+def variance_from_vary(vary_values: Iterable[bytes], request_headers) -> Optional[bytes]:
+    """The variance of a request for a response whose ``Vary`` fields are ``vary_values``.
+
+    Each field name listed by ``Vary`` (lowercased) adds the request's values of that
+    field, joined by ``", "`` in arrival order (an absent field adds an empty value, so
+    "no Accept-Encoding" is a variant of its own). ``Vary: *`` cannot be keyed: callers
+    treat such a response as uncacheable (see :func:`propylon.cache.vary_names`).
+    Returns None when ``Vary`` names nothing.
+    """
+    builder = VarianceBuilder()
+    for name in vary_names(vary_values) or ():
+        builder.add_value(name, b", ".join(request_headers.get_all_bytes(name)))
+    return builder.finalize()
+
+
+def vary_names(vary_values: Iterable[bytes]) -> Optional[list[bytes]]:
+    """The lowercased field names ``Vary`` lists, sorted and deduplicated; None for ``*``."""
+    names = set()
+    for value in vary_values:
+        for token in value.split(b","):
+            token = token.strip().lower()
+            if token == b"*":
+                return None
+            if token:
+                names.add(token)
+    return sorted(names)
