@@ -83,6 +83,24 @@ _WHERE = {
     "BearerAuth": "propylon.security",
     "BasicAuth": "propylon.security",
     "BodySizeLimit": "propylon.security",
+    # caching
+    "CacheKey": "propylon.cache.key",
+    "CacheMeta": "propylon.cache.meta",
+    "CacheMetaDefaults": "propylon.cache.meta",
+    "CacheControl": "propylon.cache.cache_control",
+    "resp_cacheable": "propylon.cache.filters",
+    "CachePhase": "propylon.cache.phase",
+    "NoCacheReason": "propylon.cache.phase",
+    "HttpCache": "propylon.cache.http_cache",
+    "Storage": "propylon.cache.storage",
+    "MemCache": "propylon.cache.memory",
+    "DiskCache": "propylon.cache.disk",
+    "RedisCache": "propylon.cache.redis_store",
+    "LruEviction": "propylon.cache.eviction",
+    "EvictionManager": "propylon.cache.eviction",
+    "CacheLock": "propylon.cache.lock",
+    "PurgeBroadcast": "propylon.cache.purge",
+    "CacheStats": "propylon.cache.stats",
 }
 
 __all__ = sorted(_WHERE) + ["__version__"]

@@ -9,63 +9,77 @@ Building blocks:
 * :class:`CachePhase`, :class:`NoCacheReason`;
 * :class:`Storage` with :class:`MemCache`, :class:`DiskCache`, :class:`RedisCache`;
   :class:`EvictionManager` / :class:`LruEviction`;
-* :class:`CacheLock`; :class:`PurgeBroadcast`; :class:`CacheStats`.
+* :class:`CacheLock`; :class:`PurgeBroadcast`; :class:`CacheStats`;
+* :class:`HttpCache`, one request's state machine (``session.cache``), and the
+  request-side rules in :mod:`.conditional` (upstream request of a miss, 304s from
+  cache, byte ranges).
 
 How the request engine uses them
 --------------------------------
 
-One request, with ``storage``, ``lock`` and ``defaults`` chosen by the application (in
-``request_cache_filter``) and ``now = time.time()``::
+The engine keeps one :class:`HttpCache` per request (``session.cache``) and drives it;
+the hooks named below are ``ProxyHttp``'s. ``req`` is the downstream request head::
 
-    key = cache_key_callback(session)                  # CacheKey(host, uri)
-    hit = await storage.lookup(key)
-    if hit is not None and hit.body is None:           # the resource varies:
-        key.set_variance(cache_vary_filter(hit.meta, req)   # default:
-                         or variance_from_vary(hit.meta.header.headers.get_all_bytes(b"vary"),
-                                               req.headers))
-        hit = await storage.lookup(key)                # the variant, or None
+    request_cache_filter(session, ctx)        # the app: session.cache.enable(storage, lock=...)
+    if not cache.enabled(): proxy as today
+    cache.set_cache_key(cache_key_callback(session, ctx))   # default CacheKey(host, uri)
+    if is_purge(session, ctx): ok = await storage.purge(cache.cache_key())
+                               → 200 if ok, 404 if not (405 when caching is off)
+    lookup:
+      hit = await cache.cache_lookup(req.headers, vary_filter)  # variant chosen here
+      hit and fresh → cache.cache_found(hit)  → HIT: cache_hit_filter may refuse
+      hit and stale → cache.cache_found(hit)  → STALE: revalidate (below)
+      None          → reader = cache.lock()
+                      reader → status = await cache.wait_lock(reader)
+                               DONE → lookup again (streams the writer's fill);
+                               AGE_TIMEOUT/TRANSIENT_ERROR/DANGLING → cache.lock() again;
+                               disabled (timeout, give-up) → proxy uncached
+                      None   → cache.cache_miss() → MISS, this request fills
 
-    HIT    hit and hit.meta.is_fresh(now): stats.hits += 1; send hit.meta.header (copy,
-           Age = hit.meta.age(now)), then ``async for chunk in hit.body``. A body with
-           ``hit.complete`` False streams a fill in progress; FillAbandoned while
-           reading means the fill failed: close the client connection (the head is out).
-           Ranges: ``hit.body.can_seek()`` then ``hit.body.seek(start, end)``.
-    STALE  hit but not fresh: revalidate upstream (If-None-Match ← ETag,
-           If-Modified-Since ← Last-Modified). 304 → merge the new cache headers into a
-           copy of the stored head, ``resp_cacheable`` on it: a meta →
-           ``await storage.update_meta(key, meta)`` (keep ``created``; stats.revalidated
-           += 1) and serve the stored body. Upstream error and
-           ``hit.meta.serve_stale_if_error(now)`` → serve stale (stats.stale_served += 1).
-           SWR: ``hit.meta.serve_stale_while_revalidate(now)`` and should_serve_stale →
-           serve stale now, refresh in the background holding the write lock.
-    MISS   None (stats.misses += 1):
-           ``l = lock.lock(key)``; a :class:`ReadLock` → ``status = await l.wait()``
-           (see :mod:`.lock` for what each status means; DONE → look up again, which
-           streams the writer's fill); a :class:`WritePermit` → this request fills:
+    serving a hit (HIT, STALE served, REVALIDATED...):
+      head = copy of hit.meta.header, Age = hit.meta.age(); conditional.not_modified(req,
+      head) → conditional.to_304(head), no body; HEAD → head only;
+      conditional.range_request(req, head) + apply_range_headers (+ multipart_head_and_parts)
+      with hit.body.seek(start, end) when hit.body.can_seek();
+      body: ``async for chunk in hit.body``. FillAbandoned while reading = the fill
+      failed after the head went out: close the downstream connection.
 
-    resp = upstream response head (request sent with conditionals and Range removed,
-           HEAD sent as GET)
-    meta = resp_cacheable(CacheControl.from_headers(resp.headers), resp,
-                          "authorization" in req.headers, defaults)
-    NoCacheReason → permit.release(LockStatus.GIVE_UP); proxy uncached.
-    CacheMeta     → if resp varies: key.set_variance(variance of this request)
-                    mh = await storage.get_miss_handler(key, meta)
-                    permit.release(LockStatus.DONE)        # readers now stream the fill
-                    per chunk: await mh.write_body(chunk); send it downstream
-                    ObjectTooLarge → the fill is dropped, keep proxying uncached
-                    at the end: await mh.finish()          # now a stored entry
-                    upstream failure: mh.abandon()         # nothing stored, readers fail
-                    client gone: keep reading the upstream into mh, then finish.
+    MISS / STALE going upstream:
+      conditional.upstream_request_for_cache(upstream_req, stale_meta_or_None)
+      response head → cc = CacheControl.from_headers(resp.headers)
+        304 and STALE: merged = merge_304_header(stored head, resp);
+           response_cache_filter(merged) → meta → await cache.revalidate_cache_meta(meta)
+           (REVALIDATED, entry updated) or reason → cache.revalidate_uncacheable(reason);
+           serve the stored body either way.
+        5xx or error and STALE: hit.meta.serve_stale_if_error() and should_serve_stale
+           → serve stale (cache.serve_stale()), else the error.
+        otherwise: response_cache_filter → resp_cacheable(cc, resp, "authorization" in
+           req.headers, defaults) → a NoCacheReason → cache.disable(reason) (write lock
+           released as GIVE_UP), proxy uncached; a CacheMeta → if it varies:
+           cache.set_variance(cache_vary_filter or variance_from_vary(...)), then
+           await cache.set_miss_handler(meta, content_length)  (readers now stream it)
+           per body chunk: await cache.write_body(chunk) (False: no longer caching,
+           keep proxying), send it downstream even if the client left;
+           end of body: await cache.finish_miss_handler(); upstream failure:
+           cache.disable(NoCacheReason.UPSTREAM_ERROR) — nothing partial is stored.
+    SWR: STALE, hit.meta.serve_stale_while_revalidate() and should_serve_stale(None):
+      the request that gets the write lock refreshes in the background while everybody
+      is served stale (cache.set_stale_updating()).
+    logging: cache.phase(), cache.no_cache_reason(), cache.lock_duration();
+    metrics: storage.stats (CacheStats).
 
-Purge (``is_purge``): ``await storage.purge(key)`` (or a :class:`PurgeBroadcast`'s) →
-200 when True, 404 when False, 405 when caching is off for the request. Purges by tag or
-prefix: ``purge_tag(tag)``, ``purge_prefix(prefix)``.
+Purges by tag or prefix (admin API, PURGE with a header...): ``storage.purge_tag(tag)``,
+``storage.purge_prefix(prefix)``, or through a :class:`PurgeBroadcast` so that every
+instance's MemCache hears it.
 """
 
 from .cache_control import CacheControl, Cacheable
 from .disk import DiskCache
 from .eviction import EvictionManager, LruEviction
+from .conditional import (RangeKind, RangeRequest, apply_range_headers, multipart_head_and_parts, not_modified,
+                          range_request, to_304, upstream_request_for_cache)
 from .filters import parse_http_date, resp_cacheable
+from .http_cache import HttpCache, VaryFilter, default_vary_filter, merge_304_header
 from .key import CacheKey, VarianceBuilder, variance_from_vary, vary_names
 from .lock import CacheLock, LockStatus, ReadLock, WritePermit
 from .memory import MemCache
@@ -84,4 +98,7 @@ __all__ = [
     "Storage", "CacheHit", "HitHandler", "MissHandler", "StorageError", "FillAbandoned", "ObjectTooLarge",
     "MemCache", "DiskCache", "RedisCache", "EvictionManager", "LruEviction",
     "CacheLock", "LockStatus", "ReadLock", "WritePermit", "PurgeBroadcast", "CacheStats",
+    "HttpCache", "VaryFilter", "default_vary_filter", "merge_304_header",
+    "upstream_request_for_cache", "not_modified", "to_304", "RangeKind", "RangeRequest", "range_request",
+    "apply_range_headers", "multipart_head_and_parts",
 ]
