@@ -78,11 +78,6 @@ class CacheKey:
             raise ValueError(f"variance must be a {HASH_SIZE}-byte hash, got {len(variance)} bytes")
         self.variance = variance
 
-    def without_variance(self) -> "CacheKey":
-        k = CacheKey(self.namespace, self.primary, None, self.user_tag)
-        k._primary_bin = self._primary_bin
-        return k
-
 
 class VarianceBuilder:
     """Builds a variance hash from (name, value) pairs, whatever order they are added in.

@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -87,15 +86,14 @@ class HitHandler(ABC):
     async def aclose(self) -> None:
         """Release what the handler holds (file handles); reading stops."""
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._iterate()
+    def __aiter__(self) -> "HitHandler":
+        return self
 
-    async def _iterate(self) -> AsyncIterator[bytes]:
-        while True:
-            chunk = await self.read_body()
-            if chunk is None:
-                return
-            yield chunk
+    async def __anext__(self) -> bytes:
+        chunk = await self.read_body()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
 
 
 @dataclass(slots=True)
