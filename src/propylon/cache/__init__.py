@@ -28,7 +28,9 @@ the hooks named below are ``ProxyHttp``'s. ``req`` is the downstream request hea
     lookup:
       hit = await cache.cache_lookup(req.headers, vary_filter)  # variant chosen here
       hit and fresh → cache.cache_found(hit)  → HIT: cache_hit_filter may refuse
-      hit and stale → cache.cache_found(hit)  → STALE: revalidate (below)
+      hit and stale → cache.cache_found(hit)  → STALE; reader = cache.lock():
+                      the writer revalidates (below); a reader serves stale at once
+                      under SWR, else waits like a miss's reader
       None          → reader = cache.lock()
                       reader → status = await cache.wait_lock(reader)
                                DONE → lookup again (streams the writer's fill);
@@ -74,10 +76,10 @@ instance's MemCache hears it.
 """
 
 from .cache_control import CacheControl, Cacheable
-from .disk import DiskCache
-from .eviction import EvictionManager, LruEviction
 from .conditional import (RangeKind, RangeRequest, apply_range_headers, multipart_head_and_parts, not_modified,
                           range_request, to_304, upstream_request_for_cache)
+from .disk import DiskCache
+from .eviction import EvictionManager, LruEviction
 from .filters import parse_http_date, resp_cacheable
 from .http_cache import HttpCache, VaryFilter, default_vary_filter, merge_304_header
 from .key import CacheKey, VarianceBuilder, variance_from_vary, vary_names
