@@ -4,8 +4,9 @@ import hashlib
 
 import pytest
 
-from propylon import HeaderMap, ResponseHeader
-from propylon.cache import CacheKey, CacheMeta, VarianceBuilder, variance_from_vary, vary_names
+from propylon import HeaderMap, RequestHeader, ResponseHeader
+from propylon.cache import (CacheKey, CacheMeta, VarianceBuilder, default_cache_key, variance_from_vary,
+                            vary_names)
 
 
 def b2(data: bytes) -> bytes:
@@ -92,3 +93,16 @@ def test_meta_tags_from_cache_tag_and_surrogate_key():
     h.append_header("Cache-Tag", "product-1, catalogue")
     h.append_header("Surrogate-Key", "catalogue  user-9")
     assert CacheMeta(0, 0, 0, 0, 0, h).tags() == [b"product-1", b"catalogue", b"user-9"]
+
+
+def test_default_key_is_host_and_target_whatever_the_method():
+    get = RequestHeader.build("GET", "/a/b?x=1")
+    get.append_header("Host", "Example.COM")
+    head = RequestHeader.build("HEAD", "/a/b?x=1")
+    head.append_header("host", "example.com")
+    assert default_cache_key(get) == CacheKey("example.com", "/a/b?x=1")
+    assert default_cache_key(get).combined() == default_cache_key(head).combined()
+    other = RequestHeader.build("GET", "/a/b?x=2")
+    other.append_header("Host", "example.com")
+    assert default_cache_key(other).combined() != default_cache_key(get).combined()
+    assert default_cache_key(RequestHeader.build("GET", "/")).namespace == ""

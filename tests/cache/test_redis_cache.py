@@ -109,3 +109,37 @@ def test_pubsub_purge_reaches_another_memcache(redis_server):
 
 async def _absent(mem, path):
     return await mem.lookup(CacheKey("h", path)) is None
+
+
+def test_pubsub_resubscribes_after_redis_restarts(redis_server, caplog):
+    caplog.set_level(logging.INFO, logger="propylon.cache")
+
+    async def main():
+        mem_a, mem_b = MemCache(1 << 20), MemCache(1 << 20)
+        a = PurgeBroadcast(mem_a, url=redis_server.url, poll=0.1, retry_after=0.1)
+        b = PurgeBroadcast(mem_b, url=redis_server.url, poll=0.1, retry_after=0.1)
+        await a.start()
+        await b.start()
+        redis_server.stop()
+        for _ in range(100):
+            if any("lost its subscription" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.02)
+        redis_server.start()
+        for _ in range(200):
+            if sum("subscribed again" in r.getMessage() for r in caplog.records) == 2:
+                break
+            await asyncio.sleep(0.02)
+        await fill(mem_b, CacheKey("h", "/after"), b"x")
+        await a.purge(CacheKey("h", "/after"))
+        for _ in range(200):
+            if await _absent(mem_b, "/after"):
+                break
+            await asyncio.sleep(0.01)
+        assert await _absent(mem_b, "/after")
+        lost = [r for r in caplog.records if "lost its subscription" in r.getMessage()]
+        assert len(lost) == 2  # one warning per listener for the whole outage
+        await a.aclose()
+        await b.aclose()
+
+    asyncio.run(main())

@@ -22,7 +22,7 @@ the hooks named below are ``ProxyHttp``'s. ``req`` is the downstream request hea
 
     request_cache_filter(session, ctx)        # the app: session.cache.enable(storage, lock=...)
     if not cache.enabled(): proxy as today
-    cache.set_cache_key(cache_key_callback(session, ctx))   # default CacheKey(host, uri)
+    cache.set_cache_key(cache_key_callback(session, ctx))   # default_cache_key(req): Host + target
     if is_purge(session, ctx): ok = await storage.purge(cache.cache_key())
                                → 200 if ok, 404 if not (405 when caching is off)
     lookup:
@@ -82,7 +82,7 @@ from .disk import DiskCache
 from .eviction import EvictionManager, LruEviction
 from .filters import parse_http_date, resp_cacheable
 from .http_cache import HttpCache, VaryFilter, default_vary_filter, merge_304_header
-from .key import CacheKey, VarianceBuilder, variance_from_vary, vary_names
+from .key import CacheKey, VarianceBuilder, default_cache_key, variance_from_vary, vary_names
 from .lock import CacheLock, LockStatus, ReadLock, WritePermit
 from .memory import MemCache
 from .meta import CacheMeta, CacheMetaDefaults
@@ -94,7 +94,7 @@ from .storage import (CacheHit, FillAbandoned, HitHandler, MissHandler, ObjectTo
                       StorageError)
 
 __all__ = [
-    "CacheKey", "VarianceBuilder", "variance_from_vary", "vary_names",
+    "CacheKey", "VarianceBuilder", "default_cache_key", "variance_from_vary", "vary_names",
     "CacheControl", "Cacheable", "resp_cacheable", "parse_http_date",
     "CacheMeta", "CacheMetaDefaults", "CachePhase", "NoCacheReason",
     "Storage", "CacheHit", "HitHandler", "MissHandler", "StorageError", "FillAbandoned", "ObjectTooLarge",

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Iterable, Optional, Union
 
-__all__ = ["CacheKey", "VarianceBuilder", "variance_from_vary", "vary_names"]
+__all__ = ["CacheKey", "VarianceBuilder", "default_cache_key", "variance_from_vary", "vary_names"]
 
 HASH_SIZE = 16
 BytesLike = Union[bytes, str]
@@ -77,6 +77,16 @@ class CacheKey:
         if variance is not None and len(variance) != HASH_SIZE:
             raise ValueError(f"variance must be a {HASH_SIZE}-byte hash, got {len(variance)} bytes")
         self.variance = variance
+
+
+def default_cache_key(req) -> CacheKey:
+    """The key ``cache_key_callback`` gives by default: the request's Host (lowercased;
+    HTTP/2's ``:authority`` arrives as Host) as namespace and its target (path and
+    query, as received) as primary. The method is not part of it, so a HEAD is
+    answered from a GET's entry; a purge by prefix matches paths within one host.
+    """
+    host = req.headers.get_bytes(b"host")
+    return CacheKey(host.lower().decode("latin-1") if host is not None else "", req.raw_path.decode("latin-1"))
 
 
 class VarianceBuilder:
