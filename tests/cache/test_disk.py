@@ -4,6 +4,8 @@ bound holds, partial files never become entries, large bodies stream from the fi
 import asyncio
 import os
 
+import pytest
+
 from cache_support import fill, read_all
 from propylon.cache import CacheKey, DiskCache, LruEviction
 
@@ -123,3 +125,28 @@ def test_abandoned_fill_leaves_no_file(tmp_path):
     asyncio.run(main())
     assert all(not files for dp, _, files in os.walk(root))
     assert DiskCache(root, 1 << 20).stats.entries == 0
+
+
+def test_failed_store_still_gives_readers_the_whole_body(tmp_path):
+    root = tmp_path / "c"
+
+    async def main():
+        from cache_support import meta_for
+
+        from propylon.cache import StorageError
+
+        cache = DiskCache(str(root), 1 << 20)
+        key = CacheKey("h", "/x")
+        handler = await cache.get_miss_handler(key, meta_for(60))
+        await handler.write_body(b"whole")
+        reader = asyncio.create_task(read_all(await cache.lookup(key)))
+        # The disk refuses the write (a file where the temp directory should be; a mode
+        # change would not stop root).
+        os.rmdir(root / "tmp")
+        (root / "tmp").write_bytes(b"")
+        with pytest.raises(StorageError, match="cannot write cache file"):
+            await handler.finish()
+        assert await asyncio.wait_for(reader, 2) == b"whole"
+        assert await cache.lookup(key) is None
+
+    asyncio.run(main())

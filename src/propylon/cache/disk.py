@@ -316,3 +316,5 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        logger.warning("cache: cannot delete %s (%s)", path, exc)

@@ -236,8 +236,8 @@ class MissHandler:
         """Store the complete entry, then end the fill; returns the body size.
 
         Readers already streaming the fill see its end after the entry is stored, so a
-        reader that looks up again finds it. If storing fails the fill is abandoned and
-        :class:`StorageError` raised.
+        reader that looks up again finds it. If storing fails, the error is raised here
+        and readers still get the whole body (it is complete, only not stored).
         """
         fill = self._fill
         if fill.state is not _FillState.WRITING:
@@ -245,11 +245,9 @@ class MissHandler:
         try:
             if not fill.discard:
                 await self._storage._commit(fill)
-        except BaseException:
-            self.abandon()
-            raise
-        self._storage._fill_ended(fill)
-        fill.end(_FillState.FINISHED)
+        finally:
+            self._storage._fill_ended(fill)
+            fill.end(_FillState.FINISHED)
         return fill.size
 
     def abandon(self) -> None:
