@@ -225,3 +225,26 @@ def test_update_meta_after_304(make_storage):
         assert await s.update_meta(CacheKey("h", "/absent"), meta_for(5)) is False
         await s.aclose()
     run(main())
+
+
+def test_a_variant_filling_tells_primary_lookups_that_the_resource_varies(make_storage):
+    async def main():
+        s = make_storage()
+        vary = [b"Accept-Encoding"]
+        gzip = HeaderMap.from_pairs([("Accept-Encoding", "gzip")])
+        key = CacheKey("h", "/vf")
+        key.set_variance(variance_from_vary(vary, gzip))
+        handler = await s.get_miss_handler(key, meta_for(60, ("Vary", "Accept-Encoding")))
+        await handler.write_body(b"zipped")
+        record = await s.lookup(CacheKey("h", "/vf"))
+        assert record is not None and record.body is None
+        mine = CacheKey("h", "/vf")
+        mine.set_variance(variance_from_vary(record.meta.header.headers.get_all_bytes(b"vary"), gzip))
+        hit = await s.lookup(mine)
+        assert not hit.complete
+        reader = asyncio.create_task(read_all(hit))
+        await handler.finish()
+        assert await asyncio.wait_for(reader, 2) == b"zipped"
+        assert (await s.lookup(CacheKey("h", "/vf"))).body is None  # now the stored record
+        await s.aclose()
+    run(main())

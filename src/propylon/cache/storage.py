@@ -277,6 +277,8 @@ class Storage(ABC):
         """The entry for ``key`` (a fill in progress first), or None."""
         fill = self._fills.get(key.combined())
         if fill is not None:
+            if key.variance is None and fill.key.variance is not None:
+                return CacheHit(fill.meta, None)  # a variant is filling: choose yours
             return CacheHit(fill.meta, FillHit(fill), complete=False)
         return await self._load(key)
 
@@ -284,11 +286,13 @@ class Storage(ABC):
         """Start filling ``key`` with a response whose head is ``meta``.
 
         ``key`` carries the variance when the response varies; ``meta.variance`` is set
-        to it here.
+        to it here, and lookups without variance learn at once that the resource varies.
         """
         meta.variance = key.variance
         fill = Fill(key, meta)
         self._fills[key.combined()] = fill
+        if key.variance is not None:
+            self._fills[key.primary_hash()] = fill
         return MissHandler(self, fill, self.max_object_bytes)
 
     async def purge(self, key: CacheKey) -> bool:
@@ -298,7 +302,7 @@ class Storage(ABC):
     async def purge_primary(self, primary_hash: str) -> bool:
         """Like :meth:`purge`, by the primary hash; True if anything was removed."""
         removed = False
-        for fill in list(self._fills.values()):
+        for fill in set(self._fills.values()):
             if fill.key.primary_hash() == primary_hash:
                 fill.discard = True
                 self._fill_ended(fill)
@@ -311,7 +315,7 @@ class Storage(ABC):
     async def purge_tag(self, tag: bytes) -> int:
         """Remove every entry whose response carried ``tag``; returns how many."""
         tag = tag.encode() if isinstance(tag, str) else tag
-        for fill in list(self._fills.values()):
+        for fill in set(self._fills.values()):
             if tag in fill.meta.tags():
                 fill.discard = True
                 self._fill_ended(fill)
@@ -322,7 +326,7 @@ class Storage(ABC):
     async def purge_prefix(self, prefix: str, namespace: Optional[str] = None) -> int:
         """Remove every entry whose primary key starts with ``prefix`` (in ``namespace``
         only, if given); returns how many primary keys were removed."""
-        for fill in list(self._fills.values()):
+        for fill in set(self._fills.values()):
             k = fill.key
             if k.primary.startswith(prefix) and (namespace is None or k.namespace == namespace):
                 fill.discard = True
@@ -341,9 +345,9 @@ class Storage(ABC):
 
     # --- for the miss handler ----------------------------------------------------------
     def _fill_ended(self, fill: Fill) -> None:
-        c = fill.key.combined()
-        if self._fills.get(c) is fill:
-            del self._fills[c]
+        for c in (fill.key.combined(), fill.key.primary_hash()):
+            if self._fills.get(c) is fill:
+                del self._fills[c]
 
     # --- implemented by each storage -------------------------------------------------
     @abstractmethod
