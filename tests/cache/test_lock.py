@@ -90,11 +90,23 @@ def test_statuses_reach_every_reader_and_release_is_idempotent():
         lock = CacheLock(age_timeout=5)
         permit = lock.lock("k")
         readers = [lock.lock("k") for _ in range(3)]
-        tasks = [asyncio.create_task(r.wait()) for r in readers]
+        woken = []
+
+        async def wait(i, reader):
+            status = await reader.wait()
+            woken.append(i)
+            return status
+
+        # Start waiting in the order 2, 0, 1: they are woken in that order.
+        tasks = []
+        for i in (2, 0, 1):
+            tasks.append(asyncio.create_task(wait(i, readers[i])))
+            await asyncio.sleep(0)
         await asyncio.sleep(0.01)
         permit.release(LockStatus.TRANSIENT_ERROR)
         permit.release(LockStatus.DONE)
         assert await asyncio.gather(*tasks) == [LockStatus.TRANSIENT_ERROR] * 3
+        assert woken == [2, 0, 1]
         # After release the next caller writes; a reader arriving late sees the status at once.
         assert isinstance(lock.lock("k"), WritePermit)
         assert await readers[0].wait() is LockStatus.TRANSIENT_ERROR
