@@ -2,6 +2,7 @@
 redis-server): streaming fills, abandoned fills, Vary variants, purges, 304 updates."""
 
 import asyncio
+import gc
 
 import pytest
 
@@ -246,5 +247,30 @@ def test_a_variant_filling_tells_primary_lookups_that_the_resource_varies(make_s
         await handler.finish()
         assert await asyncio.wait_for(reader, 2) == b"zipped"
         assert (await s.lookup(CacheKey("h", "/vf"))).body is None  # now the stored record
+        await s.aclose()
+    run(main())
+
+
+def test_a_vanished_writer_fails_its_readers(make_storage):
+    async def main():
+        s = make_storage()
+        key = CacheKey("h", "/gone")
+
+        async def writer():
+            handler = await s.get_miss_handler(key, meta_for(60))
+            await handler.write_body(b"half")
+            raise RuntimeError("the writer's request failed without cleaning up")
+
+        w = asyncio.create_task(writer())
+        await asyncio.sleep(0)
+        hit = await s.lookup(key)
+        reader = asyncio.create_task(read_all(hit))
+        with pytest.raises(RuntimeError):
+            await w
+        del w
+        gc.collect()
+        with pytest.raises(FillAbandoned):
+            await asyncio.wait_for(reader, 2)
+        assert await s.lookup(key) is None
         await s.aclose()
     run(main())

@@ -257,6 +257,14 @@ class MissHandler:
             self._storage._fill_ended(fill)
             fill.end(_FillState.ABANDONED)
 
+    def __del__(self) -> None:
+        # A writer that vanished (its task failed or was dropped) without finish or
+        # abandon must not leave readers waiting for chunks that will never come.
+        try:
+            self.abandon()
+        except RuntimeError:
+            pass  # the event loop is already closed: nobody is waiting
+
 
 class Storage(ABC):
     """A cache storage. Implementations: MemCache, DiskCache, RedisCache.
