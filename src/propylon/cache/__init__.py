@@ -75,6 +75,9 @@ Purges by tag or prefix (admin API, PURGE with a header...): ``storage.purge_tag
 instance's MemCache hears it.
 """
 
+import importlib
+from typing import Any
+
 from .cache_control import CacheControl, Cacheable
 from .conditional import (RangeKind, RangeRequest, apply_range_headers, multipart_head_and_parts, not_modified,
                           range_request, to_304, upstream_request_for_cache)
@@ -87,8 +90,6 @@ from .lock import CacheLock, LockStatus, ReadLock, WritePermit
 from .memory import MemCache
 from .meta import CacheMeta, CacheMetaDefaults
 from .phase import CachePhase, NoCacheReason
-from .purge import PurgeBroadcast
-from .redis_store import RedisCache
 from .stats import CacheStats
 from .storage import (CacheHit, FillAbandoned, HitHandler, MissHandler, ObjectTooLarge, Storage,
                       StorageError)
@@ -104,3 +105,16 @@ __all__ = [
     "upstream_request_for_cache", "not_modified", "to_304", "RangeKind", "RangeRequest", "range_request",
     "apply_range_headers", "multipart_head_and_parts",
 ]
+
+# The Redis-backed parts load on first use: a process caching in memory or on disk does
+# not pay for importing the Redis client.
+_LAZY = {"RedisCache": ".redis_store", "PurgeBroadcast": ".purge"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'propylon.cache' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
