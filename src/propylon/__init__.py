@@ -99,6 +99,7 @@ _WHERE = {
     "LruEviction": "propylon.cache.eviction",
     "EvictionManager": "propylon.cache.eviction",
     "CacheLock": "propylon.cache.lock",
+    "Predictor": "propylon.cache.predictor",
     "PurgeBroadcast": "propylon.cache.purge",
     "CacheStats": "propylon.cache.stats",
 }

@@ -200,3 +200,38 @@ def test_wrong_phase_and_double_enable_raise():
     cache.set_cache_key(CacheKey("h", "/"))
     cache.bypass()
     assert cache.phase() is CachePhase.BYPASS and not cache.enabled()
+
+
+def test_predictor_lets_known_uncacheable_requests_skip_the_lock():
+    from propylon.cache import Predictor
+
+    async def main():
+        storage = MemCache(1 << 20)
+        lock = CacheLock(5, stats=storage.stats)
+        predictor = Predictor(capacity=2)
+        key = CacheKey("h", "/no_store")
+
+        def new_cache():
+            cache = HttpCache()
+            cache.enable(storage, predictor=predictor, lock=lock)
+            cache.set_cache_key(CacheKey("h", "/no_store"))
+            return cache
+
+        first = new_cache()
+        assert first.lock() is None and first.is_writer()
+        second = new_cache()
+        assert second.lock() is not None  # unknown yet: it would wait for the first
+        first.cache_miss()
+        first.disable(NoCacheReason.ORIGIN_NOT_CACHE)
+        assert not predictor.cacheable_prediction(key)
+        third = new_cache()
+        assert third.lock() is None and not third.is_writer()  # goes upstream unlocked
+        # Transient reasons are not remembered; admission clears the prediction.
+        assert not predictor.mark_uncacheable(CacheKey("h", "/x"), NoCacheReason.UPSTREAM_ERROR)
+        assert predictor.mark_cacheable(key) and predictor.cacheable_prediction(key)
+        # Bounded: the least recently marked go first.
+        for p in ("/a", "/b", "/c"):
+            predictor.mark_uncacheable(CacheKey("h", p), NoCacheReason.RESPONSE_TOO_LARGE)
+        assert len(predictor) == 2 and predictor.cacheable_prediction(CacheKey("h", "/a"))
+
+    asyncio.run(main())

@@ -9,7 +9,7 @@ Building blocks:
 * :class:`CachePhase`, :class:`NoCacheReason`;
 * :class:`Storage` with :class:`MemCache`, :class:`DiskCache`, :class:`RedisCache`;
   :class:`EvictionManager` / :class:`LruEviction`;
-* :class:`CacheLock`; :class:`PurgeBroadcast`; :class:`CacheStats`;
+* :class:`CacheLock`; :class:`Predictor`; :class:`PurgeBroadcast`; :class:`CacheStats`;
 * :class:`HttpCache`, one request's state machine (``session.cache``), and the
   request-side rules in :mod:`.conditional` (upstream request of a miss, 304s from
   cache, byte ranges).
@@ -90,6 +90,7 @@ from .lock import CacheLock, LockStatus, ReadLock, WritePermit
 from .memory import MemCache
 from .meta import CacheMeta, CacheMetaDefaults
 from .phase import CachePhase, NoCacheReason
+from .predictor import Predictor
 from .stats import CacheStats
 from .storage import (CacheHit, FillAbandoned, HitHandler, MissHandler, ObjectTooLarge, Storage,
                       StorageError)
@@ -101,7 +102,7 @@ __all__ = [
     "Storage", "CacheHit", "HitHandler", "MissHandler", "StorageError", "FillAbandoned", "ObjectTooLarge",
     "MemCache", "DiskCache", "RedisCache", "EvictionManager", "LruEviction",
     "CacheLock", "LockStatus", "ReadLock", "WritePermit", "PurgeBroadcast", "CacheStats",
-    "HttpCache", "VaryFilter", "default_vary_filter", "merge_304_header",
+    "HttpCache", "VaryFilter", "Predictor", "default_vary_filter", "merge_304_header",
     "upstream_request_for_cache", "not_modified", "to_304", "RangeKind", "RangeRequest", "range_request",
     "apply_range_headers", "multipart_head_and_parts",
 ]

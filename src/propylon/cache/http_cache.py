@@ -39,6 +39,7 @@ from .key import CacheKey, variance_from_vary
 from .lock import CacheLock, LockStatus, ReadLock, WritePermit
 from .meta import CacheMeta
 from .phase import CachePhase, NoCacheReason
+from .predictor import Predictor
 from .storage import CacheHit, MissHandler, ObjectTooLarge, Storage
 
 __all__ = ["HttpCache", "VaryFilter", "merge_304_header", "default_vary_filter"]
@@ -66,7 +67,7 @@ class HttpCache:
         self._reason: Optional[NoCacheReason] = NoCacheReason.NEVER_ENABLED
         self.storage: Optional[Storage] = None
         self.eviction: Optional[EvictionManager] = None
-        self.predictor = None
+        self.predictor: Optional[Predictor] = None
         self._lock: Optional[CacheLock] = None
         self._key: Optional[CacheKey] = None
         self._hit: Optional[CacheHit] = None
@@ -76,13 +77,14 @@ class HttpCache:
         self._max_file_size: Optional[int] = None
 
     # --- enabling ----------------------------------------------------------------------
-    def enable(self, storage: Storage, eviction: Optional[EvictionManager] = None, predictor=None,
-               lock: Optional[CacheLock] = None) -> None:
+    def enable(self, storage: Storage, eviction: Optional[EvictionManager] = None,
+               predictor: Optional[Predictor] = None, lock: Optional[CacheLock] = None) -> None:
         """Turn caching on for this request (only once, from the never-enabled state).
 
         ``eviction`` is kept for applications that manage an unbounded storage
-        themselves (MemCache, DiskCache bound themselves); ``predictor`` is the
-        application's cacheability predictor, consulted by the engine.
+        themselves (MemCache, DiskCache bound themselves). With a ``predictor``,
+        resources recently found uncacheable skip the lock (see :meth:`lock`), and
+        :meth:`disable` / :meth:`set_miss_handler` keep it up to date.
         """
         if self._phase is not CachePhase.DISABLED or self._reason is not NoCacheReason.NEVER_ENABLED:
             raise RuntimeError(f"enable() in phase {self._phase.name}; caching is enabled once per request")
@@ -113,6 +115,8 @@ class HttpCache:
         if self._miss is not None:
             self._miss.abandon()
             self._miss = None
+        if self.predictor is not None and self._key is not None:
+            self.predictor.mark_uncacheable(self._key, reason)
         self.release_write_lock(LockStatus.GIVE_UP if reason in _GIVE_UP else LockStatus.TRANSIENT_ERROR)
         self._phase, self._reason = CachePhase.DISABLED, reason
 
@@ -189,8 +193,11 @@ class HttpCache:
     def lock(self) -> Optional[ReadLock]:
         """Take the key's write lock; returns a :class:`ReadLock` when another request
         fills the key (wait on it with :meth:`wait_lock`), None when this request fills
-        it or there is no lock."""
+        it, there is no lock, or the predictor says the resource is not cacheable (then
+        nobody waits for it and nobody writes)."""
         if self._lock is None or self._permit is not None:
+            return None
+        if self.predictor is not None and not self.predictor.cacheable_prediction(self.cache_key()):
             return None
         got = self._lock.lock(self.cache_key())
         if isinstance(got, WritePermit):
@@ -243,6 +250,8 @@ class HttpCache:
         if self._phase is CachePhase.STALE:
             self._phase = CachePhase.EXPIRED
         self._miss = await self.storage.get_miss_handler(self.cache_key(), meta)
+        if self.predictor is not None:
+            self.predictor.mark_cacheable(self._key)
         self.release_write_lock(LockStatus.DONE)
         return True
 
