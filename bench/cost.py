@@ -27,7 +27,7 @@ from propylon import HttpPeer, ProxyHttp
 from propylon.protocols.http.v1.client import H1ClientConnection
 from propylon.protocols.http.v1.server import H1ServerConnection, HttpServerOptions
 from propylon.proxy.service import HttpProxyApp
-from propylon.server.shutdown import ShutdownWatch
+from propylon.shutdown import ShutdownWatch
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
 RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sat, 21 Nov 2026 23:00:00 GMT\r\n"

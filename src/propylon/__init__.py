@@ -22,7 +22,7 @@ _WHERE = {
     "ServerConf": "propylon.server.configuration",
     "ConfigError": "propylon.server.configuration",
     "Opt": "propylon.server.options",
-    "ShutdownWatch": "propylon.server.shutdown",
+    "ShutdownWatch": "propylon.shutdown",
     "Service": "propylon.services.listening",
     "BackgroundService": "propylon.services.background",
     "background_service": "propylon.services.background",

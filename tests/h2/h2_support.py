@@ -20,7 +20,7 @@ import uvloop
 
 from propylon.protocols.http.header import HeaderMap, ResponseHeader
 from propylon.protocols.http.v2.server import H2Options, H2ServerConnection, H2ServerStream
-from propylon.server.shutdown import ShutdownWatch
+from propylon.shutdown import ShutdownWatch
 
 PATTERN = bytes(range(256)) * 256  # 64 KiB
 

@@ -24,7 +24,7 @@ from propylon.lb import (
     Static,
     TcpHealthCheck,
 )
-from propylon.server.shutdown import ShutdownWatch
+from propylon.shutdown import ShutdownWatch
 
 from lb_support import TinyHttp
 

@@ -13,7 +13,7 @@ import uvloop
 
 from propylon.protocols.http.v1.server import HttpServerOptions
 from propylon.proxy.service import HttpProxyApp
-from propylon.server.shutdown import ShutdownWatch
+from propylon.shutdown import ShutdownWatch
 
 
 class LoopThread:

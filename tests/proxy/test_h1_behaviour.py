@@ -189,7 +189,7 @@ def test_proxy_listens_on_a_unix_socket(lab, loop_thread, tmp_path):
     import asyncio
 
     from propylon.proxy.service import HttpProxyApp
-    from propylon.server.shutdown import ShutdownWatch
+    from propylon.shutdown import ShutdownWatch
 
     path = str(tmp_path / "proxy.sock")
     app = HttpProxyApp(ToAddr(lab.address("blue")))

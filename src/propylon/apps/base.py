@@ -6,7 +6,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from typing import Callable
 
-from ..server.shutdown import ShutdownWatch
+from ..shutdown import ShutdownWatch
 
 __all__ = ["ListeningApp"]
 

@@ -8,7 +8,7 @@ from abc import abstractmethod
 from typing import Callable, Optional
 
 from ..protocols.l4.stream import Stream, StreamProtocol
-from ..server.shutdown import ShutdownWatch
+from ..shutdown import ShutdownWatch
 from .base import ListeningApp
 
 __all__ = ["ServerApp"]

@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
+from ..shutdown import ShutdownWatch
 from .backend import Backend
 from .backends import Backends, BackendHealth
 from .discovery import BackendLike, Static
 from .selection import RoundRobin, Selector
-
-if TYPE_CHECKING:  # the watch lives in the server layer; only its shape is used here
-    from ..server.shutdown import ShutdownWatch
 
 __all__ = ["LoadBalancer"]
 
@@ -99,7 +97,7 @@ class LoadBalancer:
 
     # --- background service -----------------------------------------------------------
     async def start(
-        self, shutdown: Optional["ShutdownWatch"] = None, ready: Optional[Callable[[], Any]] = None
+        self, shutdown: Optional[ShutdownWatch] = None, ready: Optional[Callable[[], Any]] = None
     ) -> None:
         """The background loop: update, health checks, sleep; repeat.
 
@@ -146,7 +144,7 @@ def _period(freq: Optional[float]) -> float:
     return math.inf if freq is None else freq
 
 
-async def _until_shutdown(coro: Any, shutdown: Optional["ShutdownWatch"]) -> bool:
+async def _until_shutdown(coro: Any, shutdown: Optional[ShutdownWatch]) -> bool:
     """Run ``coro``; False (and ``coro`` cancelled) if ``shutdown`` is set first."""
     if shutdown is None:
         await coro

@@ -7,7 +7,7 @@ from typing import Callable, Optional
 
 from ..apps.base import ListeningApp
 from ..protocols.http.v1.server import H1ServerConnection, HttpServerOptions
-from ..server.shutdown import ShutdownWatch
+from ..shutdown import ShutdownWatch
 from .engine import HttpProxyEngine
 from .proxy_trait import ProxyHttp
 

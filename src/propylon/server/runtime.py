@@ -24,11 +24,11 @@ import signal
 import socket
 from typing import Callable, Optional
 
+from ..shutdown import ShutdownWatch
 from ..services.background import GenBackgroundService
 from ..services.listeners import Listener
 from ..services.listening import Service
 from .configuration import ServerConf
-from .shutdown import ShutdownWatch
 from .upgrade import UpgradeError, send_listeners
 
 __all__ = ["ProcessRuntime"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Generic, TypeVar
 
-from ..server.shutdown import ShutdownWatch
+from ..shutdown import ShutdownWatch
 
 __all__ = ["BackgroundService", "GenBackgroundService", "background_service"]
 

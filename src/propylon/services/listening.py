@@ -7,15 +7,13 @@ import logging
 import socket
 import ssl
 import struct
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
+from ..apps.base import ListeningApp
 from ..protocols.digest import SocketAddr
-from ..server.shutdown import ShutdownWatch
+from ..protocols.tls import TlsSettings
+from ..shutdown import ShutdownWatch
 from .listeners import Listener, TcpSocketOptions, describe_socket
-
-if TYPE_CHECKING:  # apps.base imports the server package; avoid a cycle at import time
-    from ..apps.base import ListeningApp
-    from ..protocols.tls import TlsSettings
 
 __all__ = ["Service", "ConnectionFilter"]
 
@@ -35,7 +33,7 @@ class Service:
     accept time, before any byte is read, whether a peer is served at all.
     """
 
-    def __init__(self, name: str, app: "ListeningApp") -> None:
+    def __init__(self, name: str, app: ListeningApp) -> None:
         self.name = name
         self.app = app
         self.listeners: list[Listener] = []
@@ -61,11 +59,9 @@ class Service:
                 opts: Optional[TcpSocketOptions] = None) -> None:
         """Listen on ``addr`` with TLS (Mozilla's intermediate profile, HTTP/1.1 by
         ALPN). A certificate or key that cannot be loaded fails here, naming the file."""
-        from ..protocols.tls import TlsSettings
-
         self.add_tls_with_settings(addr, TlsSettings.intermediate(cert_file, key_file), opts)
 
-    def add_tls_with_settings(self, addr: str, settings: "TlsSettings",
+    def add_tls_with_settings(self, addr: str, settings: TlsSettings,
                               opts: Optional[TcpSocketOptions] = None) -> None:
         """Listen on ``addr`` with TLS as ``settings`` describe (SNI certificates,
         ``enable_h2()``, client certificates)."""

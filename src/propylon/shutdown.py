@@ -1,4 +1,8 @@
-"""The shutdown watch: how a running service learns that the process is stopping."""
+"""The shutdown watch: how a running service learns that the process is stopping.
+
+A leaf module (it imports nothing from Propylon): the server sets the watch, and
+services, apps, the proxy and load balancers read it without importing the server.
+"""
 
 from __future__ import annotations
 
