@@ -12,13 +12,16 @@ from propylon.lb import Backend
 class TinyHttp:
     """An HTTP/1.1 server on 127.0.0.1 that answers every request the same way.
 
-    ``freeze=True`` accepts connections and reads the request but never answers.
+    ``freeze=True`` accepts connections and reads the request but never answers;
+    ``raw`` replaces the answer with those exact bytes.
     ``stop()`` closes the listener and every open connection; ``start(port)`` can
     bring it back on the same port.
     """
 
-    def __init__(self, status: int = 200, body: bytes = b"ok", freeze: bool = False) -> None:
+    def __init__(self, status: int = 200, body: bytes = b"ok", freeze: bool = False,
+                 raw: Optional[bytes] = None) -> None:
         self.status = status
+        self.raw = raw
         self.body = body
         self.freeze = freeze
         self.port = 0
@@ -66,7 +69,7 @@ class TinyHttp:
                 self.requests.append(head)
                 if self.freeze:
                     await asyncio.sleep(3600)
-                writer.write(
+                writer.write(self.raw if self.raw is not None else
                     b"HTTP/1.1 %d X\r\nContent-Length: %d\r\nContent-Type: text/plain\r\n\r\n%s"
                     % (self.status, len(self.body), self.body)
                 )

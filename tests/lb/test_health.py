@@ -315,6 +315,42 @@ def test_http_check_rejects_oversized_body():
     assert asyncio.run(main()).etype == ErrorType.READ_ERROR
 
 
+def test_http_check_reads_interim_heads_and_a_chunked_body_with_trailers():
+    seen = []
+
+    async def main():
+        srv = await TinyHttp(raw=b"HTTP/1.1 100 Continue\r\n\r\n"
+                                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Role: primary\r\n\r\n"
+                                 b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: 1\r\n\r\n").start()
+        hc = HttpHealthCheck("localhost", validator=lambda *r: seen.append(r) or True)
+        await hc.check(srv.backend)
+        await srv.stop()
+
+    asyncio.run(main())
+    ((status, headers, body),) = seen
+    assert (status, body) == (200, b"hello world")
+    assert headers["x-role"] == "primary"
+    assert "transfer-encoding" not in headers  # hop-by-hop: the probe's own framing
+
+
+@pytest.mark.parametrize("reply, etype", [
+    # Both framings at once: the proxy's client refuses it, so the check fails too.
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+     ErrorType.INVALID_HTTP_HEADER),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok", ErrorType.CONNECTION_CLOSED),  # cut short
+    (b"HTTP/1.1 2000 OK\r\n\r\n", ErrorType.INVALID_HTTP_HEADER),
+])
+def test_http_check_fails_on_a_malformed_or_truncated_response(reply, etype):
+    async def main():
+        srv = await TinyHttp(raw=reply).start()
+        with pytest.raises(Error) as e:
+            await HttpHealthCheck("localhost").check(srv.backend)
+        await srv.stop()
+        return e.value
+
+    assert asyncio.run(main()).etype == etype
+
+
 # --- custom checks and callbacks --------------------------------------------------------
 def test_custom_check_and_status_change_callback():
     class Flaky(HealthCheck):

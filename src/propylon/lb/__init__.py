@@ -10,8 +10,9 @@ The Python counterpart of pingora-load-balancing::
     # the server runs `await lb.start(shutdown)` as a background service
     backend = lb.select(b"", 256)      # None when every backend is down
 
-This package depends only on ``propylon.errors`` (and the standard library,
-``httptools`` for the HTTP check); it knows nothing about the proxy.
+This package depends on ``propylon.errors``, the leaf ``propylon.shutdown`` and,
+for the HTTP check, the HTTP/1 client of ``propylon.protocols``; it knows nothing
+about the proxy.
 """
 
 from .backend import Backend

@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, Optional, Union
 from ..errors import Error, ErrorType
 from .backend import Backend
 
-__all__ = ["HealthCheck", "TcpHealthCheck", "Health", "open_backend_connection"]
+__all__ = ["HealthCheck", "TcpHealthCheck", "Health", "connect_backend"]
 
 HealthCallback = Callable[[Backend, bool], Union[None, Awaitable[None]]]
 
@@ -112,33 +112,33 @@ def _connect_error(exc: BaseException, backend: Backend, tls: bool) -> Error:
     return Error.because(etype, where, exc).into_up()
 
 
-async def open_backend_connection(
+async def connect_backend(
     backend: Backend,
     timeout: Optional[float],
+    protocol_factory: Callable[[], asyncio.BaseProtocol] = asyncio.Protocol,
     *,
     port: Optional[int] = None,
     ssl_context: Optional[ssl.SSLContext] = None,
     server_hostname: Optional[str] = None,
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+) -> tuple[asyncio.BaseTransport, Any]:
     """Connect to ``backend`` (TCP or Unix socket, optionally TLS) within ``timeout``
-    seconds (``None``: no limit). ``port`` overrides the backend's port.
+    seconds (``None``: no limit); return the transport and the protocol
+    ``protocol_factory`` made for it. ``port`` overrides the backend's port.
 
     Raises :class:`~propylon.errors.Error` (``ConnectTimedout``, ``ConnectRefused``,
     ``TLSHandshakeFailure``, ``InvalidCert`` ...) tagged as an upstream error.
     """
     tls = ssl_context is not None
+    hostname = (server_hostname or None) if tls else None
+    loop = asyncio.get_running_loop()
     try:
         if backend.port is None:
-            coro = asyncio.open_unix_connection(
-                backend.host, ssl=ssl_context, server_hostname=server_hostname if tls else None
-            )
+            coro = loop.create_unix_connection(protocol_factory, backend.host, ssl=ssl_context,
+                                               server_hostname=hostname)
         else:
-            coro = asyncio.open_connection(
-                backend.host,
-                port if port is not None else backend.port,
-                ssl=ssl_context,
-                server_hostname=(server_hostname or None) if tls else None,
-            )
+            coro = loop.create_connection(protocol_factory, backend.host,
+                                          port if port is not None else backend.port,
+                                          ssl=ssl_context, server_hostname=hostname)
         return await asyncio.wait_for(coro, timeout)
     except (OSError, asyncio.TimeoutError, ssl.SSLError) as e:
         raise _connect_error(e, backend, tls) from None
@@ -180,7 +180,7 @@ class TcpHealthCheck(HealthCheck):
 
     async def check(self, backend: Backend) -> None:
         """Connect (and handshake); raise :class:`~propylon.errors.Error` on failure."""
-        _, writer = await open_backend_connection(
+        transport, _ = await connect_backend(
             backend, self.connection_timeout, ssl_context=self.ssl_context, server_hostname=self.sni
         )
-        writer.close()
+        transport.close()

@@ -1,8 +1,10 @@
 """The HTTP health check: a real HTTP/1.1 request, judged by status or a validator.
 
-It carries its own small client (asyncio streams + ``httptools``) so that ``lb``
-does not depend on the proxy's connectors. Every step is bounded: the connect by
-``connection_timeout``, and the whole response (header and body) by
+The request goes out through Propylon's own HTTP/1 client
+(:class:`~propylon.protocols.http.v1.client.H1ClientConnection`), the codec the
+proxy speaks to origins with, so framing, keep-alive and malformed responses are
+judged exactly as the proxy would judge them. Every step is bounded: the connect
+by ``connection_timeout``, and the whole response (header and body) by
 ``read_timeout`` counted from when the request was written, so a backend that
 accepts and then freezes costs one ``read_timeout`` and never stalls the loop.
 """
@@ -13,72 +15,28 @@ import asyncio
 import ssl
 from typing import Any, Callable, Optional
 
-import httptools
-
 from ..errors import Error, ErrorType
+from ..protocols.http.header import RequestHeader, ResponseHeader
+from ..protocols.http.v1.client import H1ClientConnection
 from .backend import Backend
-from .health import HealthCallback, HealthCheck, open_backend_connection
+from .health import HealthCallback, HealthCheck, connect_backend
 
-__all__ = ["HttpHealthCheck", "HttpCheckResponse"]
+__all__ = ["HttpHealthCheck"]
 
 #: Largest response body a check reads (bigger bodies fail the check).
 MAX_BODY_SIZE = 1 << 20
-_READ_CHUNK = 65536
 
 Validator = Callable[[int, dict, bytes], Any]
 
 
-class HttpCheckResponse:
-    """What the parser collected: status, headers (lower-case names) and body."""
-
-    __slots__ = ("status", "headers", "body", "_chunks", "_size", "_limit", "complete",
-                 "headers_done", "keep_alive", "framed", "too_big")
-
-    def __init__(self, limit: int) -> None:
-        self.status = 0
-        self.headers: dict[str, str] = {}
-        self.body = b""
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self._limit = limit
-        self.complete = False
-        self.headers_done = False
-        self.keep_alive = False
-        self.framed = False  # Content-Length or chunked: EOF before the end is an error
-        self.too_big = False
-
-    # httptools parser callbacks, called while feeding data; no docstrings needed
-    # beyond this: they collect the message.
-    def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        old = self.headers.get(key)
-        self.headers[key] = text if old is None else f"{old}, {text}"
-        if key == "content-length" or (key == "transfer-encoding" and "chunked" in text.lower()):
-            self.framed = True
-
-    def on_headers_complete(self) -> None:
-        self.headers_done = True
-
-    def on_body(self, data: bytes) -> None:
-        self._size += len(data)
-        if self._size > self._limit:
-            self.too_big = True
-            return
-        self._chunks.append(data)
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-        self.body = b"".join(self._chunks)
-
-
-def _keeps_alive(parser: httptools.HttpResponseParser, resp: HttpCheckResponse) -> bool:
-    # Decided from the message itself: the parser's own flag is reset once the
-    # message completes.
-    connection = resp.headers.get("connection", "").lower()
-    if parser.get_http_version() == "1.1":
-        return "close" not in connection
-    return "keep-alive" in connection
+def _header_dict(resp: ResponseHeader) -> dict[str, str]:
+    """The response's fields by lower-case name; repeated fields joined with ", "."""
+    fields: dict[str, str] = {}
+    for name, value in resp.headers.items():
+        key = name.lower()
+        old = fields.get(key)
+        fields[key] = value if old is None else f"{old}, {value}"
+    return fields
 
 
 class HttpHealthCheck(HealthCheck):
@@ -93,7 +51,9 @@ class HttpHealthCheck(HealthCheck):
     (default: the system's verifying client context).
 
     ``validator(status, headers, body)`` replaces the status rule: ``headers`` is a
-    dict with lower-case names, ``body`` the whole body (at most 1 MiB). It fails the
+    dict with lower-case names (the end-to-end fields: hop-by-hop ones such as
+    ``Connection`` describe the probe's connection and are left out, as the proxy
+    leaves them out), ``body`` the whole body (at most 1 MiB). It fails the
     check by raising :class:`~propylon.errors.Error` or returning ``False``. Without
     a validator a status other than 200 fails with
     ``ErrorType.custom_code("non 200 code", status)``.
@@ -135,112 +95,101 @@ class HttpHealthCheck(HealthCheck):
         self.backend_summary_callback = backend_summary_callback
         self.max_body_size = MAX_BODY_SIZE
         # Idle kept-alive connections per backend, only used with reuse_connection.
-        self._idle: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
+        self._idle: dict[int, H1ClientConnection] = {}
 
     def backend_summary(self, backend: Backend) -> str:
         """``backend_summary_callback(backend)`` if set, else the backend's repr."""
         cb = self.backend_summary_callback
         return cb(backend) if cb is not None else repr(backend)
 
-    def _request_bytes(self) -> bytes:
-        lines = [f"GET {self.path} HTTP/1.1", f"Host: {self.host}"]
-        lines.extend(f"{name}: {value}" for name, value in self.headers)
-        lines.append("Connection: keep-alive" if self.reuse_connection else "Connection: close")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    def _request(self) -> RequestHeader:
+        # Built per check: sending a head may adjust it (its version, its framing).
+        req = RequestHeader.build(b"GET", self.path)
+        req.append_header(b"Host", self.host)
+        for name, value in self.headers:
+            req.append_header(name, value)
+        req.append_header(b"Connection", b"keep-alive" if self.reuse_connection else b"close")
+        return req
 
     async def check(self, backend: Backend) -> None:
         """Send the request and judge the response; raise :class:`~propylon.errors.Error`
         (``ConnectRefused``, ``ReadTimedout``, ``non 200 code`` ...) on failure."""
-        request = self._request_bytes()
         pooled = self._idle.pop(backend.hash_key, None) if self.reuse_connection else None
-        if pooled is not None and not pooled[1].is_closing() and not pooled[0].at_eof():
+        if pooled is not None and pooled.reusable():
+            pooled.idle = False
             try:
-                resp = await self._exchange(backend, *pooled, request)
+                result = await self._exchange(backend, pooled)
             except Error as e:
-                pooled[1].close()
                 if e.etype != ErrorType.CONNECTION_CLOSED:
                     raise
                 # The idle connection was closed by the backend: try a fresh one.
-                resp = await self._fresh_exchange(backend, request)
+                result = await self._fresh_exchange(backend)
         else:
             if pooled is not None:
-                pooled[1].close()
-            resp = await self._fresh_exchange(backend, request)
-        self._judge(resp)
+                pooled.close()
+            result = await self._fresh_exchange(backend)
+        self._judge(*result)
 
-    async def _fresh_exchange(self, backend: Backend, request: bytes) -> HttpCheckResponse:
-        reader, writer = await open_backend_connection(
+    async def _fresh_exchange(self, backend: Backend) -> tuple[int, dict, bytes]:
+        _, conn = await connect_backend(
             backend,
             self.connection_timeout,
+            H1ClientConnection,
             port=self.port_override,
             ssl_context=self.ssl_context if self.tls else None,
             server_hostname=self.host,
         )
-        try:
-            return await self._exchange(backend, reader, writer, request)
-        except BaseException:
-            writer.close()
-            raise
+        return await self._exchange(backend, conn)
 
-    async def _exchange(
-        self,
-        backend: Backend,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        request: bytes,
-    ) -> HttpCheckResponse:
-        resp = HttpCheckResponse(self.max_body_size)
-        parser = httptools.HttpResponseParser(resp)
+    async def _exchange(self, backend: Backend, conn: H1ClientConnection) -> tuple[int, dict, bytes]:
+        """One request on ``conn``; the connection is kept for the next check when
+        ``reuse_connection`` is set and both sides allow it, else closed."""
+        body: list[bytes] = []
+        size = 0
         try:
             async with asyncio.timeout(self.read_timeout):
-                writer.write(request)
-                await writer.drain()
-                while not resp.complete:
-                    data = await reader.read(_READ_CHUNK)
-                    if not data:
-                        if resp.headers_done and not resp.framed:
-                            resp.on_message_complete()  # close-delimited body ended
-                            break
-                        raise Error.explain(
-                            ErrorType.CONNECTION_CLOSED,
-                            f"{backend.addr} closed the connection before the response ended",
-                        ).into_up()
-                    parser.feed_data(data)
-                    if resp.too_big:
+                conn.send_request_header(self._request(), has_body=False, body_length_known=True)
+                resp = await conn.read_response_header()
+                while 100 <= resp.status < 200 and resp.status != 101:
+                    resp = await conn.read_response_header()  # interim heads (100, 103)
+                while (data := await conn.read_body()) is not None:
+                    size += len(data)
+                    if size > self.max_body_size:
                         raise Error.explain(
                             ErrorType.READ_ERROR,
                             f"health check response from {backend.addr} exceeds {self.max_body_size} bytes",
                         ).into_up()
+                    body.append(data)
         except TimeoutError:
+            conn.close()
             raise Error.explain(
                 ErrorType.READ_TIMEDOUT,
                 f"no complete response from {backend.addr} within {self.read_timeout}s",
             ).into_up() from None
-        except httptools.HttpParserError as e:
-            raise Error.because(ErrorType.H1_ERROR, f"invalid response from {backend.addr}", e).into_up() from None
-        except OSError as e:
-            raise Error.because(ErrorType.READ_ERROR, f"while talking to {backend.addr}", e).into_up() from None
-        resp.status = parser.get_status_code()
-        if self.reuse_connection and resp.framed and _keeps_alive(parser, resp):
-            self._idle[backend.hash_key] = (reader, writer)
+        except BaseException:
+            conn.close()
+            raise
+        if self.reuse_connection and conn.reusable():
+            conn.idle = True  # any byte or EOF from the backend now makes it unusable
+            self._idle[backend.hash_key] = conn
         else:
-            writer.close()
-        return resp
+            conn.close()
+        return resp.status, _header_dict(resp), b"".join(body)
 
-    def _judge(self, resp: HttpCheckResponse) -> None:
+    def _judge(self, status: int, headers: dict, body: bytes) -> None:
         validator = self.validator
         if validator is not None:
-            if validator(resp.status, resp.headers, resp.body) is False:
+            if validator(status, headers, body) is False:
                 raise Error.explain(
                     ErrorType.custom("HealthCheckValidationFailed"), "validator rejected the response"
                 ).into_up()
-        elif resp.status != 200:
+        elif status != 200:
             raise Error.explain(
-                ErrorType.custom_code("non 200 code", resp.status), "during http healthcheck"
+                ErrorType.custom_code("non 200 code", status), "during http healthcheck"
             ).into_up()
 
     def close(self) -> None:
         """Close idle connections kept by ``reuse_connection``."""
         idle, self._idle = self._idle, {}
-        for _, writer in idle.values():
-            writer.close()
+        for conn in idle.values():
+            conn.close()
