@@ -16,7 +16,7 @@ from ..protocols.http.v1.client import H1ClientConnection
 from ..protocols.http.v2.client import H2ClientConnection, H2ClientStream
 from ..upstreams.peer import ALPN, HttpPeer, PeerOptions
 from .pool import ConnectionPool
-from .tls import check_alternative_cn, client_context, remember_session
+from .tls import check_peer_name, client_context, remember_session
 
 __all__ = ["HttpConnector"]
 
@@ -125,8 +125,8 @@ class HttpConnector:
         ctx = None
         server_hostname = None
         if peer.tls:
-            ctx = client_context(opts, self.ca_file, peer.client_cert_key)
             server_hostname = peer.sni or (None if peer.is_uds else peer.address[0])
+            ctx = client_context(opts, self.ca_file, peer.client_cert_key, server_hostname)
         if ctx is None and opts.alpn is ALPN.H1:
             factory: Callable[[], asyncio.Protocol] = H1ClientConnection
         else:
@@ -152,8 +152,8 @@ class HttpConnector:
             conn = conn.chosen
         if ctx is not None:
             remember_session(conn.transport)
-        if ctx is not None and opts.alternative_cn and not ctx.check_hostname:
-            check_alternative_cn(conn, peer)
+        if ctx is not None and not ctx.check_hostname:
+            check_peer_name(conn, peer, server_hostname)
         return conn  # type: ignore[return-value]
 
     async def _l4(self, peer: HttpPeer, opts: PeerOptions, loop: asyncio.AbstractEventLoop) -> socket.socket:
