@@ -14,6 +14,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Callable, Optional
 
+import h2.config
+import h2.connection
+import h2.settings
+
 from propylon.protocols.http.v1.client import H1ClientConnection
 from propylon.protocols.http.v1.server import H1ServerConnection, HttpServerOptions
 from propylon.protocols.http.v2.client import H2ClientConnection
@@ -136,3 +140,39 @@ def h2_server(handler: Handler, options: Optional[H2Options] = None,
 def h2_client(max_streams: int = 100) -> H2ClientConnection:
     """An upstream HTTP/2 connection."""
     return H2ClientConnection(max_streams=max_streams)
+
+
+class H2Peer:
+    """The other end of an HTTP/2 codec, played by the ``h2`` library.
+
+    ``client_side=True`` plays a client against our server codec, False an origin
+    against our client codec. ``validate=False`` lets it send what a conforming
+    peer would not (to see our codec refuse it).
+    """
+
+    def __init__(self, client_side: bool, validate: bool = True, **settings: int) -> None:
+        cfg = h2.config.H2Configuration(client_side=client_side, header_encoding=None,
+                                        validate_outbound_headers=validate,
+                                        normalize_outbound_headers=validate)
+        self.h2 = h2.connection.H2Connection(config=cfg)
+        if settings:
+            codes = {getattr(h2.settings.SettingCodes, name.upper()): value
+                     for name, value in settings.items()}
+            self.h2.local_settings = h2.settings.Settings(client=client_side, initial_values=codes)
+        self.h2.initiate_connection()
+        self.events: list = []
+
+    def out(self) -> bytes:
+        """Frames the peer has queued for us."""
+        return self.h2.data_to_send()
+
+    def hear(self, transport: "MemoryTransport") -> list:
+        """Take what our codec wrote, feed it to the peer; the new events."""
+        events = self.h2.receive_data(transport.take())
+        self.events += events
+        return events
+
+    def of(self, kind: type, stream_id: Optional[int] = None) -> list:
+        """The events of type ``kind`` seen so far (on ``stream_id`` if given)."""
+        return [e for e in self.events if isinstance(e, kind)
+                and (stream_id is None or getattr(e, "stream_id", None) == stream_id)]
