@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
-
-def wait_port(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.3).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {port}")
+from support import wait_port
 
 
 def curl(url: str) -> str:
@@ -30,7 +19,7 @@ def test_demo_gateway_runs_and_stops(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "propylon", "run"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_port(6188)
+        wait_port(6188, timeout=20)
         bodies = {curl("http://127.0.0.1:6188/").rsplit("\n", 1)[-1] for _ in range(4)}
         assert bodies == {"Response from BLUE", "Response from GREEN"}
         assert "X-Propylon-Upstream: 127.0.0.1:1808" in curl("http://127.0.0.1:6188/")

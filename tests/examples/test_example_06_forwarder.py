@@ -2,7 +2,8 @@
 
 import json
 
-from example_support import curl, running
+from example_support import curl
+from support import running
 
 
 def test_forwards_to_blue_and_rewrites_host(city):

@@ -2,7 +2,8 @@
 
 import json
 
-from example_support import curl, running
+from example_support import curl
+from support import running
 
 
 def _echo_headers(url: str, *args: str) -> list[tuple[str, str]]:

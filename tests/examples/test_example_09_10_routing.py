@@ -2,7 +2,8 @@
 
 import json
 
-from example_support import curl, running
+from example_support import curl
+from support import running
 
 
 def test_09_routes_by_path_and_404s_the_rest(city):

@@ -4,7 +4,8 @@ import json
 import socket
 import time
 
-from example_support import curl, running
+from example_support import curl
+from support import running
 
 
 def test_12_clean_body_passes_rogue_body_refused(city):

@@ -2,7 +2,8 @@
 
 import json
 
-from example_support import curl, running
+from example_support import curl
+from support import running
 
 
 def test_16_static_peer_reaches_blue(city):

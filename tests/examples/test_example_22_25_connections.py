@@ -4,7 +4,8 @@ import json
 import re
 import subprocess
 
-from example_support import curl, running
+from example_support import curl
+from support import running
 
 
 def test_22_https_upstream_reached_through_connect_tunnel(city):

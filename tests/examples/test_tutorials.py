@@ -5,7 +5,8 @@ import json
 import re
 import urllib.request
 
-from example_support import curl, running
+from example_support import curl
+from support import running
 
 
 def test_beta_users_counted_and_routed_to_their_upstream(city):

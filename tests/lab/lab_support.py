@@ -5,14 +5,12 @@ from __future__ import annotations
 import subprocess
 
 from propylon.lab import Lab
+from support import parse_head, run_curl
 
 
 def curl(*args: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
     """Run curl quietly (errors shown); stdout/stderr are text with CRLF kept."""
-    out = subprocess.run(["curl", "-sS", *args], capture_output=True, timeout=timeout)
-    return subprocess.CompletedProcess(out.args, out.returncode,
-                                       out.stdout.decode("utf-8", "replace"),
-                                       out.stderr.decode("utf-8", "replace"))
+    return run_curl(*args, timeout=timeout, text=True)
 
 
 def curl_head_body(*args: str) -> tuple[str, str]:
@@ -28,11 +26,8 @@ def curl_head_body(*args: str) -> tuple[str, str]:
 
 def header(head: str, name: str) -> str | None:
     """Value of header ``name`` in a curl ``-i`` head (case-insensitive)."""
-    for line in head.split("\r\n")[1:]:
-        k, _, v = line.partition(":")
-        if k.strip().lower() == name.lower():
-            return v.strip()
-    return None
+    name = name.lower()
+    return next((v for k, v in parse_head(head)[1] if k == name), None)
 
 
 def hostport(lab: Lab, name: str, scheme: str | None = None) -> tuple[str, int]:

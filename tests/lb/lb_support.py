@@ -108,13 +108,6 @@ class LagMeter:
         self._task.cancel()
 
 
-def free_port() -> int:
-    """A port nothing listens on right now (bound to 0 and released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Blackhole:
     """A loopback listener whose accept queue is full, so new connects hang until
     the client's timeout (the stand-in for an unreachable address)."""

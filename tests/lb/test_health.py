@@ -21,7 +21,8 @@ from propylon.lb import (
     TcpHealthCheck,
 )
 
-from lb_support import Blackhole, LagMeter, TinyHttp, free_port
+from lb_support import Blackhole, LagMeter, TinyHttp
+from support import free_port
 
 
 # --- flip logic ---------------------------------------------------------------------

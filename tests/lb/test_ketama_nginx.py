@@ -17,7 +17,7 @@ import pytest
 
 from propylon.lb import Backend, Consistent, LoadBalancer
 
-from lb_support import free_port
+from support import free_port
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 

@@ -1,9 +1,7 @@
 """Helpers of the load-balancing example tests: run an example, talk to it with curl.
 
-``running(script, port, ...)`` starts ``python <script>`` from the repository root
-with ``PROPYLON_LOG=info``, waits until every given port accepts connections, and
-stops the process group (SIGTERM, then SIGKILL) when the ``with`` block ends,
-whatever happened inside. ``curl_bodies`` sends many requests through one curl
+``running(script, port, ...)`` runs an example (``support.running``) whose failure
+reports leave out the lines every request logs. ``curl_bodies`` sends many requests through one curl
 process (one keep-alive connection); ``Traffic`` sends one request every
 ``interval`` seconds from a thread, the way the lessons' ``while true; curl; sleep``
 loops do, and records what each one got.
@@ -13,14 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from typing import Optional
 
-from example_process import ExampleProcess as _BaseProcess
-from example_process import run_example, wait_port_free  # noqa: F401
+import support
+from support import parse_head, run_curl
 
 BLUE = "Response from BLUE"
 GREEN = "Response from GREEN"
@@ -30,38 +27,20 @@ _PER_REQUEST = re.compile(r"Selected upstream|Routed to|upstream peer is|hashed 
                           r"session cookie|Fail to proxy|is healthy\. Routing")
 
 
-class ExampleProcess(_BaseProcess):
-    """One example process (see ``example_process``), with the log searches these lessons use."""
-
-    def __init__(self, script: str, env: Optional[dict] = None) -> None:
-        super().__init__(script, env=env)
+class LbExample(support.Example):
+    """An example whose log, in failure reports, leaves out the per-request lines."""
 
     def log_summary(self, lines: int = 40) -> str:
         """The last ``lines`` log lines, leaving out the per-request ones."""
         kept = [line for line in self.log().splitlines() if not _PER_REQUEST.search(line)]
         return "\n".join(kept[-lines:])
 
-    def log_size(self) -> int:
-        """Current length of the log, to search only what comes after a point."""
-        return len(self.log())
-
-    def wait_log(self, pattern: str, timeout: float = 5.0, start: int = 0) -> re.Match:
-        """Wait until the log (from character ``start``) matches ``pattern``."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.log(), start)
-            if m:
-                return m
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{pattern!r} not in the log of {self.script} "
-                                     f"within {timeout}s:\n{self.log_summary()}")
-            time.sleep(0.05)
+    describe_log = log_summary
 
 
-def running(script: str, *ports: int, env: Optional[dict] = None) -> "contextlib.AbstractContextManager[ExampleProcess]":
+def running(script: str, *ports: int, env: Optional[dict] = None) -> "contextlib.AbstractContextManager[LbExample]":
     """Run ``script`` until the block ends; ready once every port in ``ports`` accepts."""
-    return run_example(ExampleProcess, script, ports, env=env)
+    return support.running(script, *ports, env=env, cls=LbExample)
 
 
 @dataclass
@@ -79,8 +58,7 @@ _SEP = "\n--propylon-status:"
 def curl_bodies(urls: list[str], *args: str, timeout: float = 30.0) -> list[Reply]:
     """Fetch ``urls`` in order with one curl process; one :class:`Reply` per URL."""
     t0 = time.monotonic()
-    r = subprocess.run(["curl", "-s", "--max-time", str(timeout), "-w", _SEP + "%{http_code}\n",
-                        *args, *urls], capture_output=True, timeout=timeout + 5)
+    r = run_curl("-w", _SEP + "%{http_code}\n", *args, *urls, timeout=timeout)
     text = r.stdout.decode(errors="replace")
     # After the first body, each part is "<status>\n<body of the next request>".
     out: list[Reply] = []
@@ -99,25 +77,22 @@ def curl_bodies(urls: list[str], *args: str, timeout: float = 30.0) -> list[Repl
 def curl_one(url: str, *args: str, timeout: float = 5.0) -> Reply:
     """One request with its own curl process; status 0 when curl itself failed."""
     t0 = time.monotonic()
-    r = subprocess.run(["curl", "-s", "--max-time", str(timeout), "-w", _SEP + "%{http_code}",
-                        *args, url], capture_output=True, timeout=timeout + 5)
+    r = run_curl("-w", _SEP + "%{http_code}", *args, url, timeout=timeout)
     body, _, status = r.stdout.decode(errors="replace").rpartition(_SEP)
     return Reply(int(status) if status.isdigit() else 0, body, t0)
 
 
 def curl_head(url: str, *args: str, timeout: float = 5.0) -> tuple[int, dict[str, list[str]], str]:
     """``curl -i``: status, headers (lower-case names, all values) and body."""
-    r = subprocess.run(["curl", "-s", "-S", "-i", "--max-time", str(timeout), *args, url],
-                       capture_output=True, timeout=timeout + 5)
+    r = run_curl("-i", *args, url, timeout=timeout)
     if r.returncode != 0:
         raise AssertionError(f"curl {url} failed ({r.returncode}): {r.stderr.decode(errors='replace')}")
     head, _, body = r.stdout.decode("latin-1").partition("\r\n\r\n")
-    lines = head.split("\r\n")
+    status, fields = parse_head(head)
     headers: dict[str, list[str]] = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers.setdefault(k.strip().lower(), []).append(v.strip())
-    return int(lines[0].split()[1]), headers, body
+    for k, v in fields:
+        headers.setdefault(k, []).append(v)
+    return status, headers, body
 
 
 class Traffic:

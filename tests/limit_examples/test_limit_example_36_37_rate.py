@@ -4,7 +4,8 @@ window's rate), driven by curl like the lessons' loops."""
 import re
 import time
 
-from limex_support import BLUE_BODY, curl, hits, retry_if_blue_vanishes, running, unique_path
+from limex_support import BLUE_BODY, curl, hits, retry_if_blue_vanishes, unique_path
+from support import running
 
 
 def _fresh_window() -> None:

@@ -4,14 +4,14 @@ window through a real redis-server on a free loopback port."""
 import random
 import re
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 import redis
 
-from limex_support import BlueGone, retry_if_blue_vanishes, running, wait_port_free
+from limex_support import BlueGone, retry_if_blue_vanishes
+from support import free_port, running, wait_port_free
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
 
@@ -19,15 +19,9 @@ LIMIT = 10
 SCRIPT = "examples/36_redis_rate_limit.py"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def redis_url():
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -83,7 +77,7 @@ def _windows(client: redis.Redis, ip: str) -> dict[int, int]:
 
 @retry_if_blue_vanishes
 def test_two_processes_admit_ten_per_window_together(lab, redis_url):
-    p1, p2 = _free_port(), _free_port()
+    p1, p2 = free_port(), free_port()
     for p in (p1, p2):
         wait_port_free(p)
     env1 = {"REDIS_URL": redis_url, "LISTEN": f"127.0.0.1:{p1}"}

@@ -4,7 +4,8 @@ import socket
 import threading
 import time
 
-from limex_support import BLUE_BODY, BlueGone, curl, hits, retry_if_blue_vanishes, running, unique_path
+from limex_support import BLUE_BODY, BlueGone, curl, hits, retry_if_blue_vanishes, unique_path
+from support import running
 
 URL = "http://127.0.0.1:6182"
 
@@ -64,7 +65,7 @@ def test_two_of_five_parallel_requests_pass_and_the_count_returns_to_zero(lab):
             else:
                 assert took < 1.5  # refused at once, not queued
         assert hits(target) == 2
-        ex.wait_log(r"In-flight Limit Exceeded [345]/2", times=3)
+        ex.wait_count(r"In-flight Limit Exceeded [345]/2", 3)
         assert _inflight() == 0
 
 

@@ -5,7 +5,8 @@ import socket
 
 import pytest
 
-from limex_support import BLUE_BODY, curl, hits, retry_if_blue_vanishes, running, unique_path
+from limex_support import BLUE_BODY, curl, hits, retry_if_blue_vanishes, unique_path
+from support import running
 
 URL = "http://127.0.0.1:6183"
 
@@ -54,5 +55,5 @@ def test_connection_filter_resets_the_blocked_address_before_any_http(lab):
         assert refused.status == 0 and refused.exit_code in (7, 52, 56), refused
 
         assert hits(target) == 1
-        ex.wait_log(r"Connection refused for IP: 127\.0\.0\.2", times=2)
+        ex.wait_count(r"Connection refused for IP: 127\.0\.0\.2", 2)
         assert "Access Denied" not in ex.log()  # never reached the HTTP layer

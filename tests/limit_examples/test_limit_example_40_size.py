@@ -4,7 +4,8 @@ import json
 import socket
 import time
 
-from limex_support import curl, hits, retry_if_blue_vanishes, running, unique_path
+from limex_support import curl, hits, retry_if_blue_vanishes, unique_path
+from support import running
 
 URL = "http://127.0.0.1:6184"
 PAYLOAD = "a" * 150

@@ -1,6 +1,7 @@
 """Lessons 41 and 42: bearer token on 6185, Basic credentials on 6186."""
 
-from limex_support import BLUE_BODY, curl, hits, retry_if_blue_vanishes, running, unique_path
+from limex_support import BLUE_BODY, curl, hits, retry_if_blue_vanishes, unique_path
+from support import running
 
 
 @retry_if_blue_vanishes
@@ -45,7 +46,7 @@ def test_basic_auth_challenge_rejection_and_success(lab):
         assert wrong.status == 403
         unknown = curl(url, "-u", "root:password")
         assert unknown.status == 403
-        ex.wait_log(r"Auth Failed: Wrong Credentials", times=2)
+        ex.wait_count(r"Auth Failed: Wrong Credentials", 2)
         assert hits(target) == 0
 
         right = curl(url, "-u", "admin:password")
@@ -53,5 +54,5 @@ def test_basic_auth_challenge_rejection_and_success(lab):
         # The header spelled out as in the lesson (base64 of admin:password).
         same = curl(url, "-H", "Authorization: Basic YWRtaW46cGFzc3dvcmQ=")
         assert same.status == 200
-        ex.wait_log(r"Auth Success: admin verified", times=2)
+        ex.wait_count(r"Auth Success: admin verified", 2)
         assert hits(target) == 2

@@ -12,21 +12,16 @@ import pytest
 import redis.asyncio as aioredis
 
 from propylon.limits import UNAVAILABLE_COUNT, RedisInflight, RedisRate
+from support import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server binary not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisServer:
     """A throw-away redis-server process that the test can stop and start again."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.proc = None
 
     @property

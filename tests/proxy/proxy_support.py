@@ -1,35 +1,23 @@
-"""Fixtures for engine tests: a proxy served from a background event loop, and
-small scripted upstreams on ephemeral loopback ports."""
+"""Fixtures for engine tests: a proxy served from a background event loop, small
+scripted upstreams on ephemeral loopback ports, and the forwarder as a process."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-import threading
-from typing import Awaitable, Callable, Iterator, Optional
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Iterator, Optional
 
 import pytest
-import uvloop
 
 from propylon.protocols.http.v1.server import HttpServerOptions
 from propylon.proxy.service import HttpProxyApp
 from propylon.shutdown import ShutdownWatch
+from support import LoopThread, free_port, wait_port
 
-
-class LoopThread:
-    """An event loop running in a thread; tests submit coroutines to it."""
-
-    def __init__(self) -> None:
-        self.loop = uvloop.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Awaitable, timeout: float = 30):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture
@@ -168,3 +156,19 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0, until_close: bool
         except socket.timeout:
             pass
         return bytes(out)
+
+
+def start_forwarder(upstream: tuple, *args: str) -> tuple[int, subprocess.Popen]:
+    """``run_forwarder.py`` on a free port in front of ``upstream`` (host, port), with
+    ``args`` (e.g. ``-c conf``); returns once it accepts connections. The caller
+    ends the process."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(HERE / "run_forwarder.py"), str(port),
+                             f"{upstream[0]}:{upstream[1]}", *args])
+    try:
+        wait_port(port)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return port, proc

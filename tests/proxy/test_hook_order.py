@@ -8,6 +8,7 @@ from propylon import Error, ErrorType, HttpPeer, PeerOptions, ProxyHttp
 from propylon.proxy.proxy_trait import FailToProxy
 
 from proxy_support import raw_exchange
+from support import free_port
 
 
 class Recorder(ProxyHttp):
@@ -128,12 +129,7 @@ def test_request_filter_answer_stops_early(start_proxy, upstream):
 
 
 def test_connect_failure_order(start_proxy):
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    closed_port = s.getsockname()[1]
-    s.close()  # nothing listens there now: connection refused
+    closed_port = free_port()  # nothing listens there: connection refused
     rec = Recorder(closed_port)
     p = start_proxy(rec)
     assert curl(p.url + "/")[0] == 502

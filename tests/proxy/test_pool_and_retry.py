@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import time
 
 from propylon import HttpPeer, PeerOptions, ProxyHttp
 
 from proxy_support import raw_exchange, read_request
+from support import free_port
 
 
 def get(url: str) -> int:
@@ -39,14 +39,6 @@ class Reuse(ProxyHttp):
         if self.retry_connect:
             e.set_retry(True)
         return e
-
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_connection_reused_across_client_connections(start_proxy, upstream):
@@ -107,7 +99,7 @@ def test_failure_on_reused_connection_is_retried(start_proxy, upstream):
 
 
 def test_connect_error_not_retried_by_default(start_proxy):
-    proxy = Reuse(closed_port())
+    proxy = Reuse(free_port())
     p = start_proxy(proxy)
     assert get(p.url + "/") == 502
     assert proxy.peers == 1
@@ -117,7 +109,7 @@ def test_connect_error_retried_when_asked_bounded_by_max_retries(start_proxy):
     class Conf:
         max_retries = 3
 
-    proxy = Reuse(closed_port(), retry_connect=True)
+    proxy = Reuse(free_port(), retry_connect=True)
     p = start_proxy(proxy, conf=Conf())
     assert get(p.url + "/") == 502
     assert proxy.peers == 3 and proxy.connect_failures == 3

@@ -5,37 +5,15 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
-HERE = Path(__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("proxy did not start")
+from proxy_support import start_forwarder
 
 
 def test_inflight_request_survives_sigterm(lab):
-    port = free_port()
-    host, up = lab.address("blue")
-    proc = subprocess.Popen([sys.executable, str(HERE / "run_forwarder.py"), str(port), f"{host}:{up}"])
+    port, proc = start_forwarder(lab.address("blue"))
     try:
-        wait_port(port)
         idle = socket.create_connection(("127.0.0.1", port), timeout=5)
         idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert idle.recv(4096).startswith(b"HTTP/1.1 200")

@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import sys
-import time
-from pathlib import Path
 
-HERE = Path(__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from proxy_support import start_forwarder
 
 
 def test_two_workers_proxy(lab, tmp_path):
     conf = tmp_path / "conf.yaml"
     conf.write_text("version: 1\nthreads: 2\nwork_stealing: false\n")
-    port = free_port()
-    host, up = lab.address("blue")
-    proc = subprocess.Popen([sys.executable, str(HERE / "run_forwarder.py"), str(port), f"{host}:{up}",
-                             "-c", str(conf)])
+    port, proc = start_forwarder(lab.address("blue"), "-c", str(conf))
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         clients = set()
         for _ in range(40):
             out = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/echo"],

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from proxy_support import start_forwarder
+
 GIB = 1 << 30
-HERE = Path(__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -30,17 +22,8 @@ def peak_rss_mb(pid: int) -> float:
 
 @pytest.fixture
 def forwarder(lab):
-    port = free_port()
-    host, up_port = lab.address("blue")
-    proc = subprocess.Popen([sys.executable, str(HERE / "run_forwarder.py"), str(port), f"{host}:{up_port}"])
+    port, proc = start_forwarder(lab.address("blue"))
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         yield port, proc
     finally:
         proc.terminate()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server_support import Proc
+from support import Proc
 
 
 @pytest.fixture
@@ -14,7 +14,7 @@ def procs(tmp_path):
     started: list[Proc] = []
 
     def start(args, env=None, name=None):
-        p = Proc([str(a) for a in args], tmp_path / f"{name or 'proc'}{len(started)}.log", env)
+        p = Proc(args, tmp_path / f"{name or 'proc'}{len(started)}.log", env)
         started.append(p)
         return p
 

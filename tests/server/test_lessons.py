@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from server_support import REPO, ask, pid_alive, wait_port, write_conf
+from server_support import ask, pid_alive, write_conf
+from support import REPO, wait_port
 
 
 def test_echo_server_echoes_and_logs_peer(procs):

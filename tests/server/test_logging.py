@@ -8,7 +8,8 @@ import sys
 
 from propylon.server import Opt, Server, ServerConf
 
-from server_support import APPS, REPO, write_conf
+from server_support import APPS, write_conf
+from support import REPO
 
 
 def _run_briefly(env_log, tmp_path):

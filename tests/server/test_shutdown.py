@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from server_support import APPS, REPO, pid_alive, write_conf
+from server_support import APPS, pid_alive, write_conf
+from support import REPO
 
 
 def _connect(port):

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from server_support import APPS, ask, pid_alive, wait_port, write_conf
+from server_support import APPS, ask, pid_alive, write_conf
+from support import wait_port
 
 
 def _pids_seen(port: int, want: int, tries: int = 300) -> set[int]:

@@ -32,7 +32,7 @@ def test_lesson_07_tls_termination(tls_lab):
         failed = curl_fails("http://127.0.0.1:6147/")
         assert failed.returncode != 0
 
-        ex.wait_log(r"Forwarding HTTPS request to Upstream Blue", count=2)
+        ex.wait_count(r"Forwarding HTTPS request to Upstream Blue", count=2)
 
 
 @retry_if_lab_vanishes
@@ -52,8 +52,8 @@ def test_lesson_14_http2_end_to_end(tls_lab):
         assert (r.status, r.http_version) == (200, "1.1")
         assert r.body == "Response from Advanced Upstream (HTTPS + HTTP/2)"
 
-        ex.wait_log(r"Forwarding to Upstream Advanced via HTTPS \(ALPN: H2/H1\)", count=2)
-        assert set(ex.wait_log(r"Upstream connection \(reused=\w+\) negotiated ALPN: (\S+)")) == {"h2"}
+        ex.wait_count(r"Forwarding to Upstream Advanced via HTTPS \(ALPN: H2/H1\)", count=2)
+        assert set(ex.wait_count(r"Upstream connection \(reused=\w+\) negotiated ALPN: (\S+)")) == {"h2"}
 
 
 @retry_if_lab_vanishes
@@ -63,7 +63,7 @@ def test_lesson_15_h2c_upstream(tls_lab):
         assert (r.status, r.http_version) == (200, "1.1")
         assert r.body == "Response from Advanced Upstream (H2C - Cleartext HTTP/2)"
         assert r.header("x-lab-member") == "advanced-h2c"
-        ex.wait_log(r"Forwarding to Upstream Advanced via H2C")
+        ex.wait_count(r"Forwarding to Upstream Advanced via H2C")
 
         # The upstream only speaks h2c: proof that the proxy did the translating.
         failed = curl_fails("http://127.0.0.1:18082/", "--http1.1", "-o", "/dev/null",

@@ -23,8 +23,8 @@ def test_lesson_20_sni_follows_the_path(tls_lab):
             # What the upstream saw in the ClientHello, and the Host kept in step.
             assert r.header("x-lab-sni") == name, path
             assert r.header("x-lab-host") == name, path
-        ex.wait_log(r"Connecting to IP: 127\.0\.0\.1:18443 with SNI: v1\.api\.propylon\.test", count=2)
-        ex.wait_log(r"Connecting to IP: 127\.0\.0\.1:18443 with SNI: v2\.api\.propylon\.test", count=2)
+        ex.wait_count(r"Connecting to IP: 127\.0\.0\.1:18443 with SNI: v1\.api\.propylon\.test", count=2)
+        ex.wait_count(r"Connecting to IP: 127\.0\.0\.1:18443 with SNI: v2\.api\.propylon\.test", count=2)
 
 
 @retry_if_lab_vanishes
@@ -45,5 +45,5 @@ def test_lesson_21_client_certificate_only_for_auth(tls_lab):
         r = curl("http://127.0.0.1:6165/auth")
         assert r.status == 200
 
-        ex.wait_log(r"Connecting anonymously \(no cert\) for /anon", count=2)
-        ex.wait_log(r"Attaching Client Certificate for /auth request", count=2)
+        ex.wait_count(r"Connecting anonymously \(no cert\) for /anon", count=2)
+        ex.wait_count(r"Attaching Client Certificate for /auth request", count=2)

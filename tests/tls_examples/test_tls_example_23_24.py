@@ -31,13 +31,13 @@ IDLE_SECONDS = 70.0 if os.environ.get("PROPYLON_SLOW_TESTS") == "1" else 3.0
 def test_lesson_23_self_driving_demo(tls_lab):
     """The example's own client: three pings and their stamped echoes in the log."""
     with running("23_websocket_upgrade.py", 6167) as ex:
-        (end,) = ex.wait_log(r"Client: (Test Complete\.|failed: .*)", timeout=15)
+        (end,) = ex.wait_count(r"Client: (Test Complete\.|failed: .*)", timeout=15)
         if end.startswith("failed") and "502" in end:
             raise LabGone(f"the demo client got {end}")
         assert end == "Test Complete.", ex.log()
-        echoes = ex.wait_log(r"Client: Received 'Echo \[\d\d:\d\d:\d\d\]: (Ping #\d)'", count=3)
+        echoes = ex.wait_count(r"Client: Received 'Echo \[\d\d:\d\d:\d\d\]: (Ping #\d)'", count=3)
         assert echoes == ["Ping #1", "Ping #2", "Ping #3"]
-        assert ex.wait_log(r"Proxy: Detected Upgrade Header: (\w+)") == ["websocket"]
+        assert ex.wait_count(r"Proxy: Detected Upgrade Header: (\w+)") == ["websocket"]
 
 
 @pytest.mark.timeout(3 * IDLE_SECONDS + 90)  # room for the reruns
@@ -74,7 +74,7 @@ def test_lesson_23_pings_over_one_connection_survive_idleness(tls_lab):
             assert ws.recv(timeout=5) == b"\x00\x01binary"
 
         # One upgrade for all of it: the same connection carried every frame.
-        assert ex.wait_log(r"Proxy: Detected Upgrade Header: (\w+)") == ["websocket"]
+        assert ex.wait_count(r"Proxy: Detected Upgrade Header: (\w+)") == ["websocket"]
 
 
 def _channel() -> grpc.Channel:
@@ -116,8 +116,8 @@ def test_lesson_24_grpc_through_tls_h2(tls_lab):
             unary = echo_unary(channel)
             calls = [unary.future({"message": f"m{n}"}, timeout=10) for n in range(20)]
             assert [c.result()["message"] for c in calls] == [f"m{n}" for n in range(20)]
-        ex.wait_log(r"Proxying gRPC request /grpc\.health\.v1\.Health/Check")
-        ex.wait_log(r"Proxying gRPC request /propylon\.lab\.Echo/ServerStream")
+        ex.wait_count(r"Proxying gRPC request /grpc\.health\.v1\.Health/Check")
+        ex.wait_count(r"Proxying gRPC request /propylon\.lab\.Echo/ServerStream")
 
 
 @retry_if_lab_vanishes

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from support import free_port
 from tlsex_support import running
 
 #: Silence to survive: the lesson's 70 s with PROPYLON_SLOW_TESTS=1, else 3 s.
@@ -79,12 +79,6 @@ def silent_echo() -> Iterator[int]:
         thread.join(5)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def runner(tmp_path: Path) -> str:
     path = tmp_path / "run_23.py"
@@ -100,7 +94,7 @@ def _ws(port: int):
 @pytest.mark.timeout(IDLE_SECONDS + 60)
 def test_silent_tunnel_outlives_the_quiet_spell(silent_echo, runner):
     """IDLE_SECONDS (70 s with PROPYLON_SLOW_TESTS=1, else 3 s) without one byte."""
-    port = _free_port()
+    port = free_port()
     with running(runner, port, args=(str(silent_echo), str(port), "none"),
                  env={"WS_DEMO_CLIENT": "0"}):
         with _ws(port) as ws:
@@ -112,7 +106,7 @@ def test_silent_tunnel_outlives_the_quiet_spell(silent_echo, runner):
 
 
 def test_a_read_timeout_cuts_the_silent_tunnel(silent_echo, runner):
-    port = _free_port()
+    port = free_port()
     with running(runner, port, args=(str(silent_echo), str(port), "1.0"),
                  env={"WS_DEMO_CLIENT": "0"}):
         with _ws(port) as ws:

@@ -16,10 +16,11 @@ import h2.events
 import h2.exceptions
 import pytest
 
-from h2_support import (ServerThread, curl, demo_handler, make_cert, pattern, proc_cpu_seconds,
-                        raw_h2_socket, server_tls_context)
+from h2_support import (ServerThread, demo_handler, make_cert, proc_cpu_seconds, raw_h2_socket,
+                        server_tls_context)
 from propylon.protocols.http.header import ResponseHeader
 from propylon.protocols.http.v2.server import H2Options, H2ServerConnection, H2ServerStream
+from support import pattern, run_curl
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,7 +31,7 @@ def _url(server: ServerThread, path: str) -> str:
 
 def test_curl_h2c_request_mapping_and_response_headers():
     with ServerThread() as s:
-        r = curl("--http2-prior-knowledge", "-i", _url(s, "/echo?x=1"), "--data-binary", "hello",
+        r = run_curl("--http2-prior-knowledge", "-i", _url(s, "/echo?x=1"), "--data-binary", "hello",
                  "-H", "Cookie: a=1", "-H", "Cookie: b=2", "-H", "X-Custom: yes")
         assert r.returncode == 0, r.stderr
         head, _, body = r.stdout.partition(b"\r\n\r\n")
@@ -52,7 +53,7 @@ def test_curl_h2c_request_mapping_and_response_headers():
 def test_curl_over_tls_negotiates_h2(tmp_path):
     cert, key = make_cert(tmp_path)
     with ServerThread(ssl_ctx=server_tls_context(cert, key)) as s:
-        r = curl("--http2", "-k", "-w", "\n%{http_version}", f"https://127.0.0.1:{s.port}/tls")
+        r = run_curl("--http2", "-k", "-w", "\n%{http_version}", f"https://127.0.0.1:{s.port}/tls")
         assert r.returncode == 0, r.stderr
         body, _, version = r.stdout.rpartition(b"\n")
         assert version == b"2"
@@ -71,13 +72,13 @@ def test_h2load_thousand_requests_all_succeed():
 
 def test_head_and_204_have_no_data_and_trailers_arrive():
     with ServerThread() as s:
-        r = curl("--http2-prior-knowledge", "-I", _url(s, "/big?n=1000"))
+        r = run_curl("--http2-prior-knowledge", "-I", _url(s, "/big?n=1000"))
         assert r.returncode == 0, r.stderr
         assert b"content-length: 1000" in r.stdout
-        r = curl("--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+        r = run_curl("--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
                  _url(s, "/nobody"))
         assert r.stdout == b"204 0"
-        r = curl("--http2-prior-knowledge", "-i", _url(s, "/trailers"))
+        r = run_curl("--http2-prior-knowledge", "-i", _url(s, "/trailers"))
         assert r.returncode == 0, r.stderr
         assert b"body before trailers" in r.stdout
         tail = r.stdout.split(b"body before trailers", 1)[1]
@@ -89,11 +90,11 @@ def test_large_download_and_upload_with_curl(tmp_path):
     data = pattern(12_000_000)
     upload.write_bytes(data)
     with ServerThread() as s:
-        r = curl("--http2-prior-knowledge", "-o", str(tmp_path / "down.bin"), "-w", "%{http_code}",
+        r = run_curl("--http2-prior-knowledge", "-o", str(tmp_path / "down.bin"), "-w", "%{http_code}",
                  _url(s, "/big?n=10000000"))
         assert r.stdout == b"200", r.stderr
         assert (tmp_path / "down.bin").read_bytes() == pattern(10_000_000)
-        r = curl("--http2-prior-knowledge", "--data-binary", f"@{upload}", _url(s, "/upload"))
+        r = run_curl("--http2-prior-knowledge", "--data-binary", f"@{upload}", _url(s, "/upload"))
         doc = json.loads(r.stdout)
         assert doc["length"] == len(data)
         assert doc["sha256"] == hashlib.sha256(data).hexdigest()
@@ -463,7 +464,7 @@ def test_switch_from_http1_protocol_after_preface():
     t.start()
     try:
         assert ready.wait(5)
-        r = curl("--http2-prior-knowledge", f"http://127.0.0.1:{box['port']}/switched", "-d", "abc")
+        r = run_curl("--http2-prior-knowledge", f"http://127.0.0.1:{box['port']}/switched", "-d", "abc")
         doc = json.loads(r.stdout)
         assert doc["path"] == "/switched" and doc["length"] == 3
     finally:
@@ -549,7 +550,7 @@ def test_streams_over_the_limit_are_refused_not_the_connection():
 def test_expect_100_continue_is_answered_on_first_read(tmp_path):
     (tmp_path / "b.bin").write_bytes(pattern(300_000))
     with ServerThread() as s:
-        r = curl("-v", "--http2-prior-knowledge", "-H", "Expect: 100-continue",
+        r = run_curl("-v", "--http2-prior-knowledge", "-H", "Expect: 100-continue",
                  "--data-binary", f"@{tmp_path / 'b.bin'}", _url(s, "/e"))
     assert b"< HTTP/2 100" in r.stderr and b"< HTTP/2 200" in r.stderr
     assert json.loads(r.stdout)["length"] == 300_000

@@ -10,25 +10,14 @@ import json
 import os
 import socket
 import ssl
-import subprocess
-import threading
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional
 from urllib.parse import parse_qs
 
-import uvloop
-
 from propylon.protocols.http.header import HeaderMap, ResponseHeader
 from propylon.protocols.http.v2.server import H2Options, H2ServerConnection, H2ServerStream
 from propylon.shutdown import ShutdownWatch
-
-PATTERN = bytes(range(256)) * 256  # 64 KiB
-
-
-def pattern(n: int) -> bytes:
-    """``n`` bytes of the repeating 0..255 pattern."""
-    reps = n // len(PATTERN) + 1
-    return (PATTERN * reps)[:n]
+from support import LoopThread, pattern
 
 
 async def demo_handler(st: H2ServerStream) -> bool:
@@ -116,48 +105,39 @@ class ServerThread:
         self.handler = handler
         self.options = options or H2Options()
         self.ssl_ctx = ssl_ctx
-        self.loop = uvloop.new_event_loop()
         self.shutdown = ShutdownWatch()
         self.connections: set = set()
         self.port = 0
+        self._lt: Optional[LoopThread] = None
         self._server: Optional[asyncio.AbstractServer] = None
-        self._thread = threading.Thread(target=self._main, daemon=True)
-        self._started = threading.Event()
 
     def __enter__(self) -> "ServerThread":
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("server thread did not start")
+        self._lt = LoopThread()
+
+        async def start() -> asyncio.AbstractServer:
+            return await asyncio.get_running_loop().create_server(
+                lambda: H2ServerConnection(self.handler, self.shutdown, self.options, self.connections),
+                "127.0.0.1", 0, ssl=self.ssl_ctx)
+
+        self._server = self._lt.run(start(), 10)
+        self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def _main(self) -> None:
-        asyncio.set_event_loop(self.loop)
-
-        async def start() -> None:
-            self._server = await self.loop.create_server(
-                lambda: H2ServerConnection(self.handler, self.shutdown, self.options, self.connections),
-                "127.0.0.1", 0, ssl=self.ssl_ctx)
-            self.port = self._server.sockets[0].getsockname()[1]
-
-        self.loop.run_until_complete(start())
-        self._started.set()
-        self.loop.run_forever()
-
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the server's loop and return its result."""
-        async def wrap() -> Any:
-            return fn()
-        return asyncio.run_coroutine_threadsafe(wrap(), self.loop).result(10)
+        assert self._lt is not None
+        return self._lt.call(fn)
 
     def trigger_shutdown(self) -> None:
         """Begin graceful shutdown, as the server would."""
         self.call(self.shutdown.trigger)
 
     def stop(self) -> None:
-        if not self._thread.is_alive():
+        lt, self._lt = self._lt, None
+        if lt is None:
             return
 
         async def close() -> None:
@@ -168,10 +148,9 @@ class ServerThread:
             await asyncio.sleep(0.05)
 
         try:
-            asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+            lt.run(close(), 10)
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
+            lt.close()
 
 
 def make_cert(directory: Path) -> tuple[str, str]:
@@ -209,13 +188,6 @@ def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
     ctx.load_cert_chain(cert, key)
     ctx.set_alpn_protocols(["h2"])
     return ctx
-
-
-def curl(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
-    """Run curl quietly, without any proxy from the environment."""
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    return subprocess.run(["curl", "-sS", "--noproxy", "*", *args], capture_output=True,
-                          timeout=timeout, env=env)
 
 
 def raw_h2_socket(port: int, timeout: float = 5.0) -> socket.socket:

@@ -16,10 +16,11 @@ import h2.events
 import pytest
 import uvloop
 
-from h2_support import ServerThread, pattern
+from h2_support import ServerThread
 from propylon.errors import Error, ErrorSource, ErrorType, RetryType
 from propylon.protocols.http.header import HeaderMap, RequestHeader
 from propylon.protocols.http.v2.client import H2ClientConnection, H2ClientStream
+from support import pattern
 
 pytestmark = pytest.mark.timeout(60)
 
