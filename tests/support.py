@@ -217,10 +217,12 @@ def running(script: str, *ports: int, args: Iterable[str] = (), env: Optional[di
 
 # --- curl ------------------------------------------------------------------------------------
 def run_curl(*args: str, timeout: float = 20.0, text: bool = False) -> subprocess.CompletedProcess:
-    """``curl -sS --noproxy '*' --max-time <timeout> <args>``: quiet but for errors, never
-    through a proxy from the environment; curl's own failures are left to the caller."""
-    out = subprocess.run(["curl", "-sS", "--noproxy", "*", "--max-time", str(timeout), *args],
-                         capture_output=True, timeout=timeout + 5)
+    """``curl -sS --max-time <timeout> <args>``: quiet but for errors, and never through
+    a proxy from the environment (``-x`` still works); curl's own failures are left
+    to the caller."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    out = subprocess.run(["curl", "-sS", "--max-time", str(timeout), *args],
+                         capture_output=True, timeout=timeout + 5, env=env)
     if text:
         return subprocess.CompletedProcess(out.args, out.returncode,
                                            out.stdout.decode("utf-8", "replace"),
@@ -318,14 +320,17 @@ def served(name: str) -> bool:
 
 
 def base_lab(request: pytest.FixtureRequest) -> Optional[Lab]:
-    """A fixed-port lab of this process, or None when another process holds the ports."""
+    """A fixed-port lab of this process (the suite's ``lab`` when it runs on the fixed
+    ports), or None: another process holds the ports, or the suite's lab runs on
+    ephemeral ones (``PROPYLON_LAB_PORTS=ephemeral``), which the examples cannot use."""
     for candidate in lab_process.open_labs():
         if candidate.port_mode == "fixed":
             return candidate
     try:
-        return request.getfixturevalue("lab")
+        lab = request.getfixturevalue("lab")
     except pytest.fail.Exception:
         return None
+    return lab if lab.port_mode == "fixed" else None
 
 
 class FixedLab:
