@@ -366,3 +366,9 @@ class FixedLab:
 
     def close(self) -> None:
         self.spare.close()
+
+    def __enter__(self) -> "FixedLab":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

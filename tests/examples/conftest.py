@@ -22,11 +22,8 @@ NEEDED = ("blue", "green", "uds", "advanced-https", "forward-proxy", "blackhole"
 
 @pytest.fixture(scope="session")
 def _city(request: pytest.FixtureRequest) -> Iterator[FixedLab]:
-    fixed = FixedLab(request, NEEDED)
-    try:
+    with FixedLab(request, NEEDED) as fixed:
         yield fixed
-    finally:
-        fixed.close()
 
 
 @pytest.fixture

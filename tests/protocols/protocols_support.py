@@ -18,6 +18,7 @@ import h2.config
 import h2.connection
 import h2.settings
 
+from propylon.protocols.http.header import ResponseHeader
 from propylon.protocols.http.v1.client import H1ClientConnection
 from propylon.protocols.http.v1.server import H1ServerConnection, HttpServerOptions
 from propylon.protocols.http.v2.client import H2ClientConnection
@@ -107,6 +108,25 @@ async def settle(until: Callable[[], bool] = lambda: False) -> None:
         if until():
             return
         await asyncio.sleep(0)
+
+
+async def read_all(exchange: Any) -> bytes:
+    """Every body byte ``exchange.read_body()`` gives, up to its end."""
+    body = b""
+    while (piece := await exchange.read_body()) is not None:
+        body += piece
+    return body
+
+
+def answer(session: Any, status: int, body: bytes, length: Optional[int] = None) -> None:
+    """Write a whole response on ``session``: the head (with ``Content-Length:
+    length`` unless None), ``body`` and the end."""
+    resp = ResponseHeader.build(status)
+    if length is not None:
+        resp.insert_header(b"Content-Length", str(length))
+    session.write_header(resp)
+    session.write_body(body)
+    session.finish()
 
 
 def connect(protocol: Any, **kwargs: Any) -> MemoryTransport:

@@ -14,7 +14,7 @@ import pytest
 from propylon.errors import Error, ErrorType, RetryType
 from propylon.protocols.http.header import HeaderMap, RequestHeader
 
-from protocols_support import connect, h1_client, settle
+from protocols_support import connect, h1_client, read_all, settle
 
 
 def parse_request(data: bytes) -> tuple[h11.Request, bytes, list]:
@@ -41,13 +41,6 @@ def request(method: bytes = b"GET", path: bytes = b"/", **headers: str) -> Reque
     for name, value in headers.items():
         req.append_header(name.replace("_", "-"), value)
     return req
-
-
-async def read_all(conn) -> bytes:
-    body = b""
-    while (piece := await conn.read_body()) is not None:
-        body += piece
-    return body
 
 
 def run(coro):

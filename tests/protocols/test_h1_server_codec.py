@@ -15,7 +15,7 @@ import pytest
 from propylon.protocols.http.header import HeaderMap, ResponseHeader
 from propylon.protocols.http.v1.server import HttpServerOptions
 
-from protocols_support import connect, h1_server, settle
+from protocols_support import answer, connect, h1_server, read_all, settle
 
 
 class Response:
@@ -68,20 +68,14 @@ class Recorder:
         self.respond = respond
 
     async def __call__(self, session) -> bool:
-        body = b""
-        while (piece := await session.read_body()) is not None:
-            body += piece
+        body = await read_all(session)
         req = session.req
         self.seen.append((req.method, req.path, body, session.trailers, req.headers))
         if self.respond is not None:
             await self.respond(session, body)
         else:
             text = f"{req.method} {req.path} ".encode() + body
-            resp = ResponseHeader.build(200)
-            resp.insert_header(b"Content-Length", str(len(text)))
-            session.write_header(resp)
-            session.write_body(text)
-            session.finish()
+            answer(session, 200, text, len(text))
         await session.drain()
         return session.keepalive
 
@@ -289,11 +283,7 @@ def test_response_without_length_to_http10_is_close_delimited():
 
 def test_http10_keep_alive_only_when_asked():
     async def sized(session, body):
-        resp = ResponseHeader.build(200)
-        resp.insert_header(b"Content-Length", b"2")
-        session.write_header(resp)
-        session.write_body(b"ok")
-        session.finish()
+        answer(session, 200, b"ok", 2)
 
     asked = b"GET / HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\n\r\n"
     written, closed, _ = run(exchange([asked], handler=Recorder(sized)))
@@ -305,11 +295,7 @@ def test_http10_keep_alive_only_when_asked():
 @pytest.mark.parametrize("method, status", [(b"HEAD", 200), (b"GET", 204), (b"GET", 304)])
 def test_responses_that_have_no_body(method, status):
     async def reply(session, body):
-        resp = ResponseHeader.build(status)
-        resp.insert_header(b"Content-Length", b"11")  # HEAD: the length of the GET body
-        session.write_header(resp)
-        session.write_body(b"not allowed")
-        session.finish()
+        answer(session, status, b"not allowed", 11)  # HEAD: the length of the GET body
 
     data = method + b" / HTTP/1.1\r\nHost: t\r\n\r\n" + GET % b"next"
     written, closed, h = run(exchange([data], handler=Recorder(reply)))
@@ -321,11 +307,7 @@ def test_responses_that_have_no_body(method, status):
 
 def test_response_shorter_than_its_content_length_ends_the_connection():
     async def short(session, body):
-        resp = ResponseHeader.build(200)
-        resp.insert_header(b"Content-Length", b"10")
-        session.write_header(resp)
-        session.write_body(b"short")
-        session.finish()
+        answer(session, 200, b"short", 10)
 
     written, closed, h = run(exchange([GET % b"a" + GET % b"b"], handler=Recorder(short)))
     assert written.endswith(b"short")

@@ -11,7 +11,7 @@ import pytest
 from propylon.errors import Error, ErrorType
 from propylon.protocols.http.header import HeaderMap, RequestHeader
 
-from protocols_support import H2Peer, connect, h2_client, settle
+from protocols_support import H2Peer, connect, h2_client, read_all, settle
 
 
 class Origin:
@@ -54,11 +54,15 @@ def get(path: bytes = b"/", **fields: str) -> RequestHeader:
     return req
 
 
-async def read_all(st) -> bytes:
-    body = b""
-    while (piece := await st.read_body()) is not None:
-        body += piece
-    return body
+async def two_requests():
+    """An origin that has received GET /a and GET /b on two streams of one connection."""
+    o = Origin()
+    await o.exchange()
+    a, b = o.conn.open_stream(), o.conn.open_stream()
+    a.send_request_header(get(b"/a"), False, True)
+    b.send_request_header(get(b"/b"), False, True)
+    await o.exchange()
+    return o, a, b
 
 
 def run(coro):
@@ -123,12 +127,7 @@ def test_request_body_and_trailers_reach_the_origin():
 
 def test_a_reset_from_the_origin_fails_that_stream_only():
     async def main():
-        o = Origin()
-        await o.exchange()
-        a, b = o.conn.open_stream(), o.conn.open_stream()
-        a.send_request_header(get(b"/a"), False, True)
-        b.send_request_header(get(b"/b"), False, True)
-        await o.exchange()
+        o, a, b = await two_requests()
         o.peer.h2.reset_stream(a.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
         o.respond(b.stream_id, 200, b"fine")
         await o.exchange()
@@ -144,12 +143,7 @@ def test_a_reset_from_the_origin_fails_that_stream_only():
 
 def test_goaway_fails_streams_above_the_last_id_as_retryable():
     async def main():
-        o = Origin()
-        await o.exchange()
-        a, b = o.conn.open_stream(), o.conn.open_stream()
-        a.send_request_header(get(b"/a"), False, True)
-        b.send_request_header(get(b"/b"), False, True)
-        await o.exchange()
+        o, a, b = await two_requests()
         o.respond(a.stream_id, 200, b"kept")  # h2 sends nothing after its own GOAWAY
         o.peer.h2.close_connection(last_stream_id=a.stream_id)
         await o.exchange()

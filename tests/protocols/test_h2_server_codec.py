@@ -10,7 +10,7 @@ import h2.events as ev
 from propylon.protocols.http.header import HeaderMap, ResponseHeader
 from propylon.protocols.http.v2.server import H2Options
 
-from protocols_support import H2Peer, connect, h2_server, settle
+from protocols_support import H2Peer, answer, connect, h2_server, read_all, settle
 
 
 def head(method: bytes, path: bytes = b"/", **extra: str) -> list:
@@ -28,19 +28,13 @@ class Recorder:
         self.reply = reply
 
     async def __call__(self, st) -> bool:
-        body = b""
-        while (piece := await st.read_body()) is not None:
-            body += piece
+        body = await read_all(st)
         self.seen.append((st, body))
         if self.reply is not None:
             await self.reply(st, body)
         else:
             text = f"{st.req.method} {st.req.path} ".encode() + body
-            resp = ResponseHeader.build(200)
-            resp.insert_header(b"Content-Length", str(len(text)))
-            st.write_header(resp)
-            st.write_body(text)
-            st.finish()
+            answer(st, 200, text, len(text))
         await st.drain()
         return True
 
@@ -186,11 +180,7 @@ def test_response_body_waits_for_the_clients_window():
     big = b"z" * 100
 
     async def reply(st, body):
-        resp = ResponseHeader.build(200)
-        resp.insert_header(b"Content-Length", b"100")
-        st.write_header(resp)
-        st.write_body(big)
-        st.finish()
+        answer(st, 200, big, 100)
         await st.drain()
 
     async def main():

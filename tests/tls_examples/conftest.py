@@ -24,11 +24,8 @@ NEEDED = ("blue", "advanced-https", "advanced-mtls", "advanced-h2c", "grpc", "we
 
 @pytest.fixture(scope="session")
 def _tls_city(request: pytest.FixtureRequest) -> Iterator[FixedLab]:
-    fixed = FixedLab(request, NEEDED)
-    try:
+    with FixedLab(request, NEEDED) as fixed:
         yield fixed
-    finally:
-        fixed.close()
 
 
 @pytest.fixture
