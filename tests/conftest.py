@@ -9,6 +9,7 @@ the other build, so a run that claims to test one build cannot quietly test the 
 import importlib.util
 import os
 import pathlib
+import shutil
 import sys
 
 import pytest
@@ -31,3 +32,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         actual = "pure" if origin.endswith(".py") else "compiled"
         if actual != expected:
             raise pytest.UsageError(f"PROPYLON_EXPECT_BUILD={expected}, but propylon.proxy.engine is {actual}: {origin}")
+
+
+@pytest.fixture
+def redis_server():
+    """A redis-server of the test's own on a free loopback port (skips without the binary)."""
+    from support import RedisServer
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server binary not installed")
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()

@@ -6,7 +6,8 @@ The folders' own modules (``*_support.py``) keep only what their lessons need.
 * Processes: :class:`Proc` (a Python process in its own session, its output in a
   file the test searches with :meth:`Proc.wait_log` / :meth:`Proc.wait_count`),
   :class:`Example` and :func:`running` for the lesson examples.
-* curl: :func:`run_curl` and :func:`parse_head`; bodies: :func:`pattern`.
+* curl: :func:`run_curl` and :func:`parse_head`; bodies: :func:`pattern`;
+  :class:`RedisServer`, a throw-away redis-server (the ``redis_server`` fixture).
 * Event loops: :class:`LoopThread`, a uvloop loop in a thread the test drives.
 * A lab another test run may share: :func:`retry_when`, and :class:`FixedLab` for
   the members the examples expect on their fixed ports.
@@ -239,6 +240,42 @@ def parse_head(head: str) -> tuple[int, list[tuple[str, str]]]:
         name, _, value = line.partition(":")
         fields.append((name.strip().lower(), value.strip()))
     return int(lines[0].split()[1]), fields
+
+
+# --- redis -----------------------------------------------------------------------------------
+class RedisServer:
+    """A throw-away redis-server process that the test can stop and start again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+            self.proc = None
 
 
 # --- bodies ----------------------------------------------------------------------------------
