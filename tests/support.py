@@ -99,7 +99,8 @@ class Proc:
             log_path = Path(name)
         self.log_path = log_path
         self._out = open(log_path, "ab")
-        full_env = dict(os.environ, PROPYLON_LOG="info", PYTHONUNBUFFERED="1", **(env or {}))
+        full_env = dict(os.environ, PROPYLON_LOG="info", PYTHONUNBUFFERED="1")
+        full_env.update(env or {})
         self.popen = subprocess.Popen([sys.executable, *args], cwd=REPO, env=full_env,
                                       stdout=self._out, stderr=subprocess.STDOUT,
                                       start_new_session=True)
