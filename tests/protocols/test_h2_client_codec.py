@@ -54,15 +54,16 @@ def get(path: bytes = b"/", **fields: str) -> RequestHeader:
     return req
 
 
-async def two_requests():
-    """An origin that has received GET /a and GET /b on two streams of one connection."""
+async def requests(*paths: bytes):
+    """An origin that has received a GET for each path, each on its own stream of
+    one connection; the origin and the streams."""
     o = Origin()
     await o.exchange()
-    a, b = o.conn.open_stream(), o.conn.open_stream()
-    a.send_request_header(get(b"/a"), False, True)
-    b.send_request_header(get(b"/b"), False, True)
+    streams = [o.conn.open_stream() for _ in paths]
+    for st, path in zip(streams, paths):
+        st.send_request_header(get(path), False, True)
     await o.exchange()
-    return o, a, b
+    return (o, *streams)
 
 
 def run(coro):
@@ -89,11 +90,7 @@ def test_request_head_is_mapped_to_pseudo_headers_without_connection_fields():
 
 def test_response_with_body_and_trailers():
     async def main():
-        o = Origin()
-        await o.exchange()
-        st = o.conn.open_stream()
-        st.send_request_header(get(), False, True)
-        await o.exchange()
+        o, st = await requests(b"/")
         o.respond(st.stream_id, 200, b"hello", trailers=[(b"grpc-status", b"0")], content_type="text/plain")
         await o.exchange()
         resp = await st.read_response_header()
@@ -127,7 +124,7 @@ def test_request_body_and_trailers_reach_the_origin():
 
 def test_a_reset_from_the_origin_fails_that_stream_only():
     async def main():
-        o, a, b = await two_requests()
+        o, a, b = await requests(b"/a", b"/b")
         o.peer.h2.reset_stream(a.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
         o.respond(b.stream_id, 200, b"fine")
         await o.exchange()
@@ -143,7 +140,7 @@ def test_a_reset_from_the_origin_fails_that_stream_only():
 
 def test_goaway_fails_streams_above_the_last_id_as_retryable():
     async def main():
-        o, a, b = await two_requests()
+        o, a, b = await requests(b"/a", b"/b")
         o.respond(a.stream_id, 200, b"kept")  # h2 sends nothing after its own GOAWAY
         o.peer.h2.close_connection(last_stream_id=a.stream_id)
         await o.exchange()
@@ -177,11 +174,7 @@ def test_available_streams_follow_the_origins_limit():
 
 def test_broken_frames_from_the_origin_fail_every_stream():
     async def main():
-        o = Origin()
-        await o.exchange()
-        st = o.conn.open_stream()
-        st.send_request_header(get(), False, True)
-        await o.exchange()
+        o, st = await requests(b"/")
         o.conn.data_received(b"\x00\x00\x04\x09\x00\x00\x00\x00\x01garbage!")  # CONTINUATION out of place
         await settle()
         with pytest.raises(Error) as e:
