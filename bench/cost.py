@@ -88,7 +88,7 @@ async def _drive(protocol_factory, requests: int) -> float:
 
 async def downstream_only(requests: int) -> float:
     async def answer(ds) -> bool:
-        ds.conn._write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+        ds.conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
         return True
 
     return await _drive(lambda: H1ServerConnection(answer, ShutdownWatch(), HttpServerOptions()), requests)

@@ -49,7 +49,7 @@ def test_reading_pauses_above_high_water_and_resumes():
         proto = app.stream._p
         # The app reads nothing yet: the server stopped reading from the socket,
         # so the client's writes are blocked by TCP instead of filling our memory.
-        assert proto._read_paused
+        assert proto.flow.read_paused
         assert len(proto._buf) <= DEFAULT_HIGH_WATER + READ_CHUNK_MAX
         assert not drained.done()
         assert writer.transport.get_write_buffer_size() > 0

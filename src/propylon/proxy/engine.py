@@ -6,8 +6,12 @@ hooks, the retry loop and the error paths follow Pingora's ``process_request``
 (see ``docs/phases.md``).
 
 Hooks the proxy class does not override are resolved to ``None`` once, at
-construction, and skipped; the defaults that do something (``error_while_proxy``,
-``fail_to_proxy``) run inline here unless overridden.
+construction (one tuple in the order of ``proxy_trait.HOOKS``), and skipped; the
+defaults that do something (``error_while_proxy``, ``fail_to_proxy``,
+``request_summary``) run inline here unless overridden.
+
+The engine speaks to the two sides only through ``protocols/http/interfaces.py``:
+it knows no HTTP version.
 """
 
 from __future__ import annotations
@@ -19,17 +23,39 @@ from typing import Any, Optional
 from ..errors import Error, ErrorSource, ErrorType
 from ..protocols.http.header import ResponseHeader
 from ..protocols.http.interfaces import DownstreamSession, UpstreamExchange
+from ..protocols.http.small_response import NO_STORE, small_response_header
 from ..connectors.http import HttpConnector
-from ..protocols.http.v1.common import RETRY_BUFFER_LIMIT, strip_hop_by_hop
 from ..upstreams.peer import HttpPeer
-from .proxy_trait import (FailToProxy, ProxyHttp, default_error_status, default_request_summary,
-                          overridden_hooks)
+from .proxy_trait import (HOOKS, FailToProxy, ProxyHttp, default_error_status, default_request_summary,
+                          resolve_hooks)
 from .session import Session
 from .tunnel import tunnel
 
 log = logging.getLogger("propylon.proxy")
 
 __all__ = ["HttpProxyEngine"]
+
+# Slots of the resolved hooks (HttpProxyEngine.hooks), from the order of HOOKS.
+_AT = {name: i for i, name in enumerate(HOOKS)}
+EARLY = _AT["early_request_filter"]
+REQUEST = _AT["request_filter"]
+PROXY_UPSTREAM = _AT["proxy_upstream_filter"]
+FAIL_CONNECT = _AT["fail_to_connect"]
+CONNECTED = _AT["connected_to_upstream"]
+UP_REQUEST = _AT["upstream_request_filter"]
+REQ_BODY = _AT["request_body_filter"]
+UP_RESPONSE = _AT["upstream_response_filter"]
+RESPONSE = _AT["response_filter"]
+UP_BODY = _AT["upstream_response_body_filter"]
+BODY = _AT["response_body_filter"]
+UP_TRAILER = _AT["upstream_response_trailer_filter"]
+TRAILER = _AT["response_trailer_filter"]
+ERROR_WHILE = _AT["error_while_proxy"]
+FAIL_PROXY = _AT["fail_to_proxy"]
+SUPPRESS = _AT["suppress_error_log"]
+SUMMARY = _AT["request_summary"]
+LOGGING = _AT["logging"]
+del _AT
 
 
 class _BodySender:
@@ -51,53 +77,50 @@ class HttpProxyEngine:
         self.proxy = proxy
         self.max_retries = max(1, max_retries)
         self.connector = HttpConnector(pool_size, ca_file, bind_to_v4, bind_to_v6)
-        hooks = overridden_hooks(proxy)
-        pick = lambda name: getattr(proxy, name) if name in hooks else None  # noqa: E731
-        self.h_early = pick("early_request_filter")
-        self.h_request = pick("request_filter")
-        self.h_proxy_upstream = pick("proxy_upstream_filter")
-        self.h_fail_connect = pick("fail_to_connect")
-        self.h_connected = pick("connected_to_upstream")
-        self.h_up_request = pick("upstream_request_filter")
-        self.h_req_body = pick("request_body_filter")
-        self.h_up_response = pick("upstream_response_filter")
-        self.h_response = pick("response_filter")
-        self.h_up_body = pick("upstream_response_body_filter")
-        self.h_body = pick("response_body_filter")
-        self.h_up_trailer = pick("upstream_response_trailer_filter")
-        self.h_error_while = pick("error_while_proxy")
-        self.h_fail_proxy = pick("fail_to_proxy")
-        self.h_suppress = pick("suppress_error_log")
-        self.h_logging = pick("logging")
+        self.hooks = hooks = resolve_hooks(proxy)
         self.new_ctx = proxy.new_ctx if type(proxy).new_ctx is not ProxyHttp.new_ctx else None
         self.upstream_peer = proxy.upstream_peer
-        self.before_upstream = any(h is not None for h in (
-            self.new_ctx, self.h_early, self.h_request, self.h_proxy_upstream))
+        self.before_upstream = self.new_ctx is not None or any(
+            hooks[i] is not None for i in (EARLY, REQUEST, PROXY_UPSTREAM))
+        self.body_filtered = hooks[UP_BODY] is not None or hooks[BODY] is not None
+
+    def summary(self, session: Session, ctx: Any) -> str:
+        """The request's line in logs: the proxy's ``request_summary``, or the default."""
+        h = self.hooks[SUMMARY]
+        if h is None:
+            return default_request_summary(session)
+        try:
+            return h(session, ctx)
+        except Exception:  # a bug in the hook must not hide the line it was for
+            log.exception("request_summary failed")
+            return default_request_summary(session)
 
     # --- one request ------------------------------------------------------------------
     async def handle(self, ds: DownstreamSession) -> bool:
         session = Session(ds)
         ctx = None
+        hooks = self.hooks
         if self.before_upstream:
             try:
                 if self.new_ctx is not None:
                     ctx = self.new_ctx()
-                if self.h_early is not None:
-                    await self.h_early(session, ctx)
-                if self.h_request is not None and await self.h_request(session, ctx):
-                    if self.h_logging is not None:
-                        await self._logging(session, None, ctx)
+                h = hooks[EARLY]
+                if h is not None:
+                    await h(session, ctx)
+                h = hooks[REQUEST]
+                if h is not None and await h(session, ctx):
+                    await self._logging(session, None, ctx)
                     return self._reusable(ds)
-                if self.h_proxy_upstream is not None and not await self.h_proxy_upstream(session, ctx):
-                    if ds.response_written is None:
+                h = hooks[PROXY_UPSTREAM]
+                if h is not None and not await h(session, ctx):
+                    if ds.written_head is None:
                         await self._respond_502_keepalive(session)
-                    if self.h_logging is not None:
-                        await self._logging(session, None, ctx)
+                    await self._logging(session, None, ctx)
                     return self._reusable(ds)
             except Error as e:
                 return await self._handle_error(session, e, ctx, before_upstream=True, tries=0)
             except Exception as exc:  # a bug in a hook: answer 500, log it with its traceback
-                log.exception("hook failed on %s", default_request_summary(session))
+                log.exception("hook failed on %s", self.summary(session, ctx))
                 return await self._handle_error(session, _internal(exc), ctx, before_upstream=True, tries=0)
 
         if ds.body_error is not None:
@@ -114,20 +137,21 @@ class HttpProxyEngine:
             except Error as e:
                 error = e
             except Exception as exc:
-                log.exception("hook failed on %s", default_request_summary(session))
+                log.exception("hook failed on %s", self.summary(session, ctx))
                 error = _internal(exc)
                 break
-            if ds.response_written is not None or not _retryable(error):
+            if ds.written_head is not None or not _retryable(error):
                 break
-            log.warning("Fail to proxy: %s, tries: %d, retry: true, %s", error, tries, default_request_summary(session))
+            log.warning("Fail to proxy: %s, tries: %d, retry: true, %s", error, tries, self.summary(session, ctx))
         if error is not None:
             return await self._handle_error(session, error, ctx, before_upstream=False, tries=tries)
-        if self.h_logging is not None:
+        if hooks[LOGGING] is not None:
             await self._logging(session, None, ctx)
         return self._reusable(ds)
 
     async def _proxy_once(self, session: Session, ctx: Any) -> None:
         """One attempt: pick the peer, get a connection, exchange the request."""
+        hooks = self.hooks
         peer = await self.upstream_peer(session, ctx)
         if not isinstance(peer, HttpPeer):
             raise Error.explain(ErrorType.INTERNAL_ERROR,
@@ -140,29 +164,30 @@ class HttpProxyEngine:
                 conn, reused = await self.connector.get(peer)
             except Error as e:
                 e.esource = ErrorSource.UPSTREAM
-                if self.h_fail_connect is not None:
-                    e = self.h_fail_connect(session, peer, ctx, e)
+                h = hooks[FAIL_CONNECT]
+                if h is not None:
+                    e = h(session, peer, ctx, e)
                     e.esource = ErrorSource.UPSTREAM
                 raise e
         session.upstream_reused = reused
         ds = session.downstream
         try:
-            if self.h_connected is not None:
-                await self.h_connected(session, reused, peer, conn.digest, ctx)
-            retry_body = session._retry_body() if session._retry_buf is not None else None
+            h = hooks[CONNECTED]
+            if h is not None:
+                await h(session, reused, peer, conn.digest, ctx)
+            retry_body = session.retry_body()
             has_body = ds.has_body or retry_body is not None
             up_req = session.req_header
-            if (has_body or ds.hop_by_hop or ds.expect_continue or self.h_up_request is not None
-                    or up_req.version != (1, 1)):
+            h = hooks[UP_REQUEST]
+            if has_body or ds.expect_continue or h is not None or up_req.version != (1, 1):
                 # The upstream gets its own copy when anything may change it; a
-                # plain request goes out as received.
+                # plain request goes out as received (hop-by-hop fields were set
+                # aside by the downstream codec).
                 up_req = up_req.copy()
-                if ds.hop_by_hop:
-                    strip_hop_by_hop(up_req.headers, keep_upgrade=ds.upgrade)
                 if ds.expect_continue:
                     up_req.headers.remove(b"expect")
-                if self.h_up_request is not None:
-                    await self.h_up_request(session, up_req, ctx)
+                if h is not None:
+                    await h(session, up_req, ctx)
             opts = peer.settings()
             conn.read_timeout = opts.read_timeout
             conn.write_timeout = opts.write_timeout
@@ -171,11 +196,12 @@ class HttpProxyEngine:
             ds.on_lost = conn.client_gone
             try:
                 if has_body or ds.upgrade:
-                    await self._exchange_streaming(session, ctx, peer, conn, retry_body)
+                    await self._exchange_streaming(session, ctx, peer, conn, has_body, retry_body)
                 else:
-                    if self.h_req_body is not None:
-                        await self.h_req_body(session, None, True, ctx)
-                    await self._relay_response(session, ctx, peer, conn)
+                    h = hooks[REQ_BODY]
+                    if h is not None:
+                        await h(session, None, True, ctx)
+                    await self._relay_response(session, ctx, peer, conn, None)
             finally:
                 ds.on_lost = None
         except Error as e:
@@ -183,8 +209,9 @@ class HttpProxyEngine:
             # I/O errors were tagged upstream where they happened; an error a hook
             # raised keeps its own source (unset → 500, as in Pingora).
             client_reused = reused and not session.retry_buffer_truncated
-            if self.h_error_while is not None:
-                e = self.h_error_while(peer, session, e, ctx, client_reused)
+            h = hooks[ERROR_WHILE]
+            if h is not None:
+                e = h(peer, session, e, ctx, client_reused)
             else:
                 e.context = f"{e.context}, Peer: {peer}" if e.context else f"Peer: {peer}"
                 e.decide_reused(client_reused)
@@ -195,17 +222,22 @@ class HttpProxyEngine:
         self.connector.release(peer, conn)
 
     async def _exchange_streaming(self, session: Session, ctx: Any, peer: HttpPeer,
-                                  conn: UpstreamExchange, retry_body: Optional[bytes]) -> None:
-        """The exchange of a request with a body (sent by a task while the response
-        is relayed) or of an upgrade (both directions handed to the tunnel)."""
-        ds = session.downstream
+                                  conn: UpstreamExchange, has_body: bool, retry_body: Optional[bytes]) -> None:
+        """The exchange of a request with a body or of an upgrade.
+
+        The body is sent by a task while the response is relayed (full duplex): an
+        origin may answer before it read the whole body, and the rest still goes
+        to it afterwards. An upgrade's body, if any, goes before the tunnel opens.
+        """
         sender: Optional[_BodySender] = None
         try:
-            if not ds.upgrade:
+            if has_body:
                 sender = _BodySender()
                 sender.task = asyncio.get_running_loop().create_task(
                     self._send_body(session, ctx, conn, sender, retry_body))
-            await self._relay_response(session, ctx, peer, conn)
+            await self._relay_response(session, ctx, peer, conn, sender)
+            if sender is not None:
+                await self._sender_done(session, conn, sender)
         except Error as e:
             if sender is not None and sender.error is not None and isinstance(sender.error, Error):
                 raise sender.error from None
@@ -214,31 +246,42 @@ class HttpProxyEngine:
             if sender is not None and sender.task is not None and not sender.task.done():
                 sender.task.cancel()
                 conn.mark_no_reuse()
-        if sender is not None:
-            if sender.error is not None:
-                err = sender.error
+
+    async def _sender_done(self, session: Session, conn: UpstreamExchange, sender: _BodySender) -> None:
+        """Wait for the rest of the request body to reach the origin."""
+        task = sender.task
+        if task is not None and not task.done():
+            await task
+        err = sender.error
+        if err is not None:
+            ds = session.downstream
+            if not ds.finished:
                 raise err if isinstance(err, Error) else _internal(err)
-            if not sender.done:
-                conn.mark_no_reuse()
+            # The client already has its whole answer; only the two connections
+            # suffer: neither is reused.
+            ds.keepalive = False
+            conn.mark_no_reuse()
+        elif not sender.done:
+            conn.mark_no_reuse()
 
     async def _send_body(self, session: Session, ctx: Any, conn: UpstreamExchange,
                          sender: _BodySender, retry_body: Optional[bytes]) -> None:
         ds = session.downstream
-        filt = self.h_req_body
+        filt = self.hooks[REQ_BODY]
         try:
             if retry_body is not None:
                 data = retry_body
                 if filt is not None:
-                    r = await filt(session, data, ds.body_complete(), ctx)
+                    r = await filt(session, data, ds.is_body_done(), ctx)
                     if r is not None:
                         data = r
                 conn.write_body(data)
                 await conn.drain()
             while True:
                 data = await ds.read_body()
-                eos = data is None or ds.body_complete()
+                eos = data is None or ds.is_body_done()
                 if data is not None and not session.retry_buffer_truncated:
-                    session._remember_body(data, RETRY_BUFFER_LIMIT)
+                    session.remember_body(data)
                 if filt is not None:
                     r = await filt(session, data, eos, ctx)
                     if r is not None:
@@ -254,11 +297,13 @@ class HttpProxyEngine:
             raise
         except BaseException as exc:
             sender.error = exc if isinstance(exc, Error) else _internal(exc)
-            conn.fail(sender.error)
+            if not session.downstream.finished:
+                conn.fail(sender.error)
 
     async def _relay_response(self, session: Session, ctx: Any, peer: HttpPeer,
-                              conn: UpstreamExchange) -> None:
+                              conn: UpstreamExchange, sender: Optional[_BodySender]) -> None:
         ds = session.downstream
+        hooks = self.hooks
         resp = await conn.read_response_header()
         status = resp.status
         while status < 200 and status != 101:
@@ -267,19 +312,22 @@ class HttpProxyEngine:
             resp = await conn.read_response_header()
             status = resp.status
         # Response heads arrive without hop-by-hop fields: the codecs keep them aside.
-        if self.h_up_response is not None:
-            await self.h_up_response(session, resp, ctx)
-        if self.h_response is not None:
-            await self.h_response(session, resp, ctx)
+        h = hooks[UP_RESPONSE]
+        if h is not None:
+            await h(session, resp, ctx)
+        h = hooks[RESPONSE]
+        if h is not None:
+            await h(session, resp, ctx)
         if status == 101:
             if not ds.upgrade:
                 raise Error.explain(ErrorType.H1_ERROR, "101 to a request that asked no upgrade").into_up()
+            if sender is not None:
+                # The request's own body goes first; the tunnel carries what follows.
+                await self._sender_done(session, conn, sender)
             ds.write_header(resp)
             await tunnel(ds, conn, peer.settings().read_timeout)
             return
-        up_body = self.h_up_body
-        body_filt = self.h_body
-        if up_body is None and body_filt is None:
+        if not self.body_filtered:
             data = conn.take_body()  # b"": nothing yet; None: the body already ended
             if data is None and conn.trailers is None:
                 # The response ended with its head (no body, e.g. 204, HEAD, or a gRPC
@@ -301,18 +349,39 @@ class HttpProxyEngine:
         else:
             await self._relay_filtered_body(session, ctx, conn, resp)
         trailers = conn.trailers
-        if trailers is not None and self.h_up_trailer is not None:
-            self.h_up_trailer(session, trailers, ctx)
+        if trailers is not None:
+            trailers = await self._filter_trailers(session, ctx, trailers)
         ds.finish(trailers)
         if ds.write_blocked:
             await ds.drain()
+
+    async def _filter_trailers(self, session: Session, ctx: Any, trailers):
+        """The trailer hooks; returns the trailers to send (None when
+        ``response_trailer_filter`` turned them into a last body piece)."""
+        hooks = self.hooks
+        h = hooks[UP_TRAILER]
+        if h is not None:
+            h(session, trailers, ctx)
+        h = hooks[TRAILER]
+        if h is not None:
+            try:
+                data = await h(session, trailers, ctx)
+            except Exception as exc:  # Pingora: logged, the trailers go out as they are
+                log.error("response_trailer_filter failed: %s, %s", exc, self.summary(session, ctx))
+                return trailers
+            if data is not None:
+                ds = session.downstream
+                if data and _write_down(ds, data):
+                    await ds.drain()
+                return None
+        return trailers
 
     async def _relay_filtered_body(self, session: Session, ctx: Any, conn: UpstreamExchange,
                                    resp: ResponseHeader) -> None:
         """The response body through the body filters the proxy defines."""
         ds = session.downstream
-        up_body = self.h_up_body
-        body_filt = self.h_body
+        up_body = self.hooks[UP_BODY]
+        body_filt = self.hooks[BODY]
         ds.write_header(resp, hold=conn.body_ready())
         while True:
             data = await conn.read_body()
@@ -334,41 +403,40 @@ class HttpProxyEngine:
     def _reusable(self, ds: DownstreamSession) -> bool:
         if not ds.keepalive or ds.closed:
             return False
-        if ds.response_written is not None and not ds.finished:
+        if ds.written_head is not None and not ds.finished:
             return False
-        return ds.body_complete()
+        return ds.is_body_done()
 
     async def _respond_502_keepalive(self, session: Session) -> None:
         ds = session.downstream
-        resp = ResponseHeader.build(502)
-        resp.headers.append(b"Server", b"Propylon")
-        resp.headers.append(b"Content-Length", b"0")
-        resp.headers.append(b"Cache-Control", b"private, no-store")
-        ds.write_header(resp, end_of_stream=True)
+        ds.write_header(small_response_header(502, extra=NO_STORE), end_of_stream=True)
         await ds.drain()
 
     async def _handle_error(self, session: Session, e: Error, ctx: Any,
                             before_upstream: bool, tries: int) -> bool:
         ds = session.downstream
+        hooks = self.hooks
         try:
-            if self.h_fail_proxy is not None:
-                res = await self.h_fail_proxy(session, e, ctx)
+            h = hooks[FAIL_PROXY]
+            if h is not None:
+                res = await h(session, e, ctx)
             else:
                 code = default_error_status(e)
                 if code > 0:
                     await session.respond_error(code)
                 res = FailToProxy(code, False)
         except Exception:
-            log.exception("fail_to_proxy failed on %s", default_request_summary(session))
+            log.exception("fail_to_proxy failed on %s", self.summary(session, ctx))
             res = FailToProxy(0, False)
-            if ds.response_written is None:
+            if ds.written_head is None:
                 try:
                     await session.respond_error(500)
                     res = FailToProxy(500, False)
                 except Error:
                     pass  # the client is gone too: nothing more to tell it
-        if self.h_suppress is None or not self.h_suppress(session, ctx, e):
-            summary = self.proxy.request_summary(session, ctx)
+        h = hooks[SUPPRESS]
+        if h is None or not h(session, ctx, e):
+            summary = self.summary(session, ctx)
             if res.error_code == 0 and e.esource is ErrorSource.DOWNSTREAM:
                 log.info("Fail to proxy: %s, status: %d, tries: %d, retry: false, %s",
                          e, res.error_code, tries, summary)
@@ -376,18 +444,19 @@ class HttpProxyEngine:
                 log.error("Fail to proxy: %s, status: %d, tries: %d, retry: false, %s",
                           e, res.error_code, tries, summary)
         await self._logging(session, e, ctx)
-        if ds.response_written is not None and not ds.finished:
+        if ds.written_head is not None and not ds.finished:
             return False
         if before_upstream and res.can_reuse_downstream:
             return self._reusable(ds)
         return False
 
     async def _logging(self, session: Session, e: Optional[Error], ctx: Any) -> None:
-        if self.h_logging is not None:
+        h = self.hooks[LOGGING]
+        if h is not None:
             try:
-                await self.h_logging(session, e, ctx)
+                await h(session, e, ctx)
             except Exception:
-                log.exception("logging hook failed on %s", default_request_summary(session))
+                log.exception("logging hook failed on %s", self.summary(session, ctx))
 
 
 def _write_down(ds: DownstreamSession, data: bytes) -> bool:

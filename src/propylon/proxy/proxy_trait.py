@@ -9,11 +9,13 @@ this order (see ``docs/phases.md``)::
          → upstream_request_filter → request_body_filter per chunk
          → upstream_response_filter → response_filter
          → upstream_response_body_filter / response_body_filter per chunk
-         → upstream_response_trailer_filter]   (retried while the error says so)
+         → upstream_response_trailer_filter → response_trailer_filter]
+                                                (retried while the error says so)
       → fail_to_proxy (on error) → logging
 
 Hooks you do not override are never called: the service looks at your class once
-and leaves the defaults out of the request path. Any hook may raise
+(``resolve_hooks``, driven by the ``HOOKS`` table at the end of this module) and
+leaves the defaults out of the request path. Any hook may raise
 :class:`~propylon.errors.Error`; before the response head went out,
 ``fail_to_proxy`` turns it into a response, after that the downstream connection
 is closed. ``logging`` runs exactly once for every request.
@@ -24,6 +26,7 @@ object, so per-request state lives there.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -35,7 +38,7 @@ from ..upstreams.peer import HttpPeer
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["ProxyHttp", "FailToProxy"]
+__all__ = ["ProxyHttp", "FailToProxy", "HOOKS", "AWAITED", "CALLED", "overridden_hooks", "resolve_hooks"]
 
 
 @dataclass(slots=True)
@@ -169,9 +172,13 @@ class ProxyHttp:
 
     async def response_trailer_filter(self, session: "Session", trailers: HeaderMap,
                                       ctx: Any) -> Optional[bytes]:
-        """Change trailers from an HTTP/2 upstream before they go to the client;
-        returning bytes sends them as a final body piece instead. HTTP/1 upstream
-        trailers pass through unchanged (as in Pingora). Default: nothing.
+        """Change the response trailers (of a chunked HTTP/1 or an HTTP/2 upstream
+        response) in place just before they go to the client, after
+        ``upstream_response_trailer_filter``. Return bytes to send them as a final
+        body piece instead of the trailers (e.g. for a client that cannot take
+        trailers). An error raised here is logged and the trailers go out as they
+        are, as in Pingora (which calls this hook for HTTP/2 upstreams only; HTTP/1
+        trailers are on its to-do list). Default: nothing.
         """
         return None
 
@@ -244,20 +251,66 @@ def default_error_status(e: Error) -> int:
     return 500
 
 
-#: Hooks whose default does nothing (or returns a constant): skipped when not overridden.
-OPTIONAL_HOOKS = (
-    "early_request_filter", "request_filter", "proxy_upstream_filter", "fail_to_connect",
-    "connected_to_upstream", "upstream_request_filter", "request_body_filter",
-    "upstream_response_filter", "response_filter", "upstream_response_body_filter",
-    "response_body_filter", "upstream_response_trailer_filter", "response_trailer_filter",
-    "error_while_proxy", "fail_to_proxy", "suppress_error_log", "logging",
-)
+#: How the engine calls a hook: awaits it (``async def``) or calls it (plain ``def``).
+AWAITED = "awaited"
+CALLED = "called"
+
+#: Every hook with a default, in the order of a request's life: name → how the
+#: engine calls it. The engine keeps the hooks a proxy overrides in one tuple, in
+#: this order (``resolve_hooks``), and skips the others. Adding a hook is a method
+#: on ``ProxyHttp`` with its docstring, one entry here, and its call in the engine.
+#: (``new_ctx`` and ``upstream_peer`` are not here: the engine always has them.)
+HOOKS: dict[str, str] = {
+    "early_request_filter": AWAITED,
+    "request_filter": AWAITED,
+    "proxy_upstream_filter": AWAITED,
+    "fail_to_connect": CALLED,
+    "connected_to_upstream": AWAITED,
+    "upstream_request_filter": AWAITED,
+    "request_body_filter": AWAITED,
+    "upstream_response_filter": AWAITED,
+    "response_filter": AWAITED,
+    "upstream_response_body_filter": CALLED,
+    "response_body_filter": CALLED,
+    "upstream_response_trailer_filter": CALLED,
+    "response_trailer_filter": AWAITED,
+    "error_while_proxy": CALLED,
+    "fail_to_proxy": AWAITED,
+    "suppress_error_log": CALLED,
+    "request_summary": CALLED,
+    "logging": AWAITED,
+}
+
+#: The hooks skipped when not overridden (all of ``HOOKS``).
+OPTIONAL_HOOKS = tuple(HOOKS)
 
 
 def overridden_hooks(proxy: ProxyHttp) -> frozenset[str]:
     """The optional hooks the proxy's class defines itself."""
     cls = type(proxy)
     return frozenset(
-        name for name in OPTIONAL_HOOKS
+        name for name in HOOKS
         if getattr(cls, name, None) is not getattr(ProxyHttp, name)
     )
+
+
+def resolve_hooks(proxy: ProxyHttp) -> tuple:
+    """One slot per ``HOOKS`` entry, in order: the proxy's bound method where its
+    class overrides the hook, else None.
+
+    An ``async def`` where the engine calls a plain function is refused here, once,
+    rather than leaving a coroutine unawaited on every request. (A plain ``def``
+    where the engine awaits may return an awaitable, e.g. from a decorator.)
+    """
+    overridden = overridden_hooks(proxy)
+    slots = []
+    for name, how in HOOKS.items():
+        if name not in overridden:
+            slots.append(None)
+            continue
+        fn = getattr(proxy, name)
+        if how is CALLED and inspect.iscoroutinefunction(fn):
+            raise TypeError(f"{type(proxy).__name__}.{name} must be a plain def, not async def: "
+                            "the engine calls it without awaiting")
+        slots.append(fn)
+    return tuple(slots)

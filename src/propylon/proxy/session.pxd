@@ -1,6 +1,12 @@
 # Extension-type layout of session.py when it is compiled (see setup.py).
 
 cdef class Session:
-    cdef public object downstream, req_header, _retry_buf
-    cdef public Py_ssize_t _retry_len
-    cdef public bint retry_buffer_truncated, upstream_reused
+    cdef readonly object downstream
+    cdef public object req_header
+    cdef readonly bint retry_buffer_truncated
+    cdef public bint upstream_reused
+    cdef list _retry_buf
+    cdef Py_ssize_t _retry_len
+
+    cpdef remember_body(self, bytes data)
+    cpdef retry_body(self)

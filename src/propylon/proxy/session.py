@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import time
-from email.utils import formatdate
 from typing import TYPE_CHECKING, Optional, Union
 
 from ..errors import Error, ErrorType
 from ..protocols.digest import Digest, SocketAddr
 from ..protocols.http.header import RequestHeader, ResponseHeader
+from ..protocols.http.small_response import NO_STORE, small_response_header
 
 if TYPE_CHECKING:
     from ..protocols.http.interfaces import DownstreamSession
 
-__all__ = ["Session"]
+__all__ = ["Session", "RETRY_BUFFER_LIMIT"]
 
-_date_cache = [0, b""]
-
-
-def http_date() -> bytes:
-    """The current time as an HTTP date, rebuilt at most once a second."""
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache[0] = now
-        _date_cache[1] = formatdate(now, usegmt=True).encode()
-    return _date_cache[1]  # type: ignore[return-value]
+#: Largest request body kept for a retry on a new connection (Pingora: 64 KiB).
+RETRY_BUFFER_LIMIT = 64 * 1024
 
 
 class Session:
@@ -34,6 +25,10 @@ class Session:
     ``client_addr``/``server_addr`` and ``digest`` describe the connection.
     A hook that answers by itself uses ``respond_error``,
     ``write_response_header`` and ``write_response_body``.
+
+    The request body sent upstream is also kept, up to ``RETRY_BUFFER_LIMIT``
+    bytes, so a retry on a new connection can send it again (``retry_body``);
+    past the limit ``retry_buffer_truncated`` is True and such retries are off.
     """
 
     __slots__ = ("downstream", "req_header", "_retry_buf", "_retry_len", "retry_buffer_truncated",
@@ -88,6 +83,26 @@ class Session:
         if not enabled:
             self.downstream.keepalive = False
 
+    # --- per-request settings of the client connection (Pingora's setters) ------------
+    def set_write_timeout(self, seconds: Optional[float]) -> None:
+        """Drop the client when it takes no response bytes for ``seconds`` (None: never).
+        Default: the server's ``write_timeout``. A minimum send rate, when set,
+        takes precedence."""
+        self.downstream.write_timeout = seconds
+
+    def set_min_send_rate(self, bytes_per_second: Optional[int]) -> None:
+        """Drop the client when it reads the response slower than this: each wait
+        for a slow client may last as long as the bytes waiting take at this rate,
+        and at least one second. ``None`` or 0 turns it off (the default)."""
+        self.downstream.min_send_rate = bytes_per_second if bytes_per_second else None
+
+    def set_close_on_response_before_downstream_finish(self, close: bool) -> None:
+        """Whether the client connection ends after a response that was written
+        before the request body arrived in full. Default True (Pingora's): such a
+        connection is not reused. With False the rest of the body is still read
+        (and forwarded upstream) and the connection serves the next request."""
+        self.downstream.close_on_early_response = close
+
     # --- the request body ------------------------------------------------------------
     async def read_request_body(self) -> Optional[bytes]:
         """The next piece of the request body, or None once it is all read.
@@ -97,12 +112,13 @@ class Session:
         return await self.downstream.read_body()
 
     def is_body_done(self) -> bool:
-        return self.downstream.body_complete()
+        """True once the whole request body was read (by the engine or a hook)."""
+        return self.downstream.is_body_done()
 
     # --- answering -----------------------------------------------------------------------
     def response_written(self) -> Optional[ResponseHeader]:
         """The response head already sent to the client, or None."""
-        return self.downstream.response_written
+        return self.downstream.written_head
 
     async def respond_error(self, code: int) -> None:
         """Answer with an empty error response (``Content-Length: 0``,
@@ -113,18 +129,12 @@ class Session:
     async def respond_error_with_body(self, code: int, body: Union[bytes, str]) -> None:
         """Like ``respond_error`` with a body."""
         ds = self.downstream
-        if ds.response_written is not None:
+        if ds.written_head is not None:
             return
         if isinstance(body, str):
             body = body.encode()
-        resp = ResponseHeader.build(code)
-        h = resp.headers
-        h.append(b"Server", b"Propylon")
-        h.append(b"Date", http_date())
-        h.append(b"Content-Length", str(len(body)).encode())
-        h.append(b"Cache-Control", b"private, no-store")
         ds.keepalive = False
-        ds.write_header(resp, end_of_stream=not body)
+        ds.write_header(small_response_header(code, body, extra=NO_STORE), end_of_stream=not body)
         if body:
             ds.write_body(body)
             ds.finish()
@@ -141,7 +151,7 @@ class Session:
     async def write_response_body(self, data: Optional[bytes], end_of_stream: bool = False) -> None:
         """Send a piece of response body; ``end_of_stream=True`` ends the response."""
         ds = self.downstream
-        if ds.response_written is None:
+        if ds.written_head is None:
             raise Error.new_in(ErrorType.H1_ERROR, "response body written before its header")
         if data:
             ds.write_body(data)
@@ -151,25 +161,24 @@ class Session:
 
     async def write_response(self, status: int, body: Union[bytes, str] = b"",
                              headers: Optional[dict] = None) -> None:
-        """Send a whole small response in one go (status, headers, body)."""
+        """Send a whole small response in one go: ``Server``, ``Date``,
+        ``Content-Length``, ``Content-Type`` (text by default, when there is a body)
+        and ``headers`` after them."""
         if isinstance(body, str):
             body = body.encode()
-        resp = ResponseHeader.build(status)
-        for k, v in (headers or {}).items():
-            resp.insert_header(k, v)
-        resp.insert_header(b"Content-Length", str(len(body)).encode())
         ds = self.downstream
-        ds.write_header(resp, end_of_stream=not body)
+        ds.write_header(small_response_header(status, body, extra=headers), end_of_stream=not body)
         if body:
             ds.write_body(body)
             ds.finish()
         await ds.drain()
 
-    # --- retry buffer (used by the engine) ---------------------------------------------
-    def _remember_body(self, data: bytes, limit: int) -> None:
+    # --- retry buffer (filled by the engine) -------------------------------------------
+    def remember_body(self, data: bytes) -> None:
+        """Keep a piece of request body sent upstream, for a retry."""
         if self.retry_buffer_truncated:
             return
-        if self._retry_len + len(data) > limit:
+        if self._retry_len + len(data) > RETRY_BUFFER_LIMIT:
             self.retry_buffer_truncated = True
             self._retry_buf = None
             return
@@ -178,7 +187,8 @@ class Session:
         self._retry_buf.append(data)
         self._retry_len += len(data)
 
-    def _retry_body(self) -> Optional[bytes]:
+    def retry_body(self) -> Optional[bytes]:
+        """The request body kept for a retry, or None when nothing was kept."""
         if self._retry_buf is None:
             return None
         return b"".join(self._retry_buf)

@@ -7,57 +7,55 @@ import asyncio
 import time
 from typing import Optional
 
+from ..protocols.flow import wake
+from ..protocols.http.interfaces import DownstreamSession, TunnelEnd, UpstreamExchange
+
 __all__ = ["tunnel"]
 
 
-async def tunnel(ds, up, idle_timeout: Optional[float]) -> None:
+async def tunnel(ds: DownstreamSession, up: UpstreamExchange, idle_timeout: Optional[float]) -> None:
     """Shovel bytes both ways until one side closes, then close both.
 
-    ``ds`` is the downstream HTTP/1 session (its head already answered with
-    101), ``up`` the upstream ``H1ClientConnection``. A full write buffer on one
-    side pauses reading on the other. ``idle_timeout`` (the peer's read timeout;
-    None = none) closes a tunnel that carried nothing for that long.
+    ``ds`` is the downstream session (its head already answered with 101), ``up``
+    the upstream exchange; each turns into a :class:`TunnelEnd` with
+    ``into_tunnel``. A full write buffer on one side pauses reading on the other
+    until that side drained. ``idle_timeout`` (the peer's read timeout; None =
+    none) closes a tunnel that carried nothing for that long.
     """
     loop = asyncio.get_running_loop()
-    dconn = ds.conn
     done: asyncio.Future = loop.create_future()
     last = [time.monotonic()]
+    down: Optional[TunnelEnd] = None
+    upper: Optional[TunnelEnd] = None
 
-    def finish() -> None:
-        if not done.done():
-            done.set_result(None)
+    def finish() -> object:
+        wake(done)
+        return None
 
     def to_up(data: bytes) -> None:
         last[0] = time.monotonic()
-        if up.closed:
-            return
-        up.transport.write(data)
-        if up._write_paused:
-            dconn.transport.pause_reading()
+        if upper.send(data):  # type: ignore[union-attr]
+            down.pause_reading()  # type: ignore[union-attr]
 
     def to_down(data: bytes) -> None:
         last[0] = time.monotonic()
-        if dconn._closed:
-            return
-        dconn.transport.write(data)
-        if dconn._write_paused:
-            up.transport.pause_reading()
+        if down.send(data):  # type: ignore[union-attr]
+            upper.pause_reading()  # type: ignore[union-attr]
 
-    up._tunnel_resume = lambda: dconn._closed or dconn.transport.resume_reading()
-    dconn._tunnel_resume = lambda: up.closed or up.transport.resume_reading()
-    pending_up = ds.raw_tunnel_data()
-    pending_down = up.raw_tunnel_data()
-    dconn._tunnel, dconn._tunnel_eof = to_up, finish
-    up._tunnel, up._tunnel_eof = to_down, finish
+    def down_writable() -> object:
+        return upper is not None and upper.resume_reading()
+
+    def up_writable() -> object:
+        return down is not None and down.resume_reading()
+
+    down, pending_up = ds.into_tunnel(to_up, finish, down_writable)
+    upper, pending_down = up.into_tunnel(to_down, finish, up_writable)
     if pending_up:
         to_up(pending_up)
     if pending_down:
         to_down(pending_down)
-    if dconn._closed or up.closed:
+    if down.closed or upper.closed:
         finish()
-    if dconn._paused:
-        dconn._paused = False
-        dconn.transport.resume_reading()
 
     timer = None
 
@@ -76,5 +74,5 @@ async def tunnel(ds, up, idle_timeout: Optional[float]) -> None:
     finally:
         if timer is not None:
             timer.cancel()
-        up.close()
-        dconn._close()
+        upper.close()
+        down.close()

@@ -1,7 +1,7 @@
 # Extension-type layout of header.py when it is compiled (see setup.py).
 
 cdef class HeaderMap:
-    cdef public list _items
+    cdef public list fields
     cpdef encode_into(self, list out)
 
 cdef class _Message:
@@ -9,8 +9,9 @@ cdef class _Message:
     cdef public object version
 
 cdef class RequestHeader(_Message):
-    cdef public object _method, raw_path
-    cdef public object _uri_cache
+    cdef readonly object method_bytes
+    cdef public object raw_path
+    cdef object _uri_cache
 
 cdef class ResponseHeader(_Message):
     cdef public object status

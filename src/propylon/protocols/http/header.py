@@ -71,13 +71,17 @@ def _checked_value(name: bytes, value: BytesLike) -> bytes:
 
 
 class HeaderMap:
-    """An ordered, case-insensitive, multi-valued collection of header fields."""
+    """An ordered, case-insensitive, multi-valued collection of header fields.
 
-    __slots__ = ("_items",)
+    ``fields`` is the list itself, ``(lowercased name, wire name, value)`` triples
+    in wire order: codecs read it directly; everyone else uses the methods, which
+    check what they store.
+    """
+
+    __slots__ = ("fields",)
 
     def __init__(self, items: Optional[list] = None) -> None:
-        # list of (lower_name, wire_name, value), all bytes
-        self._items: list[tuple[bytes, bytes, bytes]] = items if items is not None else []
+        self.fields: list[tuple[bytes, bytes, bytes]] = items if items is not None else []
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[BytesLike, BytesLike]]) -> "HeaderMap":
@@ -90,7 +94,7 @@ class HeaderMap:
     def get_bytes(self, name: BytesLike) -> Optional[bytes]:
         """The first value of ``name`` as bytes, or None."""
         key = name.lower() if type(name) is bytes else _to_bytes(name).lower()
-        for lower, _, value in self._items:
+        for lower, _, value in self.fields:
             if lower == key:
                 return value
         return None
@@ -102,11 +106,11 @@ class HeaderMap:
 
     def get_all(self, name: BytesLike) -> list[str]:
         key = _to_bytes(name).lower()
-        return [v.decode("latin-1") for lower, _, v in self._items if lower == key]
+        return [v.decode("latin-1") for lower, _, v in self.fields if lower == key]
 
     def get_all_bytes(self, name: BytesLike) -> list[bytes]:
         key = _to_bytes(name).lower()
-        return [v for lower, _, v in self._items if lower == key]
+        return [v for lower, _, v in self.fields if lower == key]
 
     def __contains__(self, name: object) -> bool:
         if type(name) is bytes:
@@ -115,7 +119,7 @@ class HeaderMap:
             key = _to_bytes(name).lower()
         else:
             return False
-        for lower, _, _ in self._items:
+        for lower, _, _ in self.fields:
             if lower == key:
                 return True
         return False
@@ -127,23 +131,23 @@ class HeaderMap:
         return v
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.fields)
 
     def __iter__(self) -> Iterator[str]:
-        return (wire.decode("latin-1") for _, wire, _ in self._items)
+        return (wire.decode("latin-1") for _, wire, _ in self.fields)
 
     def items(self) -> list[tuple[str, str]]:
         """(name, value) text pairs in wire order, names in wire case."""
-        return [(w.decode("latin-1"), v.decode("latin-1")) for _, w, v in self._items]
+        return [(w.decode("latin-1"), v.decode("latin-1")) for _, w, v in self.fields]
 
     def raw_items(self) -> list[tuple[bytes, bytes]]:
-        return [(w, v) for _, w, v in self._items]
+        return [(w, v) for _, w, v in self.fields]
 
     def copy(self) -> "HeaderMap":
-        return HeaderMap(list(self._items))
+        return HeaderMap(list(self.fields))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, HeaderMap) and self._items == other._items
+        return isinstance(other, HeaderMap) and self.fields == other.fields
 
     def __repr__(self) -> str:
         return f"HeaderMap({self.items()!r})"
@@ -157,7 +161,7 @@ class HeaderMap:
         wire = _checked_name(name)
         val = _checked_value(wire, value)
         key = wire.lower()
-        items = self._items
+        items = self.fields
         for i, it in enumerate(items):
             if it[0] == key:
                 items[i] = (key, wire, val)
@@ -173,28 +177,28 @@ class HeaderMap:
     def append(self, name: BytesLike, value: BytesLike) -> None:
         """Add a value of ``name`` after the existing ones."""
         wire = _checked_name(name)
-        self._items.append((wire.lower(), wire, _checked_value(wire, value)))
+        self.fields.append((wire.lower(), wire, _checked_value(wire, value)))
 
     def remove(self, name: BytesLike) -> Optional[str]:
         """Remove every value of ``name``; return the first removed, or None."""
         key = _to_bytes(name).lower()
         first = None
         kept = []
-        for it in self._items:
+        for it in self.fields:
             if it[0] == key:
                 if first is None:
                     first = it[2].decode("latin-1")
             else:
                 kept.append(it)
         if first is not None:
-            self._items[:] = kept
+            self.fields[:] = kept
         return first
 
     # --- wire --------------------------------------------------------------------
     def encode_into(self, out: list) -> None:
         """Append the fields to ``out`` as HTTP/1 lines, piece by piece (the caller
         joins the list once: no intermediate bytes per field)."""
-        for _, wire, value in self._items:
+        for _, wire, value in self.fields:
             out.append(wire)
             out.append(b": ")
             out.append(value)
@@ -248,14 +252,15 @@ class RequestHeader(_Message):
     """The head of an HTTP request: method, target, version and header fields.
 
     ``uri`` is the request target as text (``/path?query``); ``path`` and ``query``
-    are its two halves. ``raw_path`` is the target as received, in bytes.
+    are its two halves. ``raw_path`` is the target as received, in bytes, and
+    ``method_bytes`` the method (change it with ``set_method``).
     """
 
-    __slots__ = ("_method", "raw_path", "_uri_cache")
+    __slots__ = ("method_bytes", "raw_path", "_uri_cache")
 
     def __init__(self, method: bytes, raw_path: bytes, version: tuple[int, int] = (1, 1),
                  headers: Optional[HeaderMap] = None) -> None:
-        self._method = method
+        self.method_bytes = method
         self.raw_path = raw_path
         self.version = version
         self.headers = headers if headers is not None else HeaderMap()
@@ -270,18 +275,14 @@ class RequestHeader(_Message):
     # --- method ---
     @property
     def method(self) -> str:
-        m = self._method
+        m = self.method_bytes
         return _METHODS.get(m) or m.decode("latin-1")
-
-    @property
-    def method_bytes(self) -> bytes:
-        return self._method
 
     def set_method(self, method: BytesLike) -> None:
         m = _to_bytes(method).upper()
         if not m or not _TOKEN.issuperset(m):
             raise ValueError(f"invalid method {m!r}")
-        self._method = m
+        self.method_bytes = m
 
     # --- target ---
     def _split(self) -> tuple[str, str, Optional[str]]:
@@ -313,10 +314,10 @@ class RequestHeader(_Message):
         self._uri_cache = None
 
     def copy(self) -> "RequestHeader":
-        return RequestHeader(self._method, self.raw_path, self.version, HeaderMap(self.headers._items[:]))
+        return RequestHeader(self.method_bytes, self.raw_path, self.version, HeaderMap(self.headers.fields[:]))
 
     def to_h1_bytes(self) -> bytes:
-        out = [self._method, b" ", self.raw_path,
+        out = [self.method_bytes, b" ", self.raw_path,
                b" HTTP/1.1\r\n" if self.version == (1, 1) else b" " + _version_bytes(self.version) + b"\r\n"]
         self.headers.encode_into(out)
         out.append(b"\r\n")

@@ -13,7 +13,12 @@ any translation between them) plug in without the engine knowing which is which:
 Headers cross this boundary as :class:`~propylon.protocols.http.header.RequestHeader`
 and :class:`~propylon.protocols.http.header.ResponseHeader` in HTTP/1 form
 (``Host``, no pseudo-headers): an HTTP/2 side maps ``:authority`` ↔ ``Host`` and the
-other pseudo-headers itself.
+other pseudo-headers itself. Both sides hand over heads without hop-by-hop fields
+(RFC 9110 7.6.1): each codec sets them aside as a head arrives, keeping only
+``Upgrade``/``Connection`` of an upgrade and ``TE: trailers``.
+
+After a ``101 Switching Protocols`` both sides become ends of a byte tunnel
+(``into_tunnel``), seen through :class:`TunnelEnd` only.
 """
 
 from __future__ import annotations
@@ -24,25 +29,49 @@ from ...errors import Error
 from ..digest import Digest
 from .header import HeaderMap, RequestHeader, ResponseHeader
 
-__all__ = ["DownstreamSession", "UpstreamExchange"]
+__all__ = ["DownstreamSession", "UpstreamExchange", "TunnelEnd"]
+
+
+class TunnelEnd(Protocol):
+    """One side of a byte tunnel (after a 101), as the tunnel drives it."""
+
+    closed: bool
+
+    def send(self, data: bytes) -> bool:
+        """Queue bytes for this side's peer; True when it reads slowly (the tunnel
+        then pauses reading the other side until ``on_writable``)."""
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None: ...
+
+
+#: The callbacks ``into_tunnel`` takes: bytes received, the end of the connection,
+#: and "the peer took what it was slow to take".
+OnData = Callable[[bytes], None]
+OnEvent = Callable[[], object]
 
 
 class DownstreamSession(Protocol):
     """One request from a client, and the writer of its response."""
 
-    req: RequestHeader            #: the request head as received
+    req: RequestHeader            #: the request head as received, hop-by-hop fields set aside
     keepalive: bool               #: may the connection carry another request afterwards
     has_body: bool                #: the request announced a body
-    body_done: bool               #: the whole body has arrived (it may still be buffered)
+    body_received: bool           #: the whole body has arrived (some may still be unread)
     body_error: Optional[Error]   #: set when the body turned out malformed or the client left
     trailers: Optional[HeaderMap]  #: request trailers, once the body is done
     expect_continue: bool         #: the client waits for ``100 Continue`` before its body
     upgrade: bool                 #: an ``Upgrade`` request (WebSocket...)
     is_head: bool                 #: a HEAD request: the response has no body
-    response_written: Optional[ResponseHeader]  #: the response head, once written
+    written_head: Optional[ResponseHeader]  #: the response head, once written
     finished: bool                #: the response has ended
     requests_before: int          #: requests served earlier on the same connection
     on_lost: Optional[Callable[[], None]]  #: called if the client disappears mid-request
+    # Per-request settings (Session's setters; Pingora's defaults):
+    write_timeout: Optional[float]  #: drop a client that takes no bytes this long (None: never)
+    min_send_rate: Optional[int]  #: bytes/s; a wait may last the waiting bytes' time at this rate (min 1 s)
+    close_on_early_response: bool  #: no reuse after a response written before the body arrived (True)
 
     @property
     def digest(self) -> Optional[Digest]: ...
@@ -57,8 +86,8 @@ class DownstreamSession(Protocol):
     async def read_body(self) -> Optional[bytes]:
         """The next piece of request body; None at its end. Sends ``100 Continue`` first if needed."""
 
-    def body_complete(self) -> bool:
-        """The body is done and the application has read all of it."""
+    def is_body_done(self) -> bool:
+        """The body arrived in full and the application has read all of it."""
 
     def write_interim(self, resp: ResponseHeader) -> None:
         """Send a 1xx head (not 101)."""
@@ -71,10 +100,15 @@ class DownstreamSession(Protocol):
     def finish(self, trailers: Optional[HeaderMap] = None) -> None:
         """End the response (with trailers, where the protocol can carry them)."""
 
-    async def drain(self) -> None: ...
+    async def drain(self) -> None:
+        """Wait while the client reads slowly (bounded by ``write_timeout`` /
+        ``min_send_rate``: a client that stalls is dropped and this raises)."""
 
-    def raw_tunnel_data(self) -> bytes:
-        """For an upgraded request: bytes the client already sent in the new protocol."""
+    def into_tunnel(self, on_data: OnData, on_eof: OnEvent, on_writable: OnEvent) -> tuple[TunnelEnd, bytes]:
+        """After a 101: the client side as a tunnel end, and the bytes the client
+        already sent in the new protocol. From now on received bytes go to
+        ``on_data``, the connection's end to ``on_eof``, and ``on_writable`` runs
+        when the client took what it was slow to take."""
 
 
 class UpstreamExchange(Protocol):
@@ -121,4 +155,7 @@ class UpstreamExchange(Protocol):
     def mark_no_reuse(self) -> None: ...
     def close(self) -> None: ...
     def abort(self) -> None: ...
-    def raw_tunnel_data(self) -> bytes: ...
+
+    def into_tunnel(self, on_data: OnData, on_eof: OnEvent, on_writable: OnEvent) -> tuple[TunnelEnd, bytes]:
+        """After a 101: the origin side as a tunnel end, and the bytes the origin
+        already sent after its 101 (see ``DownstreamSession.into_tunnel``)."""

@@ -5,7 +5,8 @@ holds. Reading: received bytes are buffered, and reading from the socket is paus
 once more than ``high_water`` bytes wait unread (resumed below a quarter of it), so a
 fast sender cannot fill our memory. Writing: ``write`` never blocks; ``drain`` waits
 while the transport's send buffer is above its own high-water mark, so a slow reader
-slows us down instead of growing the buffer.
+slows us down instead of growing the buffer. Both are one
+``protocols.flow.FlowControl``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 from typing import Callable, Optional
 
 from ..digest import Digest, SocketDigest, TlsDigest
+from ..flow import DRAIN_LOST, FlowControl, wake
 
 __all__ = ["Stream", "StreamProtocol", "DEFAULT_HIGH_WATER"]
 
@@ -27,9 +29,8 @@ class StreamProtocol(asyncio.Protocol):
     """
 
     __slots__ = (
-        "transport", "stream", "_on_connected", "_buf", "_eof", "_exc", "_lost",
-        "_read_waiter", "_drain_waiter", "_write_paused", "_read_paused",
-        "_high", "_low", "_closed", "_half_close",
+        "transport", "stream", "flow", "_on_connected", "_buf", "_eof", "_exc", "_lost",
+        "_read_waiter", "_high", "_closed", "_half_close",
     )
 
     def __init__(self, on_connected: Optional[Callable[["Stream"], None]] = None,
@@ -42,17 +43,15 @@ class StreamProtocol(asyncio.Protocol):
         self._exc: Optional[BaseException] = None
         self._lost = False
         self._read_waiter: Optional[asyncio.Future] = None
-        self._drain_waiter: Optional[asyncio.Future] = None
-        self._write_paused = False
-        self._read_paused = False
+        self.flow: Optional[FlowControl] = None
         self._high = high_water
-        self._low = high_water // 4
         self._closed: Optional[asyncio.Future] = None
         self._half_close = True
 
     # --- asyncio callbacks -------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.flow = FlowControl(transport, self._high)  # resumes reading at a quarter of it
         # TLS transports cannot stay half-open (asyncio warns if we ask).
         self._half_close = transport.get_extra_info("ssl_object") is None
         self.stream = Stream(self, transport)  # type: ignore[arg-type]
@@ -62,9 +61,7 @@ class StreamProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._buf += data
         self._wake_reader()
-        if not self._read_paused and len(self._buf) > self._high:
-            self._read_paused = True
-            self.transport.pause_reading()
+        self.flow.received(len(self._buf))  # type: ignore[union-attr]
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -78,31 +75,18 @@ class StreamProtocol(asyncio.Protocol):
         self._eof = True
         self._exc = exc
         self._wake_reader()
-        w = self._drain_waiter
-        if w is not None and not w.done():
-            if exc is None:
-                w.set_result(None)
-            else:
-                w.set_exception(ConnectionResetError(str(exc)))
-        self._drain_waiter = None
-        if self._closed is not None and not self._closed.done():
-            self._closed.set_result(None)
+        self.flow.connection_lost()  # type: ignore[union-attr]
+        wake(self._closed)
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self.flow.pause_writing()  # type: ignore[union-attr]
 
     def resume_writing(self) -> None:
-        self._write_paused = False
-        w = self._drain_waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-        self._drain_waiter = None
+        self.flow.resume_writing()  # type: ignore[union-attr]
 
     # --- helpers for Stream ------------------------------------------------------
     def _wake_reader(self) -> None:
-        w = self._read_waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        wake(self._read_waiter)
         self._read_waiter = None
 
 
@@ -140,9 +124,7 @@ class Stream:
         else:
             data = bytes(p._buf[:n])
             del p._buf[:n]
-        if p._read_paused and len(p._buf) <= p._low and not p._lost:
-            p._read_paused = False
-            self.transport.resume_reading()
+        p.flow.consumed(len(p._buf))  # type: ignore[union-attr]
         return data
 
     async def read_exact(self, n: int) -> bytes:
@@ -173,11 +155,8 @@ class Stream:
             if p._exc is not None:
                 raise ConnectionResetError(str(p._exc))
             raise ConnectionResetError("connection lost")
-        if not p._write_paused:
-            return
-        if p._drain_waiter is None:
-            p._drain_waiter = asyncio.get_running_loop().create_future()
-        await p._drain_waiter
+        if await p.flow.drain() == DRAIN_LOST and p._exc is not None:  # type: ignore[union-attr]
+            raise ConnectionResetError(str(p._exc))
 
     async def write_all(self, data: bytes) -> None:
         """Write ``data`` and wait for the send buffer to drain below its mark."""

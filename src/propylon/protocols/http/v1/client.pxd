@@ -1,15 +1,23 @@
 # Extension-type layout of client.py when it is compiled (see setup.py).
+# Public fields are what the engine (UpstreamExchange) and the pool set; readonly
+# ones are read by the connector; the rest is this class's own.
+
+from propylon.protocols.flow cimport FlowControl
 
 cdef class H1ClientConnection:
-    cdef public object _loop, transport, digest, _parser, _waiter, _error
-    cdef public list _heads, _chunks
-    cdef public object _drain_waiter, trailers, on_idle_event, read_timeout, write_timeout
-    cdef public object _tunnel, _tunnel_eof, _tunnel_resume, _first_version
-    cdef public list _hdrs, _hop
-    cdef public bint _framed
-    cdef public Py_ssize_t _buffered, requests
-    cdef public bint _in_body, _done, _eof, _closed, _paused, _write_paused, _keepalive, _req_chunked
-    cdef public bint _is_head, _close_delimited, _got_bytes, _upgraded, idle
+    cdef readonly object transport, digest
+    cdef readonly FlowControl flow
+    cdef readonly Py_ssize_t requests
+    cdef public object trailers, on_idle_event, read_timeout, write_timeout
+    cdef public bint idle
+    cdef object _loop, _parser, _waiter, _error
+    cdef list _heads, _chunks
+    cdef object _tunnel, _tunnel_eof, _first_version
+    cdef list _hdrs, _hop
+    cdef bint _framed
+    cdef Py_ssize_t _buffered
+    cdef bint _in_body, _done, _eof, _closed, _keepalive, _req_chunked
+    cdef bint _is_head, _close_delimited, _got_bytes, _upgraded
     cdef object __weakref__
 
     cpdef _wake(self)
@@ -26,3 +34,6 @@ cdef class H1ClientConnection:
     cpdef mark_no_reuse(self)
     cpdef close(self)
     cpdef abort(self)
+    cpdef bint send(self, bytes data)
+    cpdef pause_reading(self)
+    cpdef resume_reading(self)

@@ -6,6 +6,7 @@ first, one by one) and the body piece by piece. When the exchange ends cleanly a
 both sides allow keep-alive, the connection goes back to the pool; while it sits
 there, any byte or EOF from the origin makes it unusable and it removes itself
 (``on_idle_event``), so a pooled connection that became readable is never reused.
+Back-pressure both ways is one ``protocols.flow.FlowControl``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import httptools
 
 from ....errors import Error, ErrorType
 from ...digest import Digest, SocketDigest
+from ...flow import DRAIN_TIMED_OUT, FlowControl, wake
 from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader, ResponseHeader, named_by_connection
-from .common import HIGH_WATER, HOP_BY_HOP, WRITE_HIGH_WATER, chunk, last_chunk
+from .common import HIGH_WATER, HOP_BY_HOP, LOW_WATER, WRITE_HIGH_WATER, chunk, last_chunk
 
 __all__ = ["H1ClientConnection"]
 
@@ -32,6 +34,7 @@ class H1ClientConnection:
     def __init__(self) -> None:
         self._loop = asyncio.get_event_loop()
         self.transport: Optional[asyncio.Transport] = None
+        self.flow: Optional[FlowControl] = None
         self.digest: Optional[Digest] = None
         self._parser = httptools.HttpResponseParser(self)
         self._hdrs: list = []
@@ -48,9 +51,6 @@ class H1ClientConnection:
         self._done = False
         self._eof = False
         self._closed = False
-        self._paused = False
-        self._write_paused = False
-        self._drain_waiter: Optional[asyncio.Future] = None
         self._keepalive = True
         self._req_chunked = False
         self._is_head = False
@@ -65,13 +65,13 @@ class H1ClientConnection:
         self.write_timeout: Optional[float] = None
         self.requests = 0
         self._tunnel: Optional[Callable[[bytes], None]] = None
-        self._tunnel_eof: Optional[Callable[[], None]] = None
-        self._tunnel_resume: Optional[Callable[[], object]] = None
+        self._tunnel_eof: Optional[Callable[[], object]] = None
 
     # --- asyncio protocol -------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
         transport.set_write_buffer_limits(WRITE_HIGH_WATER)
+        self.flow = FlowControl(transport, HIGH_WATER, LOW_WATER)
         self.digest = Digest(SocketDigest.from_transport(transport), tls_digest(transport))
 
     def data_received(self, data: bytes) -> None:
@@ -108,9 +108,7 @@ class H1ClientConnection:
             self.transport.close()  # type: ignore[union-attr]
         else:
             # One wake-up per read, whatever it completed (a head, body, the end).
-            w = self._waiter
-            if w is not None and not w.done():
-                w.set_result(None)
+            wake(self._waiter)
 
     def eof_received(self) -> Optional[bool]:
         self._eof = True
@@ -131,9 +129,7 @@ class H1ClientConnection:
         if self.idle:
             self._unusable()
         self._on_eof(exc)
-        w = self._drain_waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        self.flow.connection_lost()  # type: ignore[union-attr]
 
     def _on_eof(self, exc: Optional[BaseException] = None) -> None:
         if self._done:
@@ -153,15 +149,10 @@ class H1ClientConnection:
         self._fail(err)
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self.flow.pause_writing()  # type: ignore[union-attr]
 
     def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._tunnel_resume is not None:
-            self._tunnel_resume()
-        w = self._drain_waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        self.flow.resume_writing()  # type: ignore[union-attr]
 
     # --- parser callbacks ---------------------------------------------------------
     # No on_message_begin: _hdrs is renewed when a head completes (it then collects
@@ -212,9 +203,7 @@ class H1ClientConnection:
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
         self._buffered += len(body)
-        if self._buffered > HIGH_WATER and not self._paused:
-            self._paused = True
-            self.transport.pause_reading()  # type: ignore[union-attr]
+        self.flow.received(self._buffered)  # type: ignore[union-attr]
 
     def on_message_complete(self) -> None:
         if self._in_body:
@@ -232,9 +221,7 @@ class H1ClientConnection:
 
     # --- helpers --------------------------------------------------------------------
     def _wake(self) -> None:
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        wake(self._waiter)
 
     def fail(self, err: Error) -> None:
         """End the exchange with ``err``: whoever waits on the response gets it."""
@@ -285,7 +272,7 @@ class H1ClientConnection:
         self._in_body = False
         self._close_delimited = False
         self.trailers = None
-        self._is_head = req._method == b"HEAD"
+        self._is_head = req.method_bytes == b"HEAD"
         req.version = (1, 1)  # e.g. a request that arrived over HTTP/2
         headers = req.headers
         self._req_chunked = has_body and not body_length_known
@@ -305,20 +292,11 @@ class H1ClientConnection:
     async def drain(self) -> None:
         if self._closed:
             raise Error.explain(ErrorType.WRITE_ERROR, "upstream connection closed").into_up()
-        if not self._write_paused:
+        if not self.flow.write_paused:  # type: ignore[union-attr]
             return
-        self._drain_waiter = self._loop.create_future()
-        try:
-            if self.write_timeout is not None:
-                try:
-                    await asyncio.wait_for(asyncio.shield(self._drain_waiter), self.write_timeout)
-                except asyncio.TimeoutError:
-                    raise Error.explain(ErrorType.WRITE_TIMEDOUT,
-                                        f"upstream took no data for {self.write_timeout}s").into_up() from None
-            else:
-                await self._drain_waiter
-        finally:
-            self._drain_waiter = None
+        if await self.flow.drain(self.write_timeout) == DRAIN_TIMED_OUT:  # type: ignore[union-attr]
+            raise Error.explain(ErrorType.WRITE_TIMEDOUT,
+                                f"upstream took no data for {self.write_timeout}s").into_up()
         if self._closed:
             raise Error.explain(ErrorType.WRITE_ERROR, "upstream connection closed").into_up()
 
@@ -357,9 +335,9 @@ class H1ClientConnection:
             data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             chunks.clear()
             self._buffered = 0
-            if self._paused:
-                self._paused = False
-                self.transport.resume_reading()  # type: ignore[union-attr]
+            flow = self.flow
+            if flow.read_paused:  # type: ignore[union-attr]
+                flow.resume_reading()  # type: ignore[union-attr]
             return data
         if self._done:
             return None
@@ -398,10 +376,36 @@ class H1ClientConnection:
     def closed(self) -> bool:
         return self._closed
 
-    def raw_tunnel_data(self) -> bytes:
-        data = b"".join(self._chunks)
+    # --- the tunnel's side (after a 101) ----------------------------------------------
+    def into_tunnel(self, on_data: Callable[[bytes], None], on_eof: Callable[[], object],
+                    on_writable: Callable[[], object]):
+        """After a 101: this connection as a tunnel end (see
+        ``UpstreamExchange.into_tunnel``), and the bytes that followed the 101."""
+        pending = b"".join(self._chunks)
         self._chunks.clear()
-        return data
+        self._buffered = 0
+        self._tunnel = on_data
+        self._tunnel_eof = on_eof
+        flow = self.flow
+        flow.on_writable = on_writable  # type: ignore[union-attr]
+        if self._closed or self._eof:
+            on_eof()
+        else:
+            flow.resume_reading()  # type: ignore[union-attr]
+        return self, pending
+
+    def send(self, data: bytes) -> bool:
+        """A tunnel write; True when the origin reads slowly (pause the other side)."""
+        if self._closed:
+            return False
+        self.transport.write(data)  # type: ignore[union-attr]
+        return self.flow.write_paused  # type: ignore[union-attr]
+
+    def pause_reading(self) -> None:
+        self.flow.pause_reading()  # type: ignore[union-attr]
+
+    def resume_reading(self) -> None:
+        self.flow.resume_reading()  # type: ignore[union-attr]
 
 
 def _drop_named_by_connection(hdrs: list, hop: list) -> bool:

@@ -25,15 +25,12 @@ HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 WRITE_HIGH_WATER = 256 * 1024
 
-# Largest body kept for a retry on a new connection (Pingora: 64 KiB).
-RETRY_BUFFER_LIMIT = 64 * 1024
-
 CHUNK_END = b"0\r\n\r\n"
 
 
 def strip_hop_by_hop(headers: HeaderMap, keep_upgrade: bool = False) -> None:
     """Remove hop-by-hop fields, and the fields that ``Connection`` names, in place."""
-    items = headers._items
+    items = headers.fields
     named: set[bytes] = set()
     found = False
     for lower, _, value in items:

@@ -8,11 +8,22 @@ httptools (llhttp). Each request head that completes becomes an
 its response. One task per connection (``_run``) takes sessions in order and hands
 them to the application's handler, so a request costs no task of its own.
 
-Flow control: body bytes wait in the session until the application reads them;
-above ``HIGH_WATER`` buffered bytes the socket stops being read. A pipelined
-request that arrives while another is being answered also pauses reading, so a
-client cannot make us queue requests without bound. Writes go straight to the
-transport; when the transport says its buffer is full, ``drain()`` waits.
+Flow control (one ``protocols.flow.FlowControl`` per connection): body bytes wait
+in the session until the application reads them; above ``HIGH_WATER`` buffered
+bytes the socket stops being read. A pipelined request that arrives while another
+is being answered also pauses reading, so a client cannot make us queue requests
+without bound. Writes go straight to the transport; when the transport says its
+buffer is full, ``drain()`` waits.
+
+Hop-by-hop fields (RFC 9110 7.6.1) are set aside as the head arrives: the request
+the application sees carries only end-to-end fields (``Upgrade`` and
+``Connection`` stay on an upgrade request, ``TE: trailers`` stays), just as the
+upstream side hands over clean response heads.
+
+The session and the connection talk through a small public API: the session
+writes with ``write``, waits with ``drain``, asks to ``pause_reading`` /
+``resume_reading``; the connection feeds it with ``feed_body``, ``end_body`` and
+``fail_body``.
 
 Strictness: llhttp already refuses Content-Length with Transfer-Encoding,
 duplicate Content-Length, bad chunk sizes, obs-fold, NUL and bare CR. We add
@@ -33,9 +44,11 @@ import httptools
 
 from ....errors import Error, ErrorType
 from ...digest import Digest, SocketDigest
+from ...flow import DRAIN_TIMED_OUT, FlowControl, wake
 from ...tls.settings import tls_digest
-from ..header import HeaderMap, RequestHeader, ResponseHeader
-from .common import HOP_BY_HOP, LOW_WATER, WRITE_HIGH_WATER, is_chunked_only
+from ..header import HeaderMap, RequestHeader
+from ..small_response import small_response
+from .common import HIGH_WATER, HOP_BY_HOP, LOW_WATER, WRITE_HIGH_WATER, is_chunked_only, strip_hop_by_hop
 from .server_session import H1ServerSession
 
 log = logging.getLogger("propylon.http.v1")
@@ -59,6 +72,9 @@ class HttpServerOptions:
       connection is dropped (nginx's ``send_timeout``).
     * ``h2c``: accept HTTP/2 with prior knowledge on cleartext listeners (TLS
       listeners offer HTTP/2 through ALPN when their settings ``enable_h2()``).
+    * ``allow_connect_method_proxying``: let ``CONNECT`` requests reach the proxy's
+      hooks (Pingora's option of the same name). Off by default: a ``CONNECT`` is
+      answered 405 and the connection closed.
     """
 
     max_request_line: int = 8192
@@ -69,6 +85,7 @@ class HttpServerOptions:
     body_read_timeout: float = 60.0
     write_timeout: float = 60.0
     h2c: bool = False
+    allow_connect_method_proxying: bool = False
 
 
 class _Refuse(Exception):
@@ -92,16 +109,6 @@ def _block_size(fields: list) -> int:
     return size
 
 
-def _simple_response(status: int, reason: str, body: bytes = b"") -> bytes:
-    resp = ResponseHeader.build(status)
-    resp.insert_header("Server", "Propylon")
-    resp.insert_header("Content-Length", str(len(body)))
-    resp.insert_header("Connection", "close")
-    if body:
-        resp.insert_header("Content-Type", "text/plain")
-    return resp.to_h1_bytes() + body
-
-
 def _discard(data: bytes) -> None:
     return None
 
@@ -117,9 +124,10 @@ class H1ServerConnection:
                  h2_factory: Optional[Callable[[], asyncio.Protocol]] = None) -> None:
         self._handler = handler
         self._shutdown = shutdown
-        self._opts = options
+        self.options = options
         self._tracker = tracker
-        self._loop = asyncio.get_event_loop()
+        self.loop = asyncio.get_event_loop()
+        self.flow: Optional[FlowControl] = None
         self.transport: Optional[asyncio.Transport] = None
         self.digest: Optional[Digest] = None
         self._parser = httptools.HttpRequestParser(self)
@@ -134,17 +142,16 @@ class H1ServerConnection:
         self._waiter: Optional[asyncio.Future] = None
         self._timer: Optional[asyncio.TimerHandle] = None
         self._idle_since = 0.0
-        self._paused = False
-        self._write_paused = False
-        self._drain_waiter: Optional[asyncio.Future] = None
-        self._closed = False
+        self.closed = False
         self._active: Optional[H1ServerSession] = None
+        # While set, received bytes go here instead of the parser (h2c sniffing,
+        # an upgraded connection, a refused one).
         self._tunnel: Optional[Callable[[bytes], None]] = None
         self._tunnel_eof: Optional[Callable[[], None]] = None
+        self._raw: list = []  # bytes after an upgrade head, until the tunnel takes over
         self._requests_left = options.keepalive_request_limit
         self._h2_factory = h2_factory
         self._switched = False
-        self._tunnel_resume: Optional[Callable[[], object]] = None
         self.requests_served = 0
         self._task: Optional[asyncio.Task] = None
 
@@ -156,17 +163,18 @@ class H1ServerConnection:
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
         transport.set_write_buffer_limits(WRITE_HIGH_WATER)
+        self.flow = FlowControl(transport, HIGH_WATER, LOW_WATER)
         self.digest = Digest(SocketDigest.from_transport(transport), tls_digest(transport))
         if self._h2_factory is not None:
             tls = self.digest.tls
             if tls is not None and tls.alpn == "h2":
                 self._become_h2(b"")  # ALPN chose HTTP/2 during the handshake
                 return
-            if tls is None and self._opts.h2c:
+            if tls is None and self.options.h2c:
                 self._tunnel = self._sniff_preface
         if self._tracker is not None:
             self._tracker.add(self)
-        self._task = self._loop.create_task(self._run())
+        self._task = self.loop.create_task(self._run())
 
     def _sniff_preface(self, data: bytes) -> None:
         # The first bytes of a cleartext connection: HTTP/2 with prior knowledge
@@ -174,7 +182,7 @@ class H1ServerConnection:
         self._tunnel = None
         if data.startswith(b"PRI "):
             self._switched = True
-            self._wake(None)
+            wake(self._waiter)
             if self._tracker is not None:
                 self._tracker.discard(self)
             if self._timer is not None:
@@ -226,13 +234,14 @@ class H1ServerConnection:
         # Like nginx, a client that closes its side has given up on the request:
         # the connection ends and a request being proxied is aborted upstream.
         p = self._parsing
-        if p is not None and not p.body_done:
-            p._fail(Error.new_down(ErrorType.CONNECTION_CLOSED, "client closed the connection mid-body"))
-        self._wake(None)
+        if p is not None and not p.body_received:
+            p.fail_body(Error.new_down(ErrorType.CONNECTION_CLOSED, "client closed the connection mid-body"))
+        wake(self._waiter)
         return None
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
-        self._closed = True
+        self.closed = True
+        self.flow.connection_lost()  # type: ignore[union-attr]
         active = self._active
         if active is not None and active.on_lost is not None:
             active.on_lost()
@@ -244,23 +253,15 @@ class H1ServerConnection:
         if self._tunnel_eof is not None:
             self._tunnel_eof()
         for s in (self._parsing, self._active):
-            if s is not None and not s.body_done:
-                s._fail(Error.new_down(ErrorType.CONNECTION_CLOSED, "client went away"))
-        self._wake(None)
-        w = self._drain_waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+            if s is not None and not s.body_received:
+                s.fail_body(Error.new_down(ErrorType.CONNECTION_CLOSED, "client went away"))
+        wake(self._waiter)
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self.flow.pause_writing()  # type: ignore[union-attr]
 
     def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._tunnel_resume is not None:
-            self._tunnel_resume()
-        w = self._drain_waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        self.flow.resume_writing()  # type: ignore[union-attr]
 
     # --- parser callbacks -------------------------------------------------------
     # No on_message_begin: per-message state is reset when a message completes
@@ -298,10 +299,10 @@ class H1ServerConnection:
             self._ready.append(sess)
             if self._active is not None or w is not None:
                 # A pipelined request: hold it, and read no further until its turn.
-                self._pause_reading()
+                self.flow.pause_reading()  # type: ignore[union-attr]
 
     def _check_framing(self, sess: H1ServerSession, hdrs: list, version: tuple, method: bytes) -> None:
-        if method == b"CONNECT":
+        if method == b"CONNECT" and not self.options.allow_connect_method_proxying:
             raise _Refuse(405, "CONNECT is not supported")
         hosts = 0
         te = cl = expect = None
@@ -330,15 +331,16 @@ class H1ServerConnection:
             sess.has_body = True
         elif cl is not None and cl.strip() != b"0":
             sess.has_body = True
-        if hop:
-            sess.hop_by_hop = True
         if expect is not None and sess.has_body and expect.lower() == b"100-continue":
             sess.expect_continue = True
         if self._parser.should_upgrade():
             sess.upgrade = True
+        if hop:
+            # Set aside on arrival: what the application sees is end to end.
+            strip_hop_by_hop(sess.req.headers, keep_upgrade=sess.upgrade)
 
     def on_body(self, body: bytes) -> None:
-        self._parsing._feed(body)  # type: ignore[union-attr]
+        self._parsing.feed_body(body)  # type: ignore[union-attr]
 
     def on_message_complete(self) -> None:
         p = self._parsing
@@ -346,7 +348,7 @@ class H1ServerConnection:
             if self._hdrs:
                 p.trailers = HeaderMap(self._hdrs)
                 self._hdrs = []
-            p._end()
+            p.end_body()
         self._parsing = None
         self._url = b""
 
@@ -359,12 +361,12 @@ class H1ServerConnection:
         # The rest of the buffer belongs to the new protocol (after a 101).
         offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
         rest = data[offset:]
-        sess.upgrade = True
-        sess.body_done = True
+        if not sess.body_received:
+            sess.end_body()  # llhttp ends an upgrade request's message here
         if rest:
-            sess._chunks.append(rest)
+            self._raw.append(rest)
         self._parsing = None
-        self._tunnel = sess._chunks.append  # hold bytes until the engine takes over
+        self._tunnel = self._raw.append  # hold bytes until the engine takes over
 
     def _refuse(self, status: int, reason: str) -> None:
         log.info("refusing request from %s: %s (%d)", self._peer(), reason, status)
@@ -375,109 +377,123 @@ class H1ServerConnection:
         if sess is not None:
             # The head was fine but its body is not: the handler sees a read error
             # and answers through fail_to_proxy (a downstream error: 400).
-            sess._fail(Error.new_down(ErrorType.INVALID_HTTP_HEADER, reason))
+            sess.fail_body(Error.new_down(ErrorType.INVALID_HTTP_HEADER, reason))
         if self._active is not None or self._ready or (self._waiter is not None and self._waiter.done()):
             return  # the request being served ends the connection when it is done
-        self._write(_simple_response(status, reason, f"{reason}\n".encode()))
-        self._close()
+        self.write(small_response(status, f"{reason}\n".encode(), extra=((b"Connection", b"close"),)))
+        self.close()
 
     def _peer(self) -> object:
         return self.digest.socket.peer_addr if self.digest else None
 
-    # --- flow control -----------------------------------------------------------
-    def _pause_reading(self) -> None:
-        if not self._paused and not self._closed:
-            self._paused = True
-            self.transport.pause_reading()  # type: ignore[union-attr]
-
-    def _resume_reading(self) -> None:
-        if self._paused and not self._closed:
-            a = self._active
-            if a is not None and a._buffered > LOW_WATER:
-                return
-            if self._ready and self._active is not None:
-                return
-            self._paused = False
-            self.transport.resume_reading()  # type: ignore[union-attr]
-
-    def _write(self, data: bytes) -> None:
-        if not self._closed:
+    # --- the session's side: writing, waiting, reading pace -------------------------
+    def write(self, data: bytes) -> None:
+        """Queue bytes for the client (dropped once the connection is closed)."""
+        if not self.closed:
             self.transport.write(data)  # type: ignore[union-attr]
 
-    async def _drain(self) -> None:
-        if self._closed:
+    async def drain(self, timeout: Optional[float]) -> None:
+        """Wait while the client reads slowly; after ``timeout`` seconds without
+        progress the client is dropped, like nginx's ``send_timeout``."""
+        if not self.closed and self.flow.write_paused:  # type: ignore[union-attr]
+            if await self.flow.drain(timeout) == DRAIN_TIMED_OUT:  # type: ignore[union-attr]
+                log.info("client %s read nothing for %ss; closing", self._peer(), timeout)
+                self.abort()
+        if self.closed:
             raise Error.new_down(ErrorType.WRITE_ERROR, "client went away")
-        if self._write_paused:
-            self._drain_waiter = waiter = self._loop.create_future()
-            timer = self._loop.call_later(self._opts.write_timeout, self._write_timed_out, waiter)
-            try:
-                await waiter
-            finally:
-                self._drain_waiter = None
-                timer.cancel()
-            if self._closed:
-                raise Error.new_down(ErrorType.WRITE_ERROR, "client went away")
 
-    def _write_timed_out(self, waiter: asyncio.Future) -> None:
-        # Like nginx's send_timeout: a client that stops reading is dropped.
-        if not waiter.done():
-            log.info("client %s read nothing for %ss; closing", self._peer(), self._opts.write_timeout)
-            self.abort()
-            waiter.set_result(None)
+    def pause_reading(self) -> None:
+        self.flow.pause_reading()  # type: ignore[union-attr]
 
-    def _close(self) -> None:
-        if not self._closed:
-            self._closed = True
+    def resume_reading(self) -> None:
+        """Read again, unless the request being served still holds more than the low
+        mark of unread body or a pipelined request waits for its turn."""
+        flow = self.flow
+        if flow.read_paused and not self.closed:  # type: ignore[union-attr]
+            a = self._active
+            if a is not None and a.buffered > LOW_WATER:
+                return
+            if self._ready and a is not None:
+                return
+            flow.resume_reading()  # type: ignore[union-attr]
+
+    def keepalive_allowed(self) -> bool:
+        """False once shutdown began or the connection's request limit is reached."""
+        return not self._shutdown.triggered and self._requests_left != 0
+
+    # --- the tunnel's side (after a 101) ----------------------------------------------
+    def into_tunnel(self, on_data: Callable[[bytes], None], on_eof: Callable[[], None],
+                    on_writable: Callable[[], object]) -> bytes:
+        """Hand the connection's bytes over to a tunnel: from now on received bytes go
+        to ``on_data``, the end of the connection to ``on_eof``, and ``on_writable``
+        runs when the client took the bytes it was slow to take. Returns the bytes
+        that already arrived after the upgrade request."""
+        pending = b"".join(self._raw)
+        self._raw.clear()
+        self._tunnel = on_data
+        self._tunnel_eof = on_eof
+        self.flow.on_writable = on_writable  # type: ignore[union-attr]
+        if self.closed:
+            on_eof()
+        else:
+            self.flow.resume_reading()  # type: ignore[union-attr]
+        return pending
+
+    def send(self, data: bytes) -> bool:
+        """A tunnel write; True when the client reads slowly (pause the other side)."""
+        if self.closed:
+            return False
+        self.transport.write(data)  # type: ignore[union-attr]
+        return self.flow.write_paused  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
             self.transport.close()  # type: ignore[union-attr]
-        self._wake(None)
+        wake(self._waiter)
 
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
-        self._closed = True
+        self.closed = True
 
     # --- the request loop ---------------------------------------------------------
-    def _wake(self, sess: Optional[H1ServerSession]) -> None:
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(sess)
-
     def _on_timeout(self) -> None:
         # One timer per connection, re-armed lazily: a request costs no timer of its own.
         self._timer = None
-        if self._closed:
+        if self.closed:
             return
-        opts = self._opts
+        opts = self.options
         timeout = opts.keepalive_timeout if self.requests_served else opts.header_read_timeout
         if self._active is not None or self._ready:
-            self._timer = self._loop.call_later(timeout, self._on_timeout)
+            self._timer = self.loop.call_later(timeout, self._on_timeout)
             return
-        idle = self._loop.time() - self._idle_since
+        idle = self.loop.time() - self._idle_since
         if idle >= timeout:
             log.debug("closing idle or slow connection from %s", self._peer())
-            self._close()
+            self.close()
         else:
-            self._timer = self._loop.call_later(timeout - idle, self._on_timeout)
+            self._timer = self.loop.call_later(timeout - idle, self._on_timeout)
 
     def close_if_idle(self) -> None:
         """Called when shutdown begins: idle keep-alive connections end now."""
         if self._active is None and not self._ready and self._parsing is None:
-            self._close()
+            self.close()
 
     async def _run(self) -> None:
         handler = self._handler
-        loop = self._loop
+        loop = self.loop
         ready = self._ready
         try:
             while True:
                 if ready:
                     sess = ready.pop(0)
                 else:
-                    if self._closed:
+                    if self.closed:
                         break
                     self._idle_since = loop.time()
                     if self._timer is None:
-                        opts = self._opts
+                        opts = self.options
                         timeout = opts.keepalive_timeout if self.requests_served else opts.header_read_timeout
                         self._timer = loop.call_later(timeout, self._on_timeout)
                     self._waiter = waiter = loop.create_future()
@@ -497,11 +513,11 @@ class H1ServerConnection:
                     keep = False
                 self.requests_served += 1
                 self._active = None
-                if not keep or self._closed or self._shutdown.triggered:
+                if not keep or self.closed or self._shutdown.triggered:
                     break
-                if self._paused:
-                    self._resume_reading()
+                if self.flow.read_paused:  # type: ignore[union-attr]
+                    self.resume_reading()
         finally:
             self._active = None
             if not self._switched:
-                self._close()
+                self.close()

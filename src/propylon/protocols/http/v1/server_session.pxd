@@ -1,18 +1,26 @@
 # Extension-type layout of server_session.py when it is compiled (see setup.py).
+# Public fields are the DownstreamSession contract (protocols/http/interfaces.py);
+# readonly ones are read by the connection; the rest is this class's own.
 
 cdef class H1ServerSession:
-    cdef public object conn, req, _waiter, body_error, trailers, response_written, _pending_head, on_lost
-    cdef public list _chunks
-    cdef public bint keepalive, has_body, body_done, expect_continue, _continue_sent, finished, upgrade
-    cdef public bint is_head, hop_by_hop
-    cdef public Py_ssize_t _buffered, _resp_mode, requests_before
-    cdef public object _resp_left, body_bytes_read, body_bytes_sent
+    cdef public object req, body_error, trailers, written_head, on_lost
+    cdef public bint keepalive, has_body, body_received, expect_continue, finished, upgrade, is_head
+    cdef public object write_timeout, min_send_rate
+    cdef public bint close_on_early_response
+    cdef readonly object conn
+    cdef readonly Py_ssize_t buffered, requests_before
+    cdef readonly object body_bytes_read, body_bytes_sent
+    cdef object _waiter, _pending_head
+    cdef list _chunks
+    cdef bint _continue_sent
+    cdef Py_ssize_t _resp_mode
+    cdef object _resp_left
     cdef object __weakref__
 
-    cpdef _feed(self, bytes data)
-    cpdef _end(self)
-    cpdef _fail(self, err)
-    cpdef body_complete(self)
+    cpdef feed_body(self, bytes data)
+    cpdef end_body(self)
+    cpdef fail_body(self, err)
+    cpdef is_body_done(self)
     cpdef write_interim(self, resp)
     cpdef write_header(self, resp, bint end_of_stream=*, bint hold=*)
     cpdef write_body(self, bytes data)

@@ -3,7 +3,9 @@ writer of its response (the engine's ``DownstreamSession`` for HTTP/1).
 
 Framing of the response is decided by its head: ``Content-Length`` when present,
 else chunked for HTTP/1.1 clients and close-delimited for HTTP/1.0 ones. The
-connection (``server.H1ServerConnection``) feeds the body in and owns the socket.
+connection (``server.H1ServerConnection``) feeds the body in (``feed_body``,
+``end_body``, ``fail_body``) and owns the socket; the session uses only the
+connection's public methods (``write``, ``drain``, ``pause_reading``...).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from ....errors import Error, ErrorSource, ErrorType
 from ...digest import Digest
+from ...flow import wake
 from ..header import HeaderMap, RequestHeader, ResponseHeader
-from .common import HIGH_WATER, chunk, last_chunk
+from .common import chunk, last_chunk
 
 if TYPE_CHECKING:
     from .server import H1ServerConnection
@@ -26,11 +29,11 @@ class H1ServerSession:
     """One request on a downstream HTTP/1 connection, and its response."""
 
     __slots__ = (
-        "conn", "req", "keepalive", "has_body", "body_done", "_chunks", "_buffered",
+        "conn", "req", "keepalive", "has_body", "body_received", "_chunks", "buffered",
         "_waiter", "body_error", "trailers", "expect_continue", "_continue_sent",
-        "response_written", "_resp_mode", "_resp_left", "finished", "body_bytes_read",
+        "written_head", "_resp_mode", "_resp_left", "finished", "body_bytes_read",
         "body_bytes_sent", "upgrade", "_pending_head", "is_head", "requests_before", "on_lost",
-        "hop_by_hop", "__weakref__",
+        "write_timeout", "min_send_rate", "close_on_early_response", "__weakref__",
     )
 
     def __init__(self, conn: "H1ServerConnection", req: RequestHeader, keepalive: bool) -> None:
@@ -38,17 +41,17 @@ class H1ServerSession:
         self.req = req
         self.keepalive = keepalive
         self._chunks: list[bytes] = []
-        self.is_head = req._method == b"HEAD"
+        self.is_head = req.method_bytes == b"HEAD"
         self.requests_before = conn.requests_served
         self.has_body = False
-        self.body_done = False
-        self._buffered = 0
+        self.body_received = False
+        self.buffered = 0  # body bytes received and not yet read
         self._waiter: Optional[asyncio.Future] = None
         self.body_error: Optional[Error] = None
         self.trailers: Optional[HeaderMap] = None
         self.expect_continue = False
         self._continue_sent = False
-        self.response_written: Optional[ResponseHeader] = None
+        self.written_head: Optional[ResponseHeader] = None
         self._resp_mode = 0  # 0 none, 1 length, 2 chunked, 3 until close
         self._resp_left = 0
         self.finished = False
@@ -56,31 +59,29 @@ class H1ServerSession:
         self.body_bytes_sent = 0
         self.upgrade = False
         self._pending_head: Optional[bytes] = None
-        self.hop_by_hop = False  # whether the head may hold hop-by-hop fields
         # Set by the engine while the request is proxied: called if the client goes away.
         self.on_lost: Optional[Callable[[], None]] = None
+        # Per-request settings (see DownstreamSession): the connection's write
+        # timeout, no minimum send rate, and no reuse when the response is written
+        # before the request body was read in full (Pingora's defaults).
+        self.write_timeout: Optional[float] = conn.options.write_timeout
+        self.min_send_rate: Optional[int] = None
+        self.close_on_early_response = True
 
-    # --- request body -----------------------------------------------------------
-    def _feed(self, data: bytes) -> None:
+    # --- request body, fed by the connection ---------------------------------------
+    def feed_body(self, data: bytes) -> None:
         self._chunks.append(data)
-        self._buffered += len(data)
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-        if self._buffered > HIGH_WATER:
-            self.conn._pause_reading()
+        self.buffered += len(data)
+        wake(self._waiter)
+        self.conn.flow.received(self.buffered)
 
-    def _end(self) -> None:
-        self.body_done = True
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+    def end_body(self) -> None:
+        self.body_received = True
+        wake(self._waiter)
 
-    def _fail(self, err: Error) -> None:
+    def fail_body(self, err: Error) -> None:
         self.body_error = err
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        wake(self._waiter)
 
     async def read_body(self) -> Optional[bytes]:
         """The next piece of the request body, or None once it is complete."""
@@ -90,21 +91,21 @@ class H1ServerSession:
                 # Join what already waits: fewer, larger writes upstream.
                 data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 chunks.clear()
-                self._buffered = 0
+                self.buffered = 0
                 self.body_bytes_read += len(data)
-                self.conn._resume_reading()
+                self.conn.resume_reading()
                 return data
             if self.body_error is not None:
                 raise self.body_error
-            if self.body_done:
+            if self.body_received:
                 return None
             if self.expect_continue and not self._continue_sent:
                 self._continue_sent = True
-                self.conn._write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             conn = self.conn
-            conn._resume_reading()
-            self._waiter = waiter = conn._loop.create_future()
-            timer = conn._loop.call_later(conn._opts.body_read_timeout, self._body_timed_out, waiter)
+            conn.resume_reading()
+            self._waiter = waiter = conn.loop.create_future()
+            timer = conn.loop.call_later(conn.options.body_read_timeout, self._body_timed_out, waiter)
             try:
                 await waiter
             finally:
@@ -114,13 +115,13 @@ class H1ServerSession:
     def _body_timed_out(self, waiter: asyncio.Future) -> None:
         if not waiter.done():
             # Like nginx's client_body_timeout: a stalled upload is answered 408.
-            self._fail(Error(ErrorType.http_status(408),
-                             f"no request body for {self.conn._opts.body_read_timeout}s",
-                             source=ErrorSource.DOWNSTREAM))
+            self.fail_body(Error(ErrorType.http_status(408),
+                                 f"no request body for {self.conn.options.body_read_timeout}s",
+                                 source=ErrorSource.DOWNSTREAM))
 
-    def body_complete(self) -> bool:
+    def is_body_done(self) -> bool:
         """True when the whole request body was read by the application."""
-        return self.body_done and not self._chunks
+        return self.body_received and not self._chunks
 
     # --- the connection, as the engine sees it ------------------------------------
     @property
@@ -129,22 +130,21 @@ class H1ServerSession:
 
     @property
     def shutting_down(self) -> bool:
-        return self.conn._shutdown.triggered
+        return self.conn.shutting_down
 
     @property
     def closed(self) -> bool:
-        return self.conn._closed
+        return self.conn.closed
 
     @property
     def write_blocked(self) -> bool:
         """True when the client is slow and ``drain()`` should be awaited."""
-        return self.conn._write_paused
-
+        return self.conn.flow.write_paused
 
     # --- response ---------------------------------------------------------------
     def write_interim(self, resp: ResponseHeader) -> None:
         """Send a 1xx response (not for 101)."""
-        self.conn._write(resp.to_h1_bytes())
+        self.conn.write(resp.to_h1_bytes())
 
     def write_header(self, resp: ResponseHeader, end_of_stream: bool = False, hold: bool = False) -> None:
         """Send the response head, choosing the body framing.
@@ -154,9 +154,9 @@ class H1ServerSession:
         connection. ``hold=True`` keeps the head back so it leaves together with the
         first piece of body (one write instead of two).
         """
-        if self.response_written is not None:
+        if self.written_head is not None:
             raise Error.new_in(ErrorType.H1_ERROR, "response header already written")
-        self.response_written = resp
+        self.written_head = resp
         resp.version = (1, 1)  # e.g. a head that came from an HTTP/2 origin
         status = resp.status
         headers = resp.headers
@@ -187,13 +187,12 @@ class H1ServerSession:
                 else:
                     self._resp_mode = 3
                     self.keepalive = False
-        conn = self.conn
-        if conn._shutdown.triggered or conn._requests_left == 0:
+        if not self.conn.keepalive_allowed():
             self.keepalive = False
         if self.upgrade and status != 101:
             self.keepalive = False  # bytes after the head were not HTTP: no reuse
-        elif not self.body_done and not self.upgrade:
-            # Answered before the request body was read in full: do not reuse.
+        elif not self.body_received and not self.upgrade and self.close_on_early_response:
+            # Answered before the request body arrived in full: do not reuse.
             self.keepalive = False
         if status != 101:
             if not self.keepalive:
@@ -202,12 +201,12 @@ class H1ServerSession:
                 headers.insert(b"Connection", b"keep-alive")
         head = resp.to_h1_bytes()
         if end_of_stream:
-            self.conn._write(head)
+            self.conn.write(head)
             self._finish_response()
         elif hold:
             self._pending_head = head
         else:
-            self.conn._write(head)
+            self.conn.write(head)
 
     def write_body(self, data: bytes) -> None:
         """Send a piece of the response body with the framing chosen by the head."""
@@ -217,7 +216,7 @@ class H1ServerSession:
             self._pending_head = None
         if not data:
             if head is not None:
-                self.conn._write(head)
+                self.conn.write(head)
             return
         if mode == 2:
             data = chunk(data)
@@ -225,10 +224,10 @@ class H1ServerSession:
             self._resp_left -= len(data)
         elif mode == 0:
             if head is not None:
-                self.conn._write(head)
+                self.conn.write(head)
             return
         self.body_bytes_sent += len(data)
-        self.conn._write(head + data if head is not None else data)
+        self.conn.write(head + data if head is not None else data)
 
     def finish(self, trailers: Optional[HeaderMap] = None) -> None:
         """End the response body (the last chunk, with trailers when chunked)."""
@@ -238,9 +237,9 @@ class H1ServerSession:
         self._pending_head = None
         if self._resp_mode == 2:
             tail = last_chunk(trailers)
-            self.conn._write(head + tail if head is not None else tail)
+            self.conn.write(head + tail if head is not None else tail)
         elif head is not None:
-            self.conn._write(head)
+            self.conn.write(head)
         if self._resp_mode == 1 and self._resp_left != 0:
             # The body did not match its Content-Length: the client cannot find the
             # next response, so this connection ends here.
@@ -253,27 +252,29 @@ class H1ServerSession:
             self.keepalive = False
 
     async def drain(self) -> None:
-        if self.conn._write_paused:
-            await self.conn._drain()
+        conn = self.conn
+        if conn.flow.write_paused:
+            timeout = self.write_timeout
+            rate = self.min_send_rate
+            if rate is not None:
+                # Pingora's rule: the time the bytes waiting should take at the
+                # minimum rate, at least a second; it overrides write_timeout.
+                timeout = max(1.0, conn.transport.get_write_buffer_size() / rate)
+            await conn.drain(timeout)
 
     def respond_simple(self, status: int, body: bytes = b"", extra: Optional[dict] = None) -> None:
-        """Write a complete small response (used for errors)."""
-        resp = ResponseHeader.build(status)
-        resp.insert_header(b"Server", b"Propylon")
-        resp.insert_header(b"Cache-Control", b"private, no-store")
-        if extra:
-            for k, v in extra.items():
-                resp.insert_header(k, v)
-        resp.insert_header(b"Content-Length", str(len(body)))
+        """Write a complete small response (metrics and admin answers); the
+        connection is not reused afterwards."""
+        from ..small_response import small_response_header
+
         self.keepalive = False
-        self.write_header(resp, end_of_stream=not body)
+        self.write_header(small_response_header(status, body, extra=extra), end_of_stream=not body)
         if body:
             self.write_body(body)
             self.finish()
 
-    def raw_tunnel_data(self) -> bytes:
-        """Bytes the client sent after an Upgrade request head (the new protocol)."""
-        data = b"".join(self._chunks)
-        self._chunks.clear()
-        self._buffered = 0
-        return data
+    def into_tunnel(self, on_data: Callable[[bytes], None], on_eof: Callable[[], None],
+                    on_writable: Callable[[], object]):
+        """After a 101: the client connection becomes one end of a byte tunnel
+        (see ``DownstreamSession.into_tunnel``)."""
+        return self.conn, self.conn.into_tunnel(on_data, on_eof, on_writable)

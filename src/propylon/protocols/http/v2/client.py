@@ -86,7 +86,7 @@ class H2ClientStream(_StreamBase):
             err.set_retry(True)  # nothing was sent: safe on another connection
             raise err
         authority = req.headers.get_bytes(b"host") or conn.default_authority
-        fields = [(b":method", req._method), (b":scheme", conn.scheme),
+        fields = [(b":method", req.method_bytes), (b":scheme", conn.scheme),
                   (b":authority", authority), (b":path", req.raw_path or b"/")]
         fields += h2_fields(req.headers, keep_te_trailers=True, drop=frozenset((b"host",)))
         try:
@@ -218,9 +218,9 @@ class H2ClientStream(_StreamBase):
         """Same as ``close()``: a stream never takes the shared connection down."""
         self.close()
 
-    def raw_tunnel_data(self) -> bytes:
-        """HTTP/2 streams are never upgraded: always empty."""
-        return b""
+    def into_tunnel(self, on_data, on_eof, on_writable):
+        """HTTP/2 streams answer no upgrade with 101: never a tunnel."""
+        raise Error.explain(ErrorType.H2_ERROR, "an HTTP/2 stream cannot become a tunnel").into_up()
 
     def _release(self) -> None:
         if not self._released:

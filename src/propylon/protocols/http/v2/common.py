@@ -50,7 +50,7 @@ def h2_fields(headers: HeaderMap, keep_te_trailers: bool = False,
     Fields named in ``Connection`` go too. ``te: trailers`` survives when
     ``keep_te_trailers`` (requests); ``drop`` names more fields to leave out.
     """
-    items = headers._items
+    items = headers.fields
     named: set[bytes] = set()
     for lower, _, value in items:
         if lower == b"connection":

@@ -103,23 +103,20 @@ def _options(options: Any) -> H2Options:
 class H2ServerStream(_StreamBase):
     """One request stream on a downstream HTTP/2 connection, and its response."""
 
-    #: HTTP/2 heads carry no connection-specific fields: nothing to strip.
-    hop_by_hop = False
-
     def __init__(self, conn: "H2ServerConnection", stream_id: int, req: RequestHeader) -> None:
         self._init_stream(conn, stream_id)
         self.conn: H2ServerConnection = conn
         self.req = req
         self.keepalive = True  # streams are never reused, the connection stays
         self.has_body = False
-        self.body_done = False
+        self.body_received = False
         self.body_error: Optional[Error] = None
         self.trailers: Optional[HeaderMap] = None
         self.expect_continue = False
         self._continue_sent = False
         self.upgrade = False
-        self.is_head = req._method == b"HEAD"
-        self.response_written: Optional[ResponseHeader] = None
+        self.is_head = req.method_bytes == b"HEAD"
+        self.written_head: Optional[ResponseHeader] = None
         self.finished = False
         self.requests_before = conn.requests_served
         self.on_lost: Optional[Callable[[], None]] = None
@@ -127,6 +124,11 @@ class H2ServerStream(_StreamBase):
         self.body_bytes_read = 0
         self.body_bytes_sent = 0
         self._no_body = self.is_head
+        # Per-request settings of the DownstreamSession contract; a stream that
+        # ends early never costs the connection, so the last one has no effect.
+        self.write_timeout: Optional[float] = None
+        self.min_send_rate: Optional[int] = None
+        self.close_on_early_response = True
 
     # --- the connection, as the engine sees it ----------------------------------------
     @property
@@ -157,7 +159,7 @@ class H2ServerStream(_StreamBase):
                 return data
             if self.body_error is not None:
                 raise self.body_error
-            if self.body_done:
+            if self.body_received:
                 return None
             if self.expect_continue and not self._continue_sent:
                 self._continue_sent = True
@@ -168,9 +170,9 @@ class H2ServerStream(_StreamBase):
             finally:
                 self._waiter = None
 
-    def body_complete(self) -> bool:
+    def is_body_done(self) -> bool:
         """True when the whole request body was read by the application."""
-        return self.body_done and not self._chunks
+        return self.body_received and not self._chunks
 
     # --- response -----------------------------------------------------------------------
     def _send_head(self, fields: list, end_stream: bool) -> None:
@@ -194,9 +196,9 @@ class H2ServerStream(_StreamBase):
         """Send the response head (HEADERS goes out at the end of this loop turn,
         together with the first body piece when it follows at once, so ``hold`` needs
         no special treatment)."""
-        if self.response_written is not None:
+        if self.written_head is not None:
             raise Error.new_in(ErrorType.H2_ERROR, "response header already written")
-        self.response_written = resp
+        self.written_head = resp
         status = resp.status
         if self.is_head or status in (204, 304):
             self._no_body = True
@@ -215,7 +217,7 @@ class H2ServerStream(_StreamBase):
 
     def finish(self, trailers: Optional[HeaderMap] = None) -> None:
         """End the response: END_STREAM on the last DATA, or a trailers HEADERS frame."""
-        if self.finished or self.response_written is None:
+        if self.finished or self.written_head is None:
             return  # with no head sent, the stream is reset when the handler returns
         fields = h2_fields(trailers) if trailers else None
         self._queue_end(fields)
@@ -229,18 +231,22 @@ class H2ServerStream(_StreamBase):
         """Wait until the client has taken enough of the response to write more."""
         if self.closed:
             raise Error.new_down(ErrorType.WRITE_ERROR, "client went away")
-        await self._wait_drain(None)
+        timeout = self.write_timeout
+        if self.min_send_rate is not None:
+            timeout = max(1.0, self._out_len / self.min_send_rate)
+        if not await self._wait_drain(timeout):
+            raise Error.new_down(ErrorType.WRITE_ERROR, f"client took no data for {timeout}s")
         if self.closed:
             raise Error.new_down(ErrorType.WRITE_ERROR, "client went away")
 
-    def raw_tunnel_data(self) -> bytes:
-        """HTTP/2 streams are never upgraded: always empty."""
-        return b""
+    def into_tunnel(self, on_data, on_eof, on_writable):
+        """HTTP/2 streams are never upgraded (``upgrade`` is always False)."""
+        raise Error.new_in(ErrorType.H2_ERROR, "an HTTP/2 stream cannot become a tunnel")
 
     # --- losses ---------------------------------------------------------------------------
     def _lost(self, err: Error) -> None:
         self._reset = True
-        if not self.body_done and self.body_error is None:
+        if not self.body_received and self.body_error is None:
             self.body_error = err
         self._out.clear()
         self._out_len = 0
@@ -382,7 +388,7 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         elif isinstance(ev, E.StreamEnded):
             st = self._streams.get(ev.stream_id)
             if st is not None:
-                st.body_done = True
+                st.body_received = True
                 st._wake()
         elif isinstance(ev, E.WindowUpdated):
             if ev.stream_id == 0:
@@ -433,11 +439,11 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
             authority = headers.get_bytes(b"host")
         if authority is not None:
             headers.remove(b"host")  # :authority wins (RFC 9113 8.3.1)
-            headers._items.insert(0, (b"host", b"Host", authority))
+            headers.fields.insert(0, (b"host", b"Host", authority))
         st = H2ServerStream(self, sid, RequestHeader(method, path, (2, 0), headers))
         st.scheme = pseudo.get(b":scheme")
         st.has_body = not ended
-        st.body_done = ended
+        st.body_received = ended
         if not ended:
             exp = headers.get_bytes(b"expect")
             if exp is not None and exp.lower() == b"100-continue":
@@ -508,7 +514,7 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
                     self._send_blocked.pop(sid, None)
                     st._reset = True
                     self._h2.reset_stream(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
-                elif not st.body_done and st._end_sent:
+                elif not st.body_received and st._end_sent:
                     self._h2.reset_stream(sid, _NO_ERROR)  # answered: stop the upload
             except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
                 pass

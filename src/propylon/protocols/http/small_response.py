@@ -1,0 +1,64 @@
+"""The one writer of the small, complete responses Propylon sends on its own.
+
+Errors (``Session.respond_error``, a refused request, the 502 of a declined
+``proxy_upstream_filter``), metrics and admin answers all carry the same fields:
+``Server: Propylon``, ``Date``, ``Content-Length`` and, when there is a body,
+``Content-Type``. Extra fields (``Allow``, ``Cache-Control``, ``Connection``...)
+come after them.
+"""
+
+from __future__ import annotations
+
+import time
+from email.utils import formatdate
+from typing import Iterable, Mapping, Optional, Union
+
+from .header import BytesLike, ResponseHeader
+
+__all__ = ["small_response_header", "small_response", "http_date", "NO_STORE", "SERVER"]
+
+#: The ``Server`` value of every response Propylon writes itself.
+SERVER = b"Propylon"
+
+#: ``Cache-Control`` of error responses (Pingora's): never stored by a cache.
+NO_STORE = ((b"Cache-Control", b"private, no-store"),)
+
+Extra = Optional[Union[Mapping[BytesLike, BytesLike], Iterable[tuple[BytesLike, BytesLike]]]]
+
+_date_cache: list = [0, b""]
+
+
+def http_date() -> bytes:
+    """The current time as an HTTP date, rebuilt at most once a second."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[0] = now
+        _date_cache[1] = formatdate(now, usegmt=True).encode()
+    return _date_cache[1]
+
+
+def small_response_header(status: int, body: bytes = b"", content_type: Optional[BytesLike] = None,
+                          extra: Extra = None) -> ResponseHeader:
+    """The head of a complete response whose ``body`` is known in full.
+
+    ``content_type`` defaults to ``text/plain; charset=utf-8`` when there is a body;
+    ``extra`` (a mapping or pairs) is added after the standard fields, replacing
+    a standard field of the same name.
+    """
+    resp = ResponseHeader.build(status)
+    h = resp.headers
+    h.append(b"Server", SERVER)
+    h.append(b"Date", http_date())
+    h.append(b"Content-Length", b"%d" % len(body))
+    if body:
+        h.append(b"Content-Type", content_type if content_type is not None else b"text/plain; charset=utf-8")
+    if extra:
+        for name, value in (extra.items() if isinstance(extra, Mapping) else extra):
+            h.insert(name, value)
+    return resp
+
+
+def small_response(status: int, body: bytes = b"", content_type: Optional[BytesLike] = None,
+                   extra: Extra = None) -> bytes:
+    """The same response as HTTP/1.1 bytes, head and body, ready to write."""
+    return small_response_header(status, body, content_type, extra).to_h1_bytes() + body
