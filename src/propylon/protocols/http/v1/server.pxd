@@ -16,7 +16,7 @@ cdef class H1ServerConnection:
     cdef H1ServerSession _last, _parsing, _active
     cdef object _tunnel, _tunnel_eof, _requests_left, _h2_factory, _task
     cdef list _hdrs
-    cdef Py_ssize_t _max_header_bytes, _max_request_line
+    cdef Py_ssize_t _max_header_bytes, _max_request_line, _raw_len, _upgrade_body_left
     cdef double _idle_since
     cdef bint _switched
     cdef object __weakref__

@@ -149,6 +149,8 @@ class H1ServerConnection:
         self._tunnel: Optional[Callable[[bytes], None]] = None
         self._tunnel_eof: Optional[Callable[[], None]] = None
         self._raw: list = []  # bytes after an upgrade head, until the tunnel takes over
+        self._raw_len = 0
+        self._upgrade_body_left = 0  # Content-Length body of an upgrade request still to come
         self._requests_left = options.keepalive_request_limit
         self._h2_factory = h2_factory
         self._switched = False
@@ -335,6 +337,12 @@ class H1ServerConnection:
             sess.expect_continue = True
         if self._parser.should_upgrade():
             sess.upgrade = True
+            if sess.has_body:
+                # llhttp hands everything after an upgrade head over as the new
+                # protocol: the body is split off here (see _upgrade_data).
+                if te is not None:
+                    raise _Refuse(400, "chunked body on an upgrade request")
+                self._upgrade_body_left = int(cl)  # type: ignore[arg-type]
         if hop:
             # Set aside on arrival: what the application sees is end to end.
             strip_hop_by_hop(sess.req.headers, keep_upgrade=sess.upgrade)
@@ -348,7 +356,8 @@ class H1ServerConnection:
             if self._hdrs:
                 p.trailers = HeaderMap(self._hdrs)
                 self._hdrs = []
-            p.end_body()
+            if not self._upgrade_body_left:  # else _upgrade_data ends it
+                p.end_body()
         self._parsing = None
         self._url = b""
 
@@ -361,12 +370,26 @@ class H1ServerConnection:
         # The rest of the buffer belongs to the new protocol (after a 101).
         offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
         rest = data[offset:]
-        if not sess.body_received:
-            sess.end_body()  # llhttp ends an upgrade request's message here
-        if rest:
-            self._raw.append(rest)
         self._parsing = None
-        self._tunnel = self._raw.append  # hold bytes until the engine takes over
+        self._tunnel = self._upgrade_data  # held until the engine takes over
+        if rest:
+            self._upgrade_data(rest)
+
+    def _upgrade_data(self, data: bytes) -> None:
+        # After an upgrade head: first its Content-Length body, then the new protocol.
+        left = self._upgrade_body_left
+        if left:
+            sess = self._last
+            body = data[:left]
+            self._upgrade_body_left = left - len(body)
+            sess.feed_body(body)  # type: ignore[union-attr]
+            if not self._upgrade_body_left:
+                sess.end_body()  # type: ignore[union-attr]
+            data = data[len(body):]
+        if data:
+            self._raw.append(data)
+            self._raw_len += len(data)
+            self.flow.received(self._raw_len)  # type: ignore[union-attr]
 
     def _refuse(self, status: int, reason: str) -> None:
         log.info("refusing request from %s: %s (%d)", self._peer(), reason, status)
@@ -430,6 +453,7 @@ class H1ServerConnection:
         that already arrived after the upgrade request."""
         pending = b"".join(self._raw)
         self._raw.clear()
+        self._raw_len = 0
         self._tunnel = on_data
         self._tunnel_eof = on_eof
         self.flow.on_writable = on_writable  # type: ignore[union-attr]
