@@ -131,7 +131,7 @@ class HttpProxyEngine:
         while tries < self.max_retries:
             tries += 1
             try:
-                await self._proxy_once(session, ctx)
+                await self._proxy_once(session, ctx, tries > 1)
                 error = None
                 break
             except Error as e:
@@ -149,8 +149,9 @@ class HttpProxyEngine:
             await self._logging(session, None, ctx)
         return self._reusable(ds)
 
-    async def _proxy_once(self, session: Session, ctx: Any) -> None:
-        """One attempt: pick the peer, get a connection, exchange the request."""
+    async def _proxy_once(self, session: Session, ctx: Any, retry: bool) -> None:
+        """One attempt: pick the peer, get a connection, exchange the request
+        (``retry``: an earlier attempt may have kept some body to send again)."""
         hooks = self.hooks
         peer = await self.upstream_peer(session, ctx)
         if not isinstance(peer, HttpPeer):
@@ -175,7 +176,7 @@ class HttpProxyEngine:
             h = hooks[CONNECTED]
             if h is not None:
                 await h(session, reused, peer, conn.digest, ctx)
-            retry_body = session.retry_body()
+            retry_body = session.retry_body() if retry else None
             has_body = ds.has_body or retry_body is not None
             up_req = session.req_header
             h = hooks[UP_REQUEST]

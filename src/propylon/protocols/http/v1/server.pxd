@@ -6,15 +6,15 @@ from propylon.protocols.flow cimport FlowControl
 from propylon.protocols.http.v1.server_session cimport H1ServerSession
 
 cdef class H1ServerConnection:
-    cdef readonly object options, loop, transport, digest
+    cdef readonly object options, loop, transport, digest, shutdown, requests_left
     cdef readonly FlowControl flow
     cdef readonly bint closed
     cdef readonly Py_ssize_t requests_served
-    cdef object _handler, _shutdown, _tracker, _parser
+    cdef object _handler, _tracker, _parser
     cdef list _ready, _raw
     cdef object _url, _waiter, _timer, _first_version
     cdef H1ServerSession _last, _parsing, _active
-    cdef object _tunnel, _tunnel_eof, _requests_left, _h2_factory, _task
+    cdef object _tunnel, _tunnel_eof, _h2_factory, _task
     cdef list _hdrs
     cdef Py_ssize_t _max_header_bytes, _max_request_line, _raw_len, _upgrade_body_left
     cdef double _idle_since
@@ -24,5 +24,4 @@ cdef class H1ServerConnection:
     cpdef write(self, bytes data)
     cpdef pause_reading(self)
     cpdef resume_reading(self)
-    cpdef keepalive_allowed(self)
     cpdef bint send(self, bytes data)

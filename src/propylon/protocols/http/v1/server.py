@@ -123,7 +123,7 @@ class H1ServerConnection:
                  tracker: Optional[set] = None,
                  h2_factory: Optional[Callable[[], asyncio.Protocol]] = None) -> None:
         self._handler = handler
-        self._shutdown = shutdown
+        self.shutdown = shutdown
         self.options = options
         self._tracker = tracker
         self.loop = asyncio.get_event_loop()
@@ -151,7 +151,7 @@ class H1ServerConnection:
         self._raw: list = []  # bytes after an upgrade head, until the tunnel takes over
         self._raw_len = 0
         self._upgrade_body_left = 0  # Content-Length body of an upgrade request still to come
-        self._requests_left = options.keepalive_request_limit
+        self.requests_left = options.keepalive_request_limit  # None: no limit
         self._h2_factory = h2_factory
         self._switched = False
         self.requests_served = 0
@@ -159,7 +159,7 @@ class H1ServerConnection:
 
     @property
     def shutting_down(self) -> bool:
-        return self._shutdown.triggered
+        return self.shutdown.triggered
 
     # --- asyncio protocol -----------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -440,10 +440,6 @@ class H1ServerConnection:
                 return
             flow.resume_reading()  # type: ignore[union-attr]
 
-    def keepalive_allowed(self) -> bool:
-        """False once shutdown began or the connection's request limit is reached."""
-        return not self._shutdown.triggered and self._requests_left != 0
-
     # --- the tunnel's side (after a 101) ----------------------------------------------
     def into_tunnel(self, on_data: Callable[[bytes], None], on_eof: Callable[[], None],
                     on_writable: Callable[[], object]) -> bytes:
@@ -528,8 +524,8 @@ class H1ServerConnection:
                     if sess is None:
                         break
                 self._active = sess
-                if self._requests_left is not None:
-                    self._requests_left -= 1
+                if self.requests_left is not None:
+                    self.requests_left -= 1
                 try:
                     keep = await handler(sess)
                 except Exception:  # a bug in the engine: never leave the client hanging
@@ -537,7 +533,7 @@ class H1ServerConnection:
                     keep = False
                 self.requests_served += 1
                 self._active = None
-                if not keep or self.closed or self._shutdown.triggered:
+                if not keep or self.closed or self.shutdown.triggered:
                     break
                 if self.flow.read_paused:  # type: ignore[union-attr]
                     self.resume_reading()

@@ -187,7 +187,8 @@ class H1ServerSession:
                 else:
                     self._resp_mode = 3
                     self.keepalive = False
-        if not self.conn.keepalive_allowed():
+        conn = self.conn
+        if conn.shutdown.triggered or conn.requests_left == 0:
             self.keepalive = False
         if self.upgrade and status != 101:
             self.keepalive = False  # bytes after the head were not HTTP: no reuse
