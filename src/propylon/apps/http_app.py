@@ -23,7 +23,7 @@ from ..protocols.http.v1.server import H1ServerConnection, HttpServerOptions
 from ..shutdown import ShutdownWatch
 from .base import ListeningApp
 
-__all__ = ["HttpServerApp", "ServeHttp"]
+__all__ = ["HttpServerApp", "HttpServerOptions", "ServeHttp"]
 
 # How often wait_drained looks for connections that became idle.
 _DRAIN_POLL = 0.05

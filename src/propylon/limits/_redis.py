@@ -25,7 +25,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-__all__ = ["RedisBackend", "OnError", "UNAVAILABLE_COUNT", "redis_key"]
+__all__ = ["RedisBackend", "RedisUnavailable", "OnError", "UNAVAILABLE_COUNT", "redis_key"]
 
 logger = logging.getLogger("propylon.limits")
 
@@ -40,7 +40,7 @@ It is larger than any limit, so ``if count > LIMIT: reject`` rejects.
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
-class _Unavailable(Exception):
+class RedisUnavailable(Exception):
     """Redis did not answer; the caller applies its ``on_error`` policy."""
 
 
@@ -113,11 +113,11 @@ class RedisBackend:
         return self.client.register_script(source)
 
     async def run(self, script: Any, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
-        """Run ``script``; raise :class:`_Unavailable` if Redis cannot answer in time."""
+        """Run ``script``; raise :class:`RedisUnavailable` if Redis cannot answer in time."""
         if self._down_since is not None:
             now = time.monotonic()
             if now < self._next_probe:
-                raise _Unavailable()
+                raise RedisUnavailable()
             # This call probes; the others keep using the policy meanwhile.
             self._next_probe = now + self.retry_after
         try:
@@ -125,7 +125,7 @@ class RedisBackend:
                 result = await script(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             self._failed(exc)
-            raise _Unavailable() from exc
+            raise RedisUnavailable() from exc
         if self._down_since is not None:
             self._recovered()
         return result

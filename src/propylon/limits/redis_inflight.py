@@ -33,7 +33,7 @@ from typing import Optional
 
 import redis.asyncio as aioredis
 
-from ._redis import UNAVAILABLE_COUNT, OnError, RedisBackend, _Unavailable, redis_key
+from ._redis import UNAVAILABLE_COUNT, OnError, RedisBackend, RedisUnavailable, redis_key
 
 __all__ = ["RedisInflight", "RedisGuard"]
 
@@ -164,7 +164,7 @@ class RedisInflight:
         token = secrets.token_hex(12)
         try:
             count = int(await self._backend.run(self._incr, keys, (token, n, self._lease_ms)))
-        except _Unavailable:
+        except RedisUnavailable:
             count = 0 if self._backend.on_error == "open" else UNAVAILABLE_COUNT
             return RedisGuard(self, keys, None, n), count
         return RedisGuard(self, keys, token, n), count
@@ -181,7 +181,7 @@ class RedisInflight:
         """The shared count for ``key``; during an outage 0 (open) or UNAVAILABLE_COUNT."""
         try:
             return int(await self._backend.run(self._get, self._keys(key), ()))
-        except _Unavailable:
+        except RedisUnavailable:
             return 0 if self._backend.on_error == "open" else UNAVAILABLE_COUNT
 
     async def aclose(self) -> None:
@@ -230,7 +230,7 @@ class RedisGuard:
         limiter = self._limiter
         try:
             await limiter._backend.run(limiter._release, self._keys, (self.token,))
-        except _Unavailable:
+        except RedisUnavailable:
             pass  # the lease deadline gives it back
 
     async def extend(self) -> bool:
@@ -240,7 +240,7 @@ class RedisGuard:
         limiter = self._limiter
         try:
             return bool(await limiter._backend.run(limiter._extend, self._keys, (self.token, limiter._lease_ms)))
-        except _Unavailable:
+        except RedisUnavailable:
             return False
 
     async def incr(self) -> int:
@@ -250,7 +250,7 @@ class RedisGuard:
             return 0 if limiter.on_error == "open" else UNAVAILABLE_COUNT
         try:
             return int(await limiter._backend.run(limiter._incr, self._keys, ("", self.value, limiter._lease_ms)))
-        except _Unavailable:
+        except RedisUnavailable:
             return 0 if limiter.on_error == "open" else UNAVAILABLE_COUNT
 
     async def __aenter__(self) -> "RedisGuard":

@@ -36,7 +36,7 @@ from typing import Callable, Optional, TypeVar
 
 import redis.asyncio as aioredis
 
-from ._redis import UNAVAILABLE_COUNT, OnError, RedisBackend, _Unavailable, redis_key
+from ._redis import UNAVAILABLE_COUNT, OnError, RedisBackend, RedisUnavailable, redis_key
 from .rate import PROPORTIONAL_RATE_ESTIMATE_CALC_FN, Interval, RateComponents, interval_seconds
 
 __all__ = ["RedisRate"]
@@ -124,7 +124,7 @@ class RedisRate:
             return int(
                 await self._backend.run(self._observe, (redis_key(self._prefix, key),), (self._interval_ms, n))
             )
-        except _Unavailable:
+        except RedisUnavailable:
             return 0 if self._backend.on_error == "open" else UNAVAILABLE_COUNT
 
     async def rate(self, key: Hashable) -> float:
@@ -164,7 +164,7 @@ class RedisRate:
             prev, curr, into = await self._backend.run(
                 self._components, (redis_key(self._prefix, key),), (self._interval_ms,)
             )
-        except _Unavailable:
+        except RedisUnavailable:
             return None
         return RateComponents(int(prev), int(curr), self.interval, int(into) / self._interval_ms)
 

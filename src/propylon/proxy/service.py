@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Callable, Optional
 
-from ..apps.base import ListeningApp
-from ..protocols.http.v1.server import H1ServerConnection, HttpServerOptions
+from ..apps.http_app import HttpServerApp, HttpServerOptions
+from ..protocols.http.interfaces import DownstreamSession
 from ..shutdown import ShutdownWatch
 from .engine import HttpProxyEngine
 from .proxy_trait import ProxyHttp
@@ -14,7 +14,7 @@ from .proxy_trait import ProxyHttp
 __all__ = ["HttpProxyApp", "http_proxy_service"]
 
 
-class HttpProxyApp(ListeningApp):
+class HttpProxyApp(HttpServerApp):
     """Runs a ``ProxyHttp`` on every accepted connection.
 
     The engine (and its connection pool) is made in the worker process that
@@ -26,12 +26,10 @@ class HttpProxyApp(ListeningApp):
             raise TypeError(f"http_proxy_service needs a ProxyHttp, got {type(proxy).__name__}")
         if type(proxy).upstream_peer is ProxyHttp.upstream_peer:
             raise TypeError(f"{type(proxy).__name__} must define upstream_peer()")
+        super().__init__(server_options)
         self.proxy = proxy
         self.conf = conf
-        self.server_options = server_options or HttpServerOptions()
         self._engine: Optional[HttpProxyEngine] = None
-        self._connections: set[H1ServerConnection] = set()
-        self._drained: Optional[asyncio.Event] = None
 
     @property
     def engine(self) -> HttpProxyEngine:
@@ -47,28 +45,16 @@ class HttpProxyApp(ListeningApp):
             )
         return self._engine
 
+    async def process_new_http(self, session: DownstreamSession) -> bool:
+        return await self.engine.handle(session)
+
     def protocol_factory(self, shutdown: ShutdownWatch) -> Callable[[], asyncio.BaseProtocol]:
-        handle = self.engine.handle
-        opts = self.server_options
-        conns = self._connections
-        shutdown.on_shutdown(self._on_shutdown)
-
-        def h2() -> asyncio.Protocol:
-            from ..protocols.http.v2.server import H2ServerConnection
-
-            return H2ServerConnection(handle, shutdown, opts, conns)
-
-        return lambda: H1ServerConnection(handle, shutdown, opts, conns, h2)
-
-    def _on_shutdown(self) -> None:
-        for conn in list(self._connections):
-            conn.close_if_idle()
+        # The engine's own handle, bound once: no extra coroutine per request.
+        self.process_new_http = self.engine.handle  # type: ignore[method-assign]
+        return super().protocol_factory(shutdown)
 
     async def wait_drained(self) -> None:
-        while self._connections:
-            for conn in list(self._connections):
-                conn.close_if_idle()
-            await asyncio.sleep(0.05)
+        await super().wait_drained()
         if self._engine is not None:
             self._engine.connector.close()
 

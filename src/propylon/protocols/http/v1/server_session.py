@@ -263,17 +263,6 @@ class H1ServerSession:
                 timeout = max(1.0, conn.transport.get_write_buffer_size() / rate)
             await conn.drain(timeout)
 
-    def respond_simple(self, status: int, body: bytes = b"", extra: Optional[dict] = None) -> None:
-        """Write a complete small response (metrics and admin answers); the
-        connection is not reused afterwards."""
-        from ..small_response import small_response_header
-
-        self.keepalive = False
-        self.write_header(small_response_header(status, body, extra=extra), end_of_stream=not body)
-        if body:
-            self.write_body(body)
-            self.finish()
-
     def into_tunnel(self, on_data: Callable[[bytes], None], on_eof: Callable[[], None],
                     on_writable: Callable[[], object]):
         """After a 101: the client connection becomes one end of a byte tunnel
