@@ -14,6 +14,7 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 COMPILED = [
+    "propylon/protocols/flow.py",
     "propylon/protocols/http/header.py",
     "propylon/protocols/http/v1/common.py",
     "propylon/protocols/http/v1/server.py",

@@ -78,7 +78,7 @@ class FlowControl:
         if self._waiters:
             self._wake_all(DRAIN_LOST)
 
-    def _wake_all(self, how: int) -> None:
+    def _wake_all(self, how) -> None:
         waiters = self._waiters
         self._waiters = []
         for w in waiters:
@@ -118,12 +118,12 @@ class FlowControl:
             self.read_paused = False
             self.transport.resume_reading()  # type: ignore[attr-defined]
 
-    def received(self, buffered: int) -> None:
+    def received(self, buffered) -> None:
         """The owner now holds ``buffered`` unread bytes: pause above ``high``."""
         if buffered > self.high and not self.read_paused:
             self.pause_reading()
 
-    def consumed(self, buffered: int) -> None:
+    def consumed(self, buffered) -> None:
         """The application took bytes, ``buffered`` remain: resume at ``low`` or below."""
         if self.read_paused and buffered <= self.low:
             self.resume_reading()
