@@ -281,10 +281,6 @@ HOOKS: dict[str, str] = {
     "logging": AWAITED,
 }
 
-#: The hooks skipped when not overridden (all of ``HOOKS``).
-OPTIONAL_HOOKS = tuple(HOOKS)
-
-
 def overridden_hooks(proxy: ProxyHttp) -> frozenset[str]:
     """The optional hooks the proxy's class defines itself."""
     cls = type(proxy)
