@@ -11,7 +11,8 @@ import time
 import pytest
 from proxy_support import raw_exchange, read_request
 
-from propylon import HttpPeer, ProxyHttp
+from propylon import ALPN, HttpPeer, PeerOptions, ProxyHttp
+from propylon.protocols.http.v1.server import HttpServerOptions
 from propylon.proxy.proxy_trait import AWAITED, CALLED, HOOKS, overridden_hooks, resolve_hooks
 
 
@@ -152,3 +153,29 @@ def test_request_summary_is_in_every_log_line_about_the_request(start_proxy, cap
     about = [line for line in lines if message in line]
     assert about, lines
     assert all(f"SUMMARY<{path}>" in line for line in lines), lines
+
+
+class GrpcTrailers(ProxyHttp):
+    def __init__(self, addr) -> None:
+        self.addr = addr
+
+    async def upstream_peer(self, session, ctx):
+        return HttpPeer(self.addr, False, "", PeerOptions(alpn=ALPN.H2, max_h2_streams=100))
+
+    async def response_trailer_filter(self, session, trailers, ctx):
+        trailers.append("X-Proxy-Trailer", "seen")
+        return None
+
+
+def test_response_trailer_filter_changes_http2_trailers(lab, start_proxy):
+    """gRPC over h2c both ways: the status trailers pass the hook."""
+    import grpc
+
+    from propylon.lab.grpc_echo import echo_unary
+
+    p = start_proxy(GrpcTrailers(lab.address("grpc", "grpc")), options=HttpServerOptions(h2c=True))
+    with grpc.insecure_channel(f"127.0.0.1:{p.port}") as channel:
+        reply, call = echo_unary(channel).with_call({"message": "hi"}, timeout=10)
+    assert reply["message"] == "hi"
+    trailing = dict(call.trailing_metadata())
+    assert trailing["x-proxy-trailer"] == "seen" and trailing["x-lab-trailer"] == "echo"
