@@ -115,25 +115,30 @@ def test_full_duplex_answer_before_upload_ends_keeps_the_client_connection(start
     assert received == [MIB, 3]  # the origin got the whole upload, then the next one
 
 
-def test_close_on_response_before_downstream_finish_still_forwards_the_body(start_proxy, upstream):
+def test_close_on_response_before_downstream_finish_closes_without_draining(start_proxy, upstream):
     # Pingora's test uploads 15 MB; 32 MiB stays larger than what loopback socket
     # buffers hold, so the answer surely comes before the upload ends.
     received: list = []
     origin = upstream(early_answering(received, pause=0.3))
     p = start_proxy(Forward(origin.port))
     with socket.create_connection(("127.0.0.1", p.port), timeout=10) as s:
-        sender = threading.Thread(
-            target=s.sendall, args=(post(32 * MIB, b"X-Close-On-Response-Before-Downstream-Finish: 1\r\n"),))
+        def upload() -> None:
+            try:
+                s.sendall(post(32 * MIB, b"X-Close-On-Response-Before-Downstream-Finish: 1\r\n"))
+            except OSError:
+                pass  # the proxy closed the connection: the rest is not wanted
+
+        sender = threading.Thread(target=upload)
         sender.start()
         head, body = read_response(s)
-        sender.join(20)
         assert head.startswith(b"HTTP/1.1 200") and body == b"early"
         assert b"connection: close" in head.lower()
-        assert s.recv(1) == b""  # closed once the upload was read
-    deadline = time.monotonic() + 10
-    while not received and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert received == [32 * MIB]
+        try:
+            assert s.recv(1) == b""  # closed after the answer, the upload cut short
+        except ConnectionResetError:
+            pass
+        sender.join(20)
+        assert not sender.is_alive()
 
 
 def upgrade_origin(seen: list):

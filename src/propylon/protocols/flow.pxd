@@ -11,6 +11,7 @@ cdef class FlowControl:
     cpdef pause_writing(self)
     cpdef resume_writing(self)
     cpdef connection_lost(self)
+    cpdef interrupt(self)
     cpdef _wake_all(self, int how)
     cpdef pause_reading(self)
     cpdef resume_reading(self)

@@ -78,6 +78,13 @@ class FlowControl:
         if self._waiters:
             self._wake_all(DRAIN_LOST)
 
+    def interrupt(self) -> None:
+        """End pending ``drain`` waits with ``DRAIN_LOST`` without marking the
+        connection lost: the owner gave up on what it was writing (an exchange
+        that failed, a client that left)."""
+        if self._waiters:
+            self._wake_all(DRAIN_LOST)
+
     def _wake_all(self, how) -> None:
         waiters = self._waiters
         self._waiters = []

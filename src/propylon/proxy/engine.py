@@ -228,7 +228,10 @@ class HttpProxyEngine:
 
         The body is sent by a task while the response is relayed (full duplex): an
         origin may answer before it read the whole body, and the rest still goes
-        to it afterwards. An upgrade's body, if any, goes before the tunnel opens.
+        to it afterwards when the client connection is to serve another request
+        (or the body is already here); a connection that closes after this answer
+        is not drained (Pingora's ``close_on_response_before_downstream_finish``).
+        An upgrade's body, if any, goes before the tunnel opens.
         """
         sender: Optional[_BodySender] = None
         try:
@@ -237,7 +240,8 @@ class HttpProxyEngine:
                 sender.task = asyncio.get_running_loop().create_task(
                     self._send_body(session, ctx, conn, sender, retry_body))
             await self._relay_response(session, ctx, peer, conn, sender)
-            if sender is not None:
+            ds = session.downstream
+            if sender is not None and (ds.keepalive or ds.body_received):
                 await self._sender_done(session, conn, sender)
         except Error as e:
             if sender is not None and sender.error is not None and isinstance(sender.error, Error):

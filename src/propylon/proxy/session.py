@@ -98,9 +98,11 @@ class Session:
 
     def set_close_on_response_before_downstream_finish(self, close: bool) -> None:
         """Whether the client connection ends after a response that was written
-        before the request body arrived in full. Default True (Pingora's): such a
-        connection is not reused. With False the rest of the body is still read
-        (and forwarded upstream) and the connection serves the next request."""
+        before the request body arrived in full. Default True (Pingora's): the
+        connection closes after the response and the rest of the body is neither
+        read nor forwarded. With False the rest of the body is still read and
+        forwarded upstream (full duplex), and the connection serves the next
+        request."""
         self.downstream.close_on_early_response = close
 
     # --- the request body ------------------------------------------------------------

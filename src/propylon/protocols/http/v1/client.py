@@ -236,6 +236,8 @@ class H1ClientConnection:
             self._error = err
         self._keepalive = False
         self._wake()
+        if self.flow is not None:
+            self.flow.interrupt()  # a writer waiting on the origin gives up too
 
     def _unusable(self) -> None:
         self.idle = False
@@ -297,6 +299,8 @@ class H1ClientConnection:
         if await self.flow.drain(self.write_timeout) == DRAIN_TIMED_OUT:  # type: ignore[union-attr]
             raise Error.explain(ErrorType.WRITE_TIMEDOUT,
                                 f"upstream took no data for {self.write_timeout}s").into_up()
+        if self._error is not None:
+            raise self._error
         if self._closed:
             raise Error.explain(ErrorType.WRITE_ERROR, "upstream connection closed").into_up()
 
