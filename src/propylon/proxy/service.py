@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..apps.base import ListeningApp
 from ..protocols.http.v1.server import H1ServerConnection, HttpServerOptions
 from ..server.shutdown import ShutdownWatch
 from .engine import HttpProxyEngine
 from .proxy_trait import ProxyHttp
+
+if TYPE_CHECKING:
+    from ..protocols.http.v2.server import H2Options
 
 __all__ = ["HttpProxyApp", "http_proxy_service"]
 
@@ -21,7 +24,8 @@ class HttpProxyApp(ListeningApp):
     serves, on first use, so each process has its own pool.
     """
 
-    def __init__(self, proxy: ProxyHttp, conf=None, server_options: Optional[HttpServerOptions] = None) -> None:
+    def __init__(self, proxy: ProxyHttp, conf=None, server_options: Optional[HttpServerOptions] = None,
+                 h2_options: Optional["H2Options"] = None) -> None:
         if not isinstance(proxy, ProxyHttp):
             raise TypeError(f"http_proxy_service needs a ProxyHttp, got {type(proxy).__name__}")
         if type(proxy).upstream_peer is ProxyHttp.upstream_peer:
@@ -29,6 +33,7 @@ class HttpProxyApp(ListeningApp):
         self.proxy = proxy
         self.conf = conf
         self.server_options = server_options or HttpServerOptions()
+        self.h2_options = h2_options
         self._engine: Optional[HttpProxyEngine] = None
         self._connections: set[H1ServerConnection] = set()
         self._drained: Optional[asyncio.Event] = None
@@ -50,13 +55,14 @@ class HttpProxyApp(ListeningApp):
     def protocol_factory(self, shutdown: ShutdownWatch) -> Callable[[], asyncio.BaseProtocol]:
         handle = self.engine.handle
         opts = self.server_options
+        h2_opts = self.h2_options if self.h2_options is not None else opts
         conns = self._connections
         shutdown.on_shutdown(self._on_shutdown)
 
         def h2() -> asyncio.Protocol:
             from ..protocols.http.v2.server import H2ServerConnection
 
-            return H2ServerConnection(handle, shutdown, opts, conns)
+            return H2ServerConnection(handle, shutdown, h2_opts, conns)
 
         return lambda: H1ServerConnection(handle, shutdown, opts, conns, h2)
 
@@ -74,9 +80,15 @@ class HttpProxyApp(ListeningApp):
 
 
 def http_proxy_service(conf, proxy: ProxyHttp, name: str = "Propylon HTTP Proxy Service",
-                       server_options: Optional[HttpServerOptions] = None):
+                       server_options: Optional[HttpServerOptions] = None,
+                       h2_options: Optional["H2Options"] = None):
     """A listening service that proxies HTTP with ``proxy``; add endpoints with
-    ``add_tcp``/``add_uds`` and hand it to ``Server.add_service``."""
+    ``add_tcp``/``add_uds`` and hand it to ``Server.add_service``.
+
+    ``server_options`` holds the HTTP/1 limits; ``h2_options`` the HTTP/2 ones
+    (streams, windows, flood limits: see ``propylon.protocols.http.v2.H2Options``),
+    by default nginx-like limits with the idle timeout and head size taken from
+    ``server_options``."""
     from ..services.listening import Service
 
-    return Service(name, HttpProxyApp(proxy, conf, server_options))
+    return Service(name, HttpProxyApp(proxy, conf, server_options, h2_options))
