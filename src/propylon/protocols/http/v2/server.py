@@ -560,12 +560,16 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         sid = ev.stream_id
         if (self._goaway_sent and sid > self._last_stream) or \
                 len(self._streams) >= self._opts.max_concurrent_streams:
-            self._h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
             # A refused stream costs us a decoded head and a reply: it counts as
             # a cancelled one, or a client could open and cancel streams faster
             # than their handlers end and never be counted.
             if self._guard.on_reset():
                 self._calm_down("too many cancelled or refused streams")
+                return
+            try:
+                self._h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            except h2.exceptions.StreamClosedError:
+                pass  # the client reset it already, later in the same read
             return
         fields = ev.headers
         pseudo = {}
