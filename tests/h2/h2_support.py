@@ -231,8 +231,8 @@ def proc_cpu_seconds() -> float:
 
 
 class ProxyThread:
-    """A Propylon listener (``HttpProxyApp``: HTTP/1, and HTTP/2 with prior
-    knowledge) for ``proxy`` on 127.0.0.1, port 0, in a uvloop thread.
+    """A Propylon listener (the app of ``http_proxy_service``: HTTP/1, and HTTP/2
+    with prior knowledge) for ``proxy`` on 127.0.0.1, port 0, in a uvloop thread.
 
     ``run(coro)`` runs a coroutine on the same loop (to start origins there);
     ``call(fn)`` runs a function there (to look at the server's connections).
@@ -240,10 +240,11 @@ class ProxyThread:
 
     def __init__(self, proxy: Any, h2_options: Optional[H2Options] = None,
                  sndbuf: Optional[int] = None) -> None:
-        from propylon.protocols.http.v1.server import HttpServerOptions
-        from propylon.proxy.service import HttpProxyApp
+        from propylon import HttpServerOptions, http_proxy_service
 
-        self.app = HttpProxyApp(proxy, None, HttpServerOptions(h2c=True), h2_options)
+        service = http_proxy_service(None, proxy, server_options=HttpServerOptions(h2c=True),
+                                     h2_options=h2_options)
+        self.app = service.app
         self.loop = uvloop.new_event_loop()
         self.shutdown = ShutdownWatch()
         self.port = 0

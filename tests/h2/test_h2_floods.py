@@ -152,6 +152,23 @@ def test_each_flood_gets_goaway_within_a_thousand_frames(origin_and_proxy, kind)
     assert p.h2_connections() == []
 
 
+def test_limits_given_to_http_proxy_service_apply(origin_and_proxy):
+    with ProxyThread(To(origin_and_proxy[2].address), H2Options(max_ping_frames=3)) as p:
+        c = _RawClient(p.port)
+        for i in range(3):
+            c.conn.ping(b"ping-%03d" % i)
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, GET, end_stream=True)
+        c.flush()
+        c.pump(lambda: any(isinstance(e, h2.events.StreamEnded) for e in c.events))
+        c.conn.ping(b"one-more")
+        c.flush()
+        code, closed = _read_goaway(c.sock)
+        c.sock.close()
+    assert len([e for e in c.events if isinstance(e, h2.events.PingAckReceived)]) == 3
+    assert closed and code == CALM
+
+
 def test_continuation_flood_with_payload_is_cut_before_the_block_is_buffered(origin_and_proxy):
     # 16 KiB CONTINUATION frames: the block passes 4 x 64 KiB after 16 of them.
     p, _, _ = origin_and_proxy

@@ -47,6 +47,13 @@ EXPECTED = {"PING": 7, "SETTINGS": 1, "WINDOW_UPDATE": 1, "PRIORITY": 1, "RST_ST
             "empty": 1, "HEADERS": 1}
 
 
+@pytest.mark.parametrize("field, value", [("max_ping_frames", 0), ("flood_window", -1.0),
+                                          ("max_frames_per_turn", 2.5), ("max_write_buffer", True)])
+def test_options_are_checked_once_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=f"H2Options.{field} must be"):
+        H2Options(**{field: value})
+
+
 def test_guard_counts_each_kind_of_frame():
     g = guard()
     data = mixed_stream()

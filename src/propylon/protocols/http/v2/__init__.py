@@ -5,7 +5,10 @@
   ``H2Options``;
 * ``client``: ``H2ClientConnection`` (one per origin connection, shared) and
   ``H2ClientStream`` (an ``UpstreamExchange`` per stream);
-* ``guard``: the rapid-reset guard; ``common``: header mapping and flow control.
+* ``guard``: the frame-flood and rapid-reset guards; ``common``: header mapping
+  and flow control.
+
+The limits and defences are described in docs/http2-limits.md.
 """
 
 from .client import H2ClientConnection, H2ClientStream
