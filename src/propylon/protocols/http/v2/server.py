@@ -449,8 +449,10 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
 
     def _sync_reading(self) -> None:
         """Read from the client only when no backlog waits and it reads our replies."""
-        want = self._backlog is None and not self._write_paused and not self._closed
-        if want != self._reading and self.transport is not None:
+        if self._closed or self.transport is None:
+            return
+        want = self._backlog is None and not self._write_paused
+        if want != self._reading:
             self._reading = want
             if want:
                 self.transport.resume_reading()
