@@ -135,70 +135,65 @@ class FrameGuard:
                 return pos - carried  # the rest waits for the next turn
             frames += 1
             length = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
-            ftype = buf[pos + 3]
             flags = buf[pos + 4]
-            if ftype == _DATA:
-                empty = length == 0
-                if flags & _PADDED and 0 < length and pos + _HEAD < n:
-                    empty = length - 1 - buf[pos + _HEAD] <= 0  # padding only
-                if empty and not flags & _END_STREAM:
-                    self.empties += 1
-                    if self.empties > lim.empty:
-                        self.tripped = "empty DATA"
-                        return 0
-            elif ftype == _HEADERS:
-                self.streams += 1
-                if not flags & _END_HEADERS:
-                    self._block = length
-                    if length > lim.header_block:
-                        self.tripped = "header block"
-                        return 0
-            elif ftype == _CONTINUATION:
-                if length == 0:
-                    self.empties += 1
-                    if self.empties > lim.empty:
-                        self.tripped = "empty CONTINUATION"
-                        return 0
-                if self._block >= 0:
-                    self._block += length
-                    if self._block > lim.header_block:
-                        self.tripped = "header block"
-                        return 0
-                    if flags & _END_HEADERS:
-                        self._block = -1
-            elif ftype == _PING:
-                self.pings += 1
-                if self.pings > lim.ping:
-                    self.tripped = "PING"
-                    return 0
-            elif ftype == _SETTINGS:
-                self.settings += 1
-                if self.settings > lim.settings:
-                    self.tripped = "SETTINGS"
-                    return 0
-            elif ftype == _WINDOW_UPDATE:
-                self.window_updates += 1
-                if self.window_updates > lim.window_update:
-                    sent = data_frames_sent - self._data_base
-                    if self.window_updates > lim.window_update + lim.window_update_per_data_frame * sent:
-                        self.tripped = "WINDOW_UPDATE"
-                        return 0
-            elif ftype == _RST_STREAM:
-                self.rst_streams += 1
-                if self.rst_streams > lim.rst_stream:
-                    self.tripped = "RST_STREAM"
-                    return 0
-            elif ftype == _PRIORITY:
-                self.priorities += 1
-                if self.priorities > lim.priority + lim.priority_per_stream * self.streams:
-                    self.tripped = "PRIORITY"
-                    return 0
+            # The pad length of a padded frame is its first payload byte, when here.
+            pad = buf[pos + _HEAD] if flags & _PADDED and pos + _HEAD < n else 0
+            if self._count(buf[pos + 3], flags, length, pad, data_frames_sent):
+                return 0
             end = pos + _HEAD + length
             if end > n:
                 self._skip = end - n
                 break
             pos = end
         return len(data)
+
+    def _count(self, ftype: int, flags: int, length: int, pad: int, data_frames_sent: int) -> bool:
+        """Count one frame; True (and ``tripped`` set) when it passes a limit."""
+        lim = self.limits
+        if ftype == _DATA:
+            if length - (pad + 1 if flags & _PADDED else 0) <= 0 and not flags & _END_STREAM:
+                self.empties += 1
+                if self.empties > lim.empty:
+                    self.tripped = "empty DATA"
+        elif ftype == _HEADERS:
+            self.streams += 1
+            if not flags & _END_HEADERS:
+                self._block = length
+                if length > lim.header_block:
+                    self.tripped = "header block"
+        elif ftype == _CONTINUATION:
+            if length == 0:
+                self.empties += 1
+                if self.empties > lim.empty:
+                    self.tripped = "empty CONTINUATION"
+            if self._block >= 0:
+                self._block += length
+                if self._block > lim.header_block:
+                    self.tripped = "header block"
+                elif flags & _END_HEADERS:
+                    self._block = -1
+        elif ftype == _PING:
+            self.pings += 1
+            if self.pings > lim.ping:
+                self.tripped = "PING"
+        elif ftype == _SETTINGS:
+            self.settings += 1
+            if self.settings > lim.settings:
+                self.tripped = "SETTINGS"
+        elif ftype == _WINDOW_UPDATE:
+            self.window_updates += 1
+            sent = data_frames_sent - self._data_base
+            if self.window_updates > lim.window_update + lim.window_update_per_data_frame * sent:
+                self.tripped = "WINDOW_UPDATE"
+        elif ftype == _RST_STREAM:
+            self.rst_streams += 1
+            if self.rst_streams > lim.rst_stream:
+                self.tripped = "RST_STREAM"
+        elif ftype == _PRIORITY:
+            self.priorities += 1
+            if self.priorities > lim.priority + lim.priority_per_stream * self.streams:
+                self.tripped = "PRIORITY"
+        return self.tripped is not None
 
 
 class ResetGuard:
