@@ -153,7 +153,7 @@ def test_each_flood_gets_goaway_within_a_thousand_frames(origin_and_proxy, kind)
 
 
 def test_limits_given_to_http_proxy_service_apply(origin_and_proxy):
-    with ProxyThread(To(origin_and_proxy[2].address), H2Options(max_ping_frames=3)) as p:
+    with ProxyThread(To(origin_and_proxy[2].address), H2Options(max_ping_frames=3, pings_per_data_frame=0)) as p:
         c = _RawClient(p.port)
         for i in range(3):
             c.conn.ping(b"ping-%03d" % i)

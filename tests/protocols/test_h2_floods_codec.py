@@ -48,7 +48,8 @@ EXPECTED = {"PING": 7, "SETTINGS": 1, "WINDOW_UPDATE": 1, "PRIORITY": 1, "RST_ST
 
 
 @pytest.mark.parametrize("field, value", [("max_ping_frames", 0), ("flood_window", -1.0),
-                                          ("max_frames_per_turn", 2.5), ("max_write_buffer", True)])
+                                          ("max_frames_per_turn", 2.5), ("max_write_buffer", True),
+                                          ("pings_per_data_frame", -1)])
 def test_options_are_checked_once_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"H2Options.{field} must be"):
         H2Options(**{field: value})
@@ -123,6 +124,16 @@ def test_window_update_allowance_grows_with_the_data_we_send():
     assert g.tripped is None
     g.scan(wu, 0.0, 10)
     assert g.tripped == "WINDOW_UPDATE"
+
+
+def test_ping_allowance_grows_with_the_data_we_send():
+    ping = PingFrame(0, opaque_data=b"12345678").serialize()
+    g = guard(max_ping_frames=10, pings_per_data_frame=1)
+    g.scan(PREFACE + ping * 10, 0.0, 0)
+    g.scan(ping * 25, 0.0, 25)  # a PING per DATA frame we sent, as gRPC's bandwidth probe does
+    assert g.tripped is None
+    g.scan(ping, 0.0, 25)
+    assert g.tripped == "PING"
 
 
 def test_priority_allowance_grows_with_streams_opened():

@@ -7,7 +7,10 @@ library parses it, so a flood is recognised without paying for the frames it is
 made of, and without queueing the replies ``h2`` would write for them (every PING
 and SETTINGS frame is answered). Per connection and per time window it counts
 
-* PING and SETTINGS frames (each costs us a reply);
+* PING frames (each costs us a reply), beyond an allowance that grows with the
+  DATA frames we sent in the window (gRPC clients measure the bandwidth with a
+  PING per round trip while data flows);
+* SETTINGS frames (each costs us a reply too);
 * WINDOW_UPDATE frames, beyond an allowance that grows with the DATA frames we
   sent in the window (a client downloading acknowledges what it reads);
 * PRIORITY frames, beyond an allowance that grows with the streams opened;
@@ -57,6 +60,7 @@ class FrameLimits:
 
     window: float
     ping: int
+    ping_per_data_frame: int
     settings: int
     window_update: int
     window_update_per_data_frame: int
@@ -174,7 +178,7 @@ class FrameGuard:
                     self._block = -1
         elif ftype == _PING:
             self.pings += 1
-            if self.pings > lim.ping:
+            if self.pings > lim.ping + lim.ping_per_data_frame * (data_frames_sent - self._data_base):
                 self.tripped = "PING"
         elif ftype == _SETTINGS:
             self.settings += 1

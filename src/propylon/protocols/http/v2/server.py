@@ -78,6 +78,10 @@ _CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
 #: connection ends before such a block is buffered.
 HEAD_SLACK = 4
 
+# H2Options fields that may be 0: what a client earns per DATA frame or stream.
+_ALLOWANCES = frozenset(("pings_per_data_frame", "window_updates_per_data_frame",
+                         "priority_frames_per_stream"))
+
 
 @dataclass(slots=True)
 class H2Options:
@@ -99,7 +103,9 @@ class H2Options:
     Floods: per connection, counted over ``flood_window`` seconds (10); passing a
     limit gets GOAWAY (ENHANCE_YOUR_CALM) and the connection closed.
 
-    * ``max_ping_frames`` (100), ``max_settings_frames`` (100).
+    * ``max_ping_frames`` (100), plus ``pings_per_data_frame`` (1) for every DATA
+      frame we sent in the window.
+    * ``max_settings_frames`` (100).
     * ``max_window_update_frames`` (500), plus ``window_updates_per_data_frame``
       (4) for every DATA frame we sent in the window.
     * ``max_priority_frames`` (100), plus ``priority_frames_per_stream`` (5) for
@@ -130,6 +136,7 @@ class H2Options:
     idle_timeout: float = 60.0
     flood_window: float = 10.0
     max_ping_frames: int = 100
+    pings_per_data_frame: int = 1
     max_settings_frames: int = 100
     max_window_update_frames: int = 500
     window_updates_per_data_frame: int = 4
@@ -147,8 +154,11 @@ class H2Options:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"H2Options.{f.name} must be a positive number, got {value!r}")
+            zero_ok = f.name in _ALLOWANCES
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or value < 0 or (value == 0 and not zero_ok):
+                what = "a number >= 0" if zero_ok else "a positive number"
+                raise ValueError(f"H2Options.{f.name} must be {what}, got {value!r}")
             if f.type in ("int", int) and not isinstance(value, int):
                 raise ValueError(f"H2Options.{f.name} must be an integer, got {value!r}")
 
@@ -164,7 +174,8 @@ class H2Options:
     def frame_limits(self) -> FrameLimits:
         """The part of these limits ``FrameGuard`` enforces."""
         return FrameLimits(
-            window=self.flood_window, ping=self.max_ping_frames, settings=self.max_settings_frames,
+            window=self.flood_window, ping=self.max_ping_frames,
+            ping_per_data_frame=self.pings_per_data_frame, settings=self.max_settings_frames,
             window_update=self.max_window_update_frames,
             window_update_per_data_frame=self.window_updates_per_data_frame,
             priority=self.max_priority_frames, priority_per_stream=self.priority_frames_per_stream,
