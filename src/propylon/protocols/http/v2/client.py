@@ -271,11 +271,11 @@ class H2ClientStream(_StreamBase):
         self._wake()
 
     def _on_data(self, data: bytes, flow_len: int) -> None:
-        self._feed(data, flow_len)
         if self._body_left > 0:
             self._body_left -= len(data)
             if self._body_left <= 0:
                 self._length_met = True  # complete, END_STREAM or not
+        self._feed(data, flow_len)
 
     def _on_end(self) -> None:
         self._recv_done = True

@@ -110,7 +110,7 @@ class _ConnBase:
         self._in_receive = False
         self._flush_handle: Optional[asyncio.Handle] = None
         self._unflushed = 0
-        self._data_frames_sent = 0  # a client's WINDOW_UPDATE allowance grows with it
+        self._data_frames_sent = 0  # a client's PING and WINDOW_UPDATE allowances grow with it
         self._send_blocked: dict[int, "_StreamBase"] = {}
         self._drain_waiting: set["_StreamBase"] = set()
 
