@@ -24,7 +24,7 @@ PING = 6
 
 
 def guard(**overrides) -> FrameGuard:
-    return FrameGuard(H2Options(**overrides).frame_limits())
+    return FrameGuard(H2Options(**overrides))
 
 
 def mixed_stream() -> bytes:

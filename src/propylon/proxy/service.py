@@ -12,7 +12,7 @@ from .engine import HttpProxyEngine
 from .proxy_trait import ProxyHttp
 
 if TYPE_CHECKING:
-    from ..protocols.http.v2.server import H2Options
+    from ..protocols.http.v2.options import H2Options
 
 __all__ = ["HttpProxyApp", "http_proxy_service"]
 

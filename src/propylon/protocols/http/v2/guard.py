@@ -39,10 +39,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Callable, Optional
 
-__all__ = ["FrameGuard", "FrameLimits", "ResetGuard"]
+from .options import HEAD_SLACK, H2Options
+
+__all__ = ["FrameGuard", "ResetGuard"]
 
 _PREFACE_LEN = 24  # b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _HEAD = 9          # every frame starts with a 9-byte header
@@ -53,44 +54,29 @@ _PING, _WINDOW_UPDATE, _CONTINUATION = 6, 8, 9
 _END_STREAM, _END_HEADERS, _PADDED = 0x1, 0x4, 0x8
 
 
-@dataclass(slots=True, frozen=True)
-class FrameLimits:
-    """What ``FrameGuard`` allows a client per ``window`` seconds; made from
-    ``H2Options``, where the defaults and their meaning are."""
-
-    window: float
-    ping: int
-    ping_per_data_frame: int
-    settings: int
-    window_update: int
-    window_update_per_data_frame: int
-    priority: int
-    priority_per_stream: int
-    rst_stream: int
-    empty: int
-    header_block: int
-    frames_per_turn: int
-
-
 class FrameGuard:
-    """Counts the frames a client sends; see the module docstring.
+    """Counts the frames a client sends against ``opts`` (the ``max_*_frames``
+    limits and their allowances, ``flood_window``, ``max_frames_per_turn``, and
+    header blocks up to ``HEAD_SLACK`` × ``max_header_list_size``); see the module
+    docstring.
 
     ``scan(data, now, data_frames_sent)`` returns how many bytes of ``data`` the
     connection may hand to ``h2`` in this turn. When a limit is passed, ``tripped``
     names what was passed and nothing of ``data`` should be processed.
     """
 
-    __slots__ = ("limits", "tripped", "pings", "settings", "window_updates", "priorities",
+    __slots__ = ("opts", "header_block", "tripped", "pings", "settings", "window_updates", "priorities",
                  "rst_streams", "empties", "streams", "_window_start", "_data_base",
                  "_preface", "_carry", "_skip", "_block")
 
-    def __init__(self, limits: FrameLimits, preface: bool = True) -> None:
-        self.limits = limits
+    def __init__(self, opts: H2Options, preface: bool = True) -> None:
+        self.opts = opts
+        self.header_block = opts.max_header_list_size * HEAD_SLACK
         self.tripped: Optional[str] = None
         # Counts in the current window, by kind.
         self.pings = self.settings = self.window_updates = self.priorities = 0
         self.rst_streams = self.empties = self.streams = 0
-        self._window_start = -limits.window  # the first scan opens a window
+        self._window_start = -opts.flood_window  # the first scan opens a window
         self._data_base = 0
         # Where the byte stream stands between reads.
         self._preface = _PREFACE_LEN if preface else 0
@@ -107,8 +93,8 @@ class FrameGuard:
     def scan(self, data, now: float, data_frames_sent: int) -> int:
         """Count the frames of ``data``; return the bytes to process now (all of
         them, or up to the start of frame ``frames_per_turn + 1``)."""
-        lim = self.limits
-        if now - self._window_start >= lim.window:
+        opts = self.opts
+        if now - self._window_start >= opts.flood_window:
             self._window_start = now
             self._data_base = data_frames_sent
             self.pings = self.settings = self.window_updates = self.priorities = 0
@@ -135,7 +121,7 @@ class FrameGuard:
             if n - pos < _HEAD:
                 self._carry = bytes(buf[pos:])
                 break
-            if frames == lim.frames_per_turn:
+            if frames == opts.max_frames_per_turn:
                 return pos - carried  # the rest waits for the next turn
             frames += 1
             length = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
@@ -153,49 +139,49 @@ class FrameGuard:
 
     def _count(self, ftype: int, flags: int, length: int, pad: int, data_frames_sent: int) -> bool:
         """Count one frame; True (and ``tripped`` set) when it passes a limit."""
-        lim = self.limits
+        o = self.opts
         if ftype == _DATA:
             if length - (pad + 1 if flags & _PADDED else 0) <= 0 and not flags & _END_STREAM:
                 self.empties += 1
-                if self.empties > lim.empty:
+                if self.empties > o.max_empty_frames:
                     self.tripped = "empty DATA"
         elif ftype == _HEADERS:
             self.streams += 1
             if not flags & _END_HEADERS:
                 self._block = length
-                if length > lim.header_block:
+                if length > self.header_block:
                     self.tripped = "header block"
         elif ftype == _CONTINUATION:
             if length == 0:
                 self.empties += 1
-                if self.empties > lim.empty:
+                if self.empties > o.max_empty_frames:
                     self.tripped = "empty CONTINUATION"
             if self._block >= 0:
                 self._block += length
-                if self._block > lim.header_block:
+                if self._block > self.header_block:
                     self.tripped = "header block"
                 elif flags & _END_HEADERS:
                     self._block = -1
         elif ftype == _PING:
             self.pings += 1
-            if self.pings > lim.ping + lim.ping_per_data_frame * (data_frames_sent - self._data_base):
+            if self.pings > o.max_ping_frames + o.pings_per_data_frame * (data_frames_sent - self._data_base):
                 self.tripped = "PING"
         elif ftype == _SETTINGS:
             self.settings += 1
-            if self.settings > lim.settings:
+            if self.settings > o.max_settings_frames:
                 self.tripped = "SETTINGS"
         elif ftype == _WINDOW_UPDATE:
             self.window_updates += 1
             sent = data_frames_sent - self._data_base
-            if self.window_updates > lim.window_update + lim.window_update_per_data_frame * sent:
+            if self.window_updates > o.max_window_update_frames + o.window_updates_per_data_frame * sent:
                 self.tripped = "WINDOW_UPDATE"
         elif ftype == _RST_STREAM:
             self.rst_streams += 1
-            if self.rst_streams > lim.rst_stream:
+            if self.rst_streams > o.max_rst_stream_frames:
                 self.tripped = "RST_STREAM"
         elif ftype == _PRIORITY:
             self.priorities += 1
-            if self.priorities > lim.priority + lim.priority_per_stream * self.streams:
+            if self.priorities > o.max_priority_frames + o.priority_frames_per_stream * self.streams:
                 self.tripped = "PRIORITY"
         return self.tripped is not None
 
