@@ -153,7 +153,8 @@ def test_each_flood_gets_goaway_within_a_thousand_frames(origin_and_proxy, kind)
 
 
 def test_limits_given_to_http_proxy_service_apply(origin_and_proxy):
-    with ProxyThread(To(origin_and_proxy[2].address), H2Options(max_ping_frames=3, pings_per_data_frame=0)) as p:
+    opts = H2Options(max_ping_frames=3, pings_per_data_frame=0)
+    with ProxyThread(To(origin_and_proxy[2].address), opts) as p:
         c = _RawClient(p.port)
         for i in range(3):
             c.conn.ping(b"ping-%03d" % i)
@@ -172,7 +173,8 @@ def test_limits_given_to_http_proxy_service_apply(origin_and_proxy):
 def test_continuation_flood_with_payload_is_cut_before_the_block_is_buffered(origin_and_proxy):
     # 16 KiB CONTINUATION frames: the block passes 4 x 64 KiB after 16 of them.
     p, _, _ = origin_and_proxy
-    flood = HeadersFrame(1, b"\x00" * 16384).serialize() + ContinuationFrame(1, b"\x00" * 16384).serialize() * 40
+    piece = b"\x00" * 16384
+    flood = HeadersFrame(1, piece).serialize() + ContinuationFrame(1, piece).serialize() * 40
     with socket.create_connection(("127.0.0.1", p.port)) as sock:
         _send_all(sock, PREFACE + flood)
         code, closed = _read_goaway(sock)

@@ -266,7 +266,9 @@ def test_big_heads_get_431_and_blocks_too_big_to_decode_end_the_connection(loop)
     head = Encoder().encode(GET + [(b"x-big", b"v" * 2000)])  # over 1 KiB, under 4 KiB encoded
     conn.data_received(PREFACE + SettingsFrame(0).serialize()
                        + HeadersFrame(1, head, flags=["END_HEADERS", "END_STREAM"]).serialize())
-    answers = [Decoder().decode(payload, raw=True) for ftype, _, sid, payload in frames(t.take()) if ftype == 1 and sid == 1]
+    answers = [Decoder().decode(payload, raw=True)
+               for ftype, _, sid, payload in frames(t.take()) if ftype == 1 and sid == 1]
     assert dict(answers[0])[b":status"] == b"431" and not t.closed  # the connection stays
-    conn.data_received(HeadersFrame(3, b"\x00" * 3000).serialize() + ContinuationFrame(3, b"\x00" * 1200).serialize())
+    conn.data_received(HeadersFrame(3, b"\x00" * 3000).serialize()
+                       + ContinuationFrame(3, b"\x00" * 1200).serialize())
     assert goaway_code(t.take()) == CALM and t.closed
