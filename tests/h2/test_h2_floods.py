@@ -204,7 +204,7 @@ def test_a_never_reading_ping_flooder_is_not_read_either():
     """
     opts = H2Options(max_ping_frames=10**9, max_write_buffer=256 * 1024)
     flood = PingFrame(0, opaque_data=b"flooding").serialize() * (5_000_000 // 17)
-    with ProxyThread(To(("127.0.0.1", 9)), opts, sndbuf=16384) as p:
+    with ProxyThread(To(("127.0.0.1", 0)), opts, sndbuf=16384) as p:  # PINGs only: nothing goes upstream
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
