@@ -99,14 +99,12 @@ PENDING = {
     ("propylon/protocols/http/v2/client.py", "_want_flush"),
     ("propylon/protocols/http/v2/client.py", "_loop"),
     ("propylon/protocols/http/v2/client.py", "_send_blocked"),
-    ("propylon/protocols/http/v2/client.py", "_feed"),
     ("propylon/protocols/http/v2/server.py", "_ConnBase"),
     ("propylon/protocols/http/v2/server.py", "_StreamBase"),
     ("propylon/protocols/http/v2/server.py", "_want_flush"),
     ("propylon/protocols/http/v2/server.py", "_settings"),
     ("propylon/protocols/http/v2/server.py", "_ack_all"),
     ("propylon/protocols/http/v2/server.py", "_loop"),
-    ("propylon/protocols/http/v2/server.py", "_feed"),
     ("propylon/protocols/http/v2/server.py", "_wake"),
 }
 

@@ -200,3 +200,94 @@ def proc_cpu_seconds() -> float:
     """CPU time (user + system) this process has used so far."""
     t = os.times()
     return t.user + t.system
+
+
+class ProxyThread:
+    """A Propylon listener (the app of ``http_proxy_service``: HTTP/1, and HTTP/2
+    with prior knowledge) for ``proxy`` on 127.0.0.1, port 0, in a uvloop thread.
+
+    ``run(coro)`` runs a coroutine on the same loop (to start origins there);
+    ``call(fn)`` runs a function there (to look at the server's connections).
+    """
+
+    def __init__(self, proxy: Any, h2_options: Optional[H2Options] = None,
+                 sndbuf: Optional[int] = None) -> None:
+        from propylon import HttpServerOptions, http_proxy_service
+
+        service = http_proxy_service(None, proxy, server_options=HttpServerOptions(h2c=True),
+                                     h2_options=h2_options)
+        self.app = service.app
+        self.loop = uvloop.new_event_loop()
+        self.shutdown = ShutdownWatch()
+        self.port = 0
+        self.sndbuf = sndbuf  # the kernel send buffer of accepted sockets, if set
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> "ProxyThread":
+        self._thread.start()
+
+        sock = socket.socket()
+        if self.sndbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
+        sock.bind(("127.0.0.1", 0))
+
+        async def start() -> asyncio.AbstractServer:
+            return await self.loop.create_server(self.app.protocol_factory(self.shutdown), sock=sock)
+
+        self._server = self.run(start())
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+            for c in list(self.app._connections):
+                c.abort()
+            await asyncio.sleep(0.05)
+
+        try:
+            self.run(close())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+
+    def run(self, coro: Awaitable, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        async def wrap() -> Any:
+            return fn()
+        return self.run(wrap(), 10)
+
+    def h2_connections(self) -> list:
+        """The HTTP/2 connections the listener has open now."""
+        return self.call(lambda: [c for c in self.app._connections if isinstance(c, H2ServerConnection)])
+
+
+class CountingOrigin(asyncio.Protocol):
+    """An HTTP/1 origin that answers ``200 ok`` to every request and counts
+    connections and request heads (``counts`` is shared by all its connections)."""
+
+    def __init__(self, counts: dict) -> None:
+        self.counts = counts
+        self.buf = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.counts["connections"] += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while b"\r\n\r\n" in self.buf:
+            _, self.buf = self.buf.split(b"\r\n\r\n", 1)
+            self.counts["requests"] += 1
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+async def start_counting_origin() -> tuple[asyncio.AbstractServer, dict]:
+    """A ``CountingOrigin`` on 127.0.0.1, port 0: (server, counts)."""
+    counts = {"connections": 0, "requests": 0}
+    server = await asyncio.get_running_loop().create_server(lambda: CountingOrigin(counts), "127.0.0.1", 0)
+    return server, counts

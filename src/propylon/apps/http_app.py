@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import asyncio
 from abc import abstractmethod
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..protocols.http.header import ResponseHeader
 from ..protocols.http.interfaces import DownstreamSession
 from ..protocols.http.v1.server import H1ServerConnection, HttpServerOptions
 from ..shutdown import ShutdownWatch
 from .base import ListeningApp
+
+if TYPE_CHECKING:
+    from ..protocols.http.v2.options import H2Options
 
 __all__ = ["HttpServerApp", "HttpServerOptions", "ServeHttp"]
 
@@ -32,11 +35,15 @@ _DRAIN_POLL = 0.05
 class HttpServerApp(ListeningApp):
     """A listening app that serves HTTP requests with :meth:`process_new_http`.
 
-    ``server_options`` sets the downstream limits and timeouts (and ``h2c``).
+    ``server_options`` sets the downstream limits and timeouts (and ``h2c``);
+    ``h2_options`` the HTTP/2 ones (streams, windows, flood limits), by default
+    derived from ``server_options``.
     """
 
-    def __init__(self, server_options: Optional[HttpServerOptions] = None) -> None:
+    def __init__(self, server_options: Optional[HttpServerOptions] = None,
+                 h2_options: Optional["H2Options"] = None) -> None:
         self.server_options = server_options or HttpServerOptions()
+        self.h2_options = h2_options
         self._connections: set = set()
 
     @abstractmethod
@@ -47,6 +54,7 @@ class HttpServerApp(ListeningApp):
     def protocol_factory(self, shutdown: ShutdownWatch) -> Callable[[], asyncio.BaseProtocol]:
         handle = self.process_new_http
         opts = self.server_options
+        h2_opts = self.h2_options if self.h2_options is not None else opts
         conns = self._connections
         shutdown.on_shutdown(self.close_idle)
 
@@ -54,7 +62,7 @@ class HttpServerApp(ListeningApp):
             # Imported on first use: most HTTP apps never see HTTP/2.
             from ..protocols.http.v2.server import H2ServerConnection
 
-            return H2ServerConnection(handle, shutdown, opts, conns)
+            return H2ServerConnection(handle, shutdown, h2_opts, conns)
 
         return lambda: H1ServerConnection(handle, shutdown, opts, conns, h2)
 

@@ -157,6 +157,8 @@ class HttpProxyEngine:
         if not isinstance(peer, HttpPeer):
             raise Error.explain(ErrorType.INTERNAL_ERROR,
                                 f"upstream_peer returned {type(peer).__name__}, not HttpPeer").into_in()
+        if session.downstream.closed:  # the client left (an HTTP/2 reset...): nothing goes upstream
+            raise Error.explain(ErrorType.CONNECTION_CLOSED, "client went away").into_down()
         conn = self.connector.reuse(peer)
         if conn is not None:
             reused = True

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from ..apps.http_app import HttpServerApp, HttpServerOptions
 from ..protocols.http.interfaces import DownstreamSession
 from ..shutdown import ShutdownWatch
 from .engine import HttpProxyEngine
 from .proxy_trait import ProxyHttp
+
+if TYPE_CHECKING:
+    from ..apps.http_app import H2Options
 
 __all__ = ["HttpProxyApp", "http_proxy_service"]
 
@@ -21,12 +24,13 @@ class HttpProxyApp(HttpServerApp):
     serves, on first use, so each process has its own pool.
     """
 
-    def __init__(self, proxy: ProxyHttp, conf=None, server_options: Optional[HttpServerOptions] = None) -> None:
+    def __init__(self, proxy: ProxyHttp, conf=None, server_options: Optional[HttpServerOptions] = None,
+                 h2_options: Optional["H2Options"] = None) -> None:
         if not isinstance(proxy, ProxyHttp):
             raise TypeError(f"http_proxy_service needs a ProxyHttp, got {type(proxy).__name__}")
         if type(proxy).upstream_peer is ProxyHttp.upstream_peer:
             raise TypeError(f"{type(proxy).__name__} must define upstream_peer()")
-        super().__init__(server_options)
+        super().__init__(server_options, h2_options)
         self.proxy = proxy
         self.conf = conf
         self._engine: Optional[HttpProxyEngine] = None
@@ -60,9 +64,15 @@ class HttpProxyApp(HttpServerApp):
 
 
 def http_proxy_service(conf, proxy: ProxyHttp, name: str = "Propylon HTTP Proxy Service",
-                       server_options: Optional[HttpServerOptions] = None):
+                       server_options: Optional[HttpServerOptions] = None,
+                       h2_options: Optional["H2Options"] = None):
     """A listening service that proxies HTTP with ``proxy``; add endpoints with
-    ``add_tcp``/``add_uds`` and hand it to ``Server.add_service``."""
+    ``add_tcp``/``add_uds`` and hand it to ``Server.add_service``.
+
+    ``server_options`` holds the HTTP/1 limits; ``h2_options`` the HTTP/2 ones
+    (streams, windows, flood limits: see ``propylon.H2Options``),
+    by default nginx-like limits with the idle timeout and head size taken from
+    ``server_options``."""
     from ..services.listening import Service
 
-    return Service(name, HttpProxyApp(proxy, conf, server_options))
+    return Service(name, HttpProxyApp(proxy, conf, server_options, h2_options))

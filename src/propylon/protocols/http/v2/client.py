@@ -16,6 +16,10 @@ Errors, all tagged upstream:
 * GOAWAY: streams above its last stream id fail retryable (the origin never saw
   them), the others may finish when the GOAWAY was graceful; the connection takes no
   new stream either way and closes when its last stream ends.
+
+A response body with a Content-Length is complete once that many bytes arrived,
+even if END_STREAM has not come yet (as Pingora does): the exchange ends there and
+the stream is cancelled when released, so a late END_STREAM holds nobody up.
 """
 
 from __future__ import annotations
@@ -65,6 +69,10 @@ class H2ClientStream(_StreamBase):
         self._no_reuse = False
         self._released = False
         self._final_seen = False
+        self._head_request = False
+        # Response body bytes still due by Content-Length; -1 when it has none.
+        self._body_left = -1
+        self._length_met = False
 
     @property
     def closed(self) -> bool:
@@ -97,6 +105,7 @@ class H2ClientStream(_StreamBase):
             err.set_retry(True)  # nothing went out
             raise err from None
         self.stream_id = sid
+        self._head_request = req.method_bytes == b"HEAD"
         conn._streams[sid] = self
         if not has_body:
             self._end_asked = self._end_sent = True
@@ -147,7 +156,7 @@ class H2ClientStream(_StreamBase):
         """The body bytes already received (``b""`` if none yet), or None at its end."""
         if self._chunks:
             return self._take()
-        if self._recv_done:
+        if self._recv_done or self._length_met:
             return None
         if self._error is not None:
             raise self._error
@@ -155,11 +164,11 @@ class H2ClientStream(_StreamBase):
 
     def body_ready(self) -> bool:
         """True when a ``read_body`` call would return without waiting."""
-        return bool(self._chunks) or self._recv_done or self._error is not None
+        return bool(self._chunks) or self._recv_done or self._length_met or self._error is not None
 
     def at_end(self) -> bool:
         """True when the response body was read to its end."""
-        return self._recv_done and not self._chunks
+        return (self._recv_done or self._length_met) and not self._chunks
 
     async def _wait(self) -> None:
         conn = self.conn
@@ -250,10 +259,23 @@ class H2ClientStream(_StreamBase):
                 status = int(value)
                 break
         # Version 1.1: the head is in HTTP/1 form whichever side writes it next.
-        self._heads.append(ResponseHeader(status, (1, 1), header_map(fields)))
+        head = ResponseHeader(status, (1, 1), header_map(fields))
+        self._heads.append(head)
         if status >= 200:
             self._final_seen = True
+            if not self._head_request and status not in (204, 304):
+                length = head.headers.get_bytes(b"content-length")
+                if length is not None and length.isdigit():
+                    self._body_left = int(length)
+                    self._length_met = self._body_left == 0
         self._wake()
+
+    def _on_data(self, data: bytes, flow_len: int) -> None:
+        if self._body_left > 0:
+            self._body_left -= len(data)
+            if self._body_left <= 0:
+                self._length_met = True  # complete, END_STREAM or not
+        self._feed(data, flow_len)
 
     def _on_end(self) -> None:
         self._recv_done = True
@@ -466,7 +488,7 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
         st = self._streams.get(sid) if sid else None
         if isinstance(ev, E.DataReceived):
             if st is not None and not st._released:
-                st._feed(ev.data, ev.flow_controlled_length)
+                st._on_data(ev.data, ev.flow_controlled_length)
             else:
                 self._h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
         elif isinstance(ev, (E.ResponseReceived, E.InformationalResponseReceived)):

@@ -110,6 +110,7 @@ class _ConnBase:
         self._in_receive = False
         self._flush_handle: Optional[asyncio.Handle] = None
         self._unflushed = 0
+        self._data_frames_sent = 0  # a client's PING and WINDOW_UPDATE allowances grow with it
         self._send_blocked: dict[int, "_StreamBase"] = {}
         self._drain_waiting: set["_StreamBase"] = set()
 
@@ -153,6 +154,7 @@ class _ConnBase:
                 last = not out and st._end_asked and st._end_trailers is None
                 h2c.send_data(sid, piece, end_stream=last)
                 self._unflushed += len(piece)
+                self._data_frames_sent += 1
                 if last:
                     st._end_sent = True
                     st._on_end_sent()

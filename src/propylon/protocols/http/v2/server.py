@@ -16,10 +16,23 @@ Flow control follows ``common``: request DATA is acknowledged only as the
 application reads it; response DATA goes out as the client's windows allow, the rest
 waits in the stream and makes it ``write_blocked``.
 
-Protection: SETTINGS advertise ``max_concurrent_streams`` and
-``max_header_list_size`` (a larger request head is answered 431); a client that
-keeps cancelling streams (rapid reset, CVE-2023-44487, see ``guard``) gets GOAWAY
-(ENHANCE_YOUR_CALM) and is disconnected.
+Protection (limits in ``H2Options``, guards in ``guard``):
+
+* SETTINGS advertise ``max_concurrent_streams`` and ``max_header_list_size``; a
+  larger request head is answered 431, a header block too large to decode within
+  the limit ends the connection before it is buffered;
+* floods of control frames (PING, SETTINGS, WINDOW_UPDATE, RST_STREAM, PRIORITY,
+  empty DATA or CONTINUATION) and clients that keep cancelling streams or opening
+  more than allowed (rapid reset, CVE-2023-44487) get GOAWAY (ENHANCE_YOUR_CALM)
+  and are disconnected; the frames are counted before ``h2`` parses them;
+* a client that does not read what we send is not read from either: while more
+  than ``max_write_buffer`` bytes wait to be sent, reading pauses, so replies to
+  its frames (PING and SETTINGS acknowledgements) cannot pile up;
+* one read is handled ``max_frames_per_turn`` frames at a time, the rest in the
+  following turns of the event loop (reading paused meanwhile), so one connection's
+  burst cannot hold the loop;
+* a stream the client reset before its request went upstream is never sent
+  upstream: its reads fail at once and the engine sees it ``closed``.
 
 Shutdown: when the shutdown watch fires, a GOAWAY naming the last stream accepted
 goes out, streams already open run to their end, and the connection closes once none
@@ -34,7 +47,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Optional
 
 import h2.config
@@ -48,56 +60,23 @@ from ....errors import Error, ErrorType
 from ...digest import Digest, SocketDigest
 from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader, ResponseHeader
-from ..v1.common import WRITE_HIGH_WATER
-from .common import DEFAULT_WINDOW, _ConnBase, _StreamBase, fields_size, h2_fields, header_map
-from .guard import ResetGuard
+from .common import (DEFAULT_WINDOW, _ConnBase, _StreamBase, fields_size, h2_fields, header_map,
+                     reset_code_name)
+from .guard import FrameGuard, ResetGuard
+from .options import HEAD_SLACK, H2Options
 
 log = logging.getLogger("propylon.http.v2")
 
 __all__ = ["H2Options", "H2ServerConnection", "H2ServerStream"]
 
 _NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
-_CANCEL_CODES = frozenset((h2.errors.ErrorCodes.NO_ERROR, h2.errors.ErrorCodes.CANCEL))
-
-
-@dataclass(slots=True)
-class H2Options:
-    """Limits of the downstream HTTP/2 side.
-
-    * ``max_concurrent_streams``: streams a client may have open at once,
-      advertised in SETTINGS (100).
-    * ``max_header_list_size``: largest request head in bytes, HPACK-decoded and
-      counted as RFC 9113 does; advertised in SETTINGS; larger heads get 431 (64 KiB).
-    * ``initial_window_size``: request body a client may send on one stream before
-      the application reads it (1 MiB).
-    * ``connection_window_size``: the same for all streams together (4 MiB).
-    * ``idle_timeout``: seconds a connection with no open stream is kept (60).
-    * ``rapid_reset_max`` / ``rapid_reset_window``: more cancelled streams than this
-      within that many seconds closes the connection (200 in 10 s).
-    * ``rapid_reset_min_streams`` / ``rapid_reset_ratio``: after that many streams,
-      more cancelled than ratio × completed ones closes it too (100, 2.0).
-    """
-
-    max_concurrent_streams: int = 100
-    max_header_list_size: int = 64 * 1024
-    initial_window_size: int = 1 << 20
-    connection_window_size: int = 4 << 20
-    idle_timeout: float = 60.0
-    rapid_reset_max: int = 200
-    rapid_reset_window: float = 10.0
-    rapid_reset_min_streams: int = 100
-    rapid_reset_ratio: float = 2.0
-
+_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
 
 def _options(options: Any) -> H2Options:
     """H2Options as given, or derived from the HTTP/1 options the app holds."""
     if isinstance(options, H2Options):
         return options
-    opts = H2Options()
-    if options is not None:
-        opts.idle_timeout = getattr(options, "keepalive_timeout", opts.idle_timeout)
-        opts.max_header_list_size = getattr(options, "max_header_bytes", opts.max_header_list_size)
-    return opts
+    return H2Options.from_server_options(options)
 
 
 class H2ServerStream(_StreamBase):
@@ -245,8 +224,10 @@ class H2ServerStream(_StreamBase):
 
     # --- losses ---------------------------------------------------------------------------
     def _lost(self, err: Error) -> None:
+        # Even with the whole request here, the stream is gone: the error tells the
+        # engine not to send the request upstream if it has not yet.
         self._reset = True
-        if not self.body_received and self.body_error is None:
+        if self.body_error is None:
             self.body_error = err
         self._out.clear()
         self._out_len = 0
@@ -277,6 +258,11 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         self._tasks: set[asyncio.Task] = set()
         self._guard = ResetGuard(opts.rapid_reset_max, opts.rapid_reset_window,
                                  opts.rapid_reset_min_streams, opts.rapid_reset_ratio)
+        self._frames = FrameGuard(opts)
+        # Bytes of the last read left for the next turn (reading is paused meanwhile).
+        self._backlog: Optional[memoryview] = None
+        self._backlog_handle: Optional[asyncio.Handle] = None
+        self._reading = True
         self._goaway_sent = False
         self._last_stream = 0
         self._calmed = False
@@ -298,7 +284,7 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Send our SETTINGS and window, arm the idle timer, watch for shutdown."""
         self.transport = transport
-        transport.set_write_buffer_limits(WRITE_HIGH_WATER)
+        transport.set_write_buffer_limits(self._opts.max_write_buffer)
         self.digest = Digest(SocketDigest.from_transport(transport), tls_digest(transport))
         if self._tracker is not None:
             self._tracker.add(self)
@@ -311,7 +297,7 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         })
         # Heads a little over the limit are decoded and answered 431 by us; only
         # absurd ones make HPACK give up on the whole connection.
-        self._h2.decoder.max_header_list_size = opts.max_header_list_size * 4
+        self._h2.decoder.max_header_list_size = opts.max_header_list_size * HEAD_SLACK
         self._h2.initiate_connection()
         # h2 treats a stream over the advertised limit as a connection error; a
         # client may open streams before our SETTINGS reach it, so h2 is given room
@@ -327,9 +313,71 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
             self._shutdown.on_shutdown(self._on_shutdown)
 
     def data_received(self, data: bytes) -> None:
-        """Feed h2; dispatch its events; one write for all replies."""
+        """Count the frames, feed h2 a turn's worth, dispatch its events, write once."""
         if self._closed:
             return
+        if self._backlog is not None:
+            # Reading is paused, but a TLS transport may still hand over what it
+            # had decrypted: it joins the backlog.
+            self._backlog = memoryview(bytes(self._backlog) + data)
+            return
+        self._receive(data)
+
+    def _receive(self, data: Any) -> None:
+        frames = self._frames
+        cut = frames.scan(data, self._loop.time(), self._data_frames_sent)
+        if frames.tripped is not None:
+            self._calm_down(f"too many {frames.tripped} frames" if frames.tripped != "header block"
+                            else "header block over the limit")
+            return
+        if cut < len(data):
+            view = memoryview(data)
+            self._backlog = view[cut:]
+            data = view[:cut]
+            self._sync_reading()
+            self._schedule_backlog()
+        self._feed(data)
+
+    def _schedule_backlog(self) -> None:
+        if self._backlog_handle is None:
+            self._backlog_handle = self._loop.call_soon(self._work_backlog)
+
+    def _work_backlog(self) -> None:
+        """The next turn's worth of a read that was too long for one turn."""
+        self._backlog_handle = None
+        data = self._backlog
+        if data is None or self._closed or self._write_paused:
+            return  # resume_writing() calls again
+        self._backlog = None
+        self._receive(data)
+        self._sync_reading()
+
+    def _sync_reading(self) -> None:
+        """Read from the client only when no backlog waits and it reads our replies."""
+        if self._closed or self.transport is None:
+            return
+        want = self._backlog is None and not self._write_paused
+        if want != self._reading:
+            self._reading = want
+            if want:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+
+    def pause_writing(self) -> None:
+        """More than ``max_write_buffer`` waits for the client: stop reading it too."""
+        super().pause_writing()
+        self._sync_reading()
+
+    def resume_writing(self) -> None:
+        """The client read what we sent: read from it again."""
+        super().resume_writing()
+        if self._backlog is not None:
+            self._schedule_backlog()
+        else:
+            self._sync_reading()
+
+    def _feed(self, data: Any) -> None:
         self._in_receive = True
         try:
             try:
@@ -367,6 +415,10 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
+        if self._backlog_handle is not None:
+            self._backlog_handle.cancel()
+            self._backlog_handle = None
+        self._backlog = None
         if self._shutdown is not None and hasattr(self._shutdown, "remove_callback"):
             self._shutdown.remove_callback(self._on_shutdown)
         self._send_blocked.clear()
@@ -415,7 +467,16 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         sid = ev.stream_id
         if (self._goaway_sent and sid > self._last_stream) or \
                 len(self._streams) >= self._opts.max_concurrent_streams:
-            self._h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            # A refused stream costs us a decoded head and a reply: it counts as
+            # a cancelled one, or a client could open and cancel streams faster
+            # than their handlers end and never be counted.
+            if self._guard.on_reset():
+                self._calm_down("too many cancelled or refused streams")
+                return
+            try:
+                self._h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            except h2.exceptions.StreamClosedError:
+                pass  # the client reset it already, later in the same read
             return
         fields = ev.headers
         pseudo = {}
@@ -467,9 +528,10 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
             return
         self._send_blocked.pop(ev.stream_id, None)
         unanswered = not (st.finished and st._end_sent)
-        st._lost(Error.new_down(ErrorType.H2_ERROR, "client reset the stream"))
+        st._lost(Error.new_down(ErrorType.CONNECTION_CLOSED,
+                                f"client reset the stream ({reset_code_name(ev.error_code)})"))
         if unanswered and self._guard.on_reset():
-            self._calm_down()
+            self._calm_down("too many cancelled or refused streams")
 
     def _on_goaway(self, ev: h2.events.ConnectionTerminated) -> None:
         if ev.error_code == _NO_ERROR and self._streams:
@@ -481,19 +543,27 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
             return
         self._close()
 
-    def _calm_down(self) -> None:
-        if self._calmed:
+    def _calm_down(self, why: str) -> None:
+        """GOAWAY (ENHANCE_YOUR_CALM) and close: the client is abusing the connection."""
+        if self._calmed or self._closed:
             return
         self._calmed = True
-        log.warning("closing HTTP/2 connection from %s: too many cancelled streams "
-                    "(%d cancelled, %d complete)", self._peer(), self._guard.resets,
-                    self._guard.completed)
+        counts = ", ".join(f"{k} {v}" for k, v in self._frames.counts().items() if v)
+        log.warning("closing HTTP/2 connection from %s: %s (this window: %s; streams: %d "
+                    "cancelled or refused, %d complete)", self._peer(), why, counts or "-",
+                    self._guard.resets, self._guard.completed)
         try:
-            self._h2.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+            self._h2.close_connection(error_code=_CALM)
         except h2.exceptions.ProtocolError:
             pass
         self._flush()
-        self._close()
+        transport = self.transport
+        if transport is not None and transport.get_write_buffer_size():
+            # The client does not read what we send: waiting until the GOAWAY has
+            # left would keep the connection, and its buffer, alive.
+            self.abort()
+        else:
+            self._close()
 
     # --- serving ----------------------------------------------------------------------------
     async def _serve(self, st: H2ServerStream) -> None:
