@@ -202,9 +202,9 @@ def proc_cpu_seconds() -> float:
     return t.user + t.system
 
 
-class ProxyThread:
+class ProxyThread(LoopThread):
     """A Propylon listener (the app of ``http_proxy_service``: HTTP/1, and HTTP/2
-    with prior knowledge) for ``proxy`` on 127.0.0.1, port 0, in a uvloop thread.
+    with prior knowledge) for ``proxy`` on 127.0.0.1, port 0, on a loop thread.
 
     ``run(coro)`` runs a coroutine on the same loop (to start origins there);
     ``call(fn)`` runs a function there (to look at the server's connections).
@@ -214,19 +214,16 @@ class ProxyThread:
                  sndbuf: Optional[int] = None) -> None:
         from propylon import HttpServerOptions, http_proxy_service
 
+        super().__init__()
         service = http_proxy_service(None, proxy, server_options=HttpServerOptions(h2c=True),
                                      h2_options=h2_options)
         self.app = service.app
-        self.loop = uvloop.new_event_loop()
         self.shutdown = ShutdownWatch()
         self.port = 0
         self.sndbuf = sndbuf  # the kernel send buffer of accepted sockets, if set
         self._server: Optional[asyncio.AbstractServer] = None
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def __enter__(self) -> "ProxyThread":
-        self._thread.start()
-
         sock = socket.socket()
         if self.sndbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
@@ -250,16 +247,7 @@ class ProxyThread:
         try:
             self.run(close())
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-
-    def run(self, coro: Awaitable, timeout: float = 30) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def call(self, fn: Callable[[], Any]) -> Any:
-        async def wrap() -> Any:
-            return fn()
-        return self.run(wrap(), 10)
+            self.close()
 
     def h2_connections(self) -> list:
         """The HTTP/2 connections the listener has open now."""

@@ -199,9 +199,10 @@ class H2ClientStream(_StreamBase):
         self._wake_drain()
 
     def reusable(self) -> bool:
-        """The stream ended cleanly and the connection can take more streams."""
+        """The stream ended cleanly (its Content-Length met counts, a late END_STREAM
+        is cancelled on close) and the connection can take more streams."""
         return (not self._no_reuse and self._error is None and not self._reset
-                and self._recv_done and self._end_sent and self.conn.is_usable())
+                and (self._recv_done or self._length_met) and self._end_sent and self.conn.is_usable())
 
     def mark_no_reuse(self) -> None:
         """Make ``reusable()`` false for this stream."""
