@@ -59,25 +59,38 @@ class L4Connect(Protocol):
     def connect(self, peer: "HttpPeer") -> Awaitable[Any]: ...
 
 
+#: Seconds of the default connect, read and write timeouts (nginx's ``proxy_*_timeout``).
+DEFAULT_UPSTREAM_TIMEOUT = 60.0
+
+
 @dataclass(slots=True)
 class PeerOptions:
-    """How to talk to a peer. Timeouts are seconds; None means no limit (Pingora's defaults).
+    """How to talk to a peer. Timeouts are seconds; None means no limit.
 
-    * ``connection_timeout``: TCP connect (→ ``ConnectTimedout``).
-    * ``total_connection_timeout``: TCP connect and TLS handshake together.
+    * ``connection_timeout``: TCP connect (→ ``ConnectTimedout``). Default 60 s.
+    * ``total_connection_timeout``: TCP connect and TLS handshake together (unset).
     * ``read_timeout`` / ``write_timeout``: each read of the response, each wait
-      for the upstream to take request bytes (→ ``ReadTimedout`` / ``WriteTimedout``).
+      for the upstream to take request bytes (→ ``ReadTimedout`` / ``WriteTimedout``);
+      the read timeout also closes an upgraded tunnel (WebSocket) idle that long.
+      Default 60 s each.
     * ``idle_timeout``: how long an idle pooled connection is kept.
     * ``verify_cert`` / ``verify_hostname`` / ``alternative_cn`` / ``ca_file``:
       upstream TLS checks (on by default).
     * ``alpn``: HTTP versions to offer; ``max_h2_streams``: streams per h2 connection.
     * ``tcp_keepalive``, ``bind_to``, ``custom_l4``: socket-level settings.
+
+    Departure from Pingora: Pingora leaves the connect, read and write timeouts
+    unset, so an origin that accepts and never answers holds the client forever.
+    Propylon defaults them to 60 s, like nginx's ``proxy_connect_timeout``,
+    ``proxy_read_timeout`` and ``proxy_send_timeout``; set one to None to wait
+    without limit. The status stays Pingora's: a timeout is an upstream error, so
+    ``fail_to_proxy`` answers 502 unless a hook maps it otherwise (e.g. to 504).
     """
 
-    connection_timeout: Optional[float] = None
+    connection_timeout: Optional[float] = DEFAULT_UPSTREAM_TIMEOUT
     total_connection_timeout: Optional[float] = None
-    read_timeout: Optional[float] = None
-    write_timeout: Optional[float] = None
+    read_timeout: Optional[float] = DEFAULT_UPSTREAM_TIMEOUT
+    write_timeout: Optional[float] = DEFAULT_UPSTREAM_TIMEOUT
     idle_timeout: Optional[float] = None
     verify_cert: bool = True
     verify_hostname: bool = True
