@@ -23,7 +23,8 @@ from typing import Sequence
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "BenchProcess", "ProcessSet", "StartError", "free_port", "group_cpu_seconds", "lost_port_race", "wait_http_ok",
+    "BenchProcess", "ProcessSet", "StartError", "free_port", "group_cpu_seconds", "group_rss_bytes",
+    "lost_port_race", "wait_http_ok",
 ]
 
 _PR_SET_PDEATHSIG = 1
@@ -208,17 +209,13 @@ def _get(port: int, path: str, https: bool) -> tuple[int, bytes]:
         conn.close()
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User plus system CPU seconds used so far by the live processes of group ``pgid``.
-
-    Read from ``/proc``; lets the report say how many cores a server kept busy.
-    Returns 0.0 where ``/proc`` is unavailable.
-    """
-    ticks = 0
+def _group_pids(pgid: int) -> list[str]:
+    """The live processes of group ``pgid`` (empty where ``/proc`` is unavailable)."""
+    pids = []
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return 0.0
+        return pids
     for entry in entries:
         if not entry.isdigit():
             continue
@@ -227,8 +224,39 @@ def group_cpu_seconds(pgid: int) -> float:
                 stat = f.read()
         except OSError:
             continue  # exited meanwhile
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 2 and int(fields[2]) == pgid:
+            pids.append(entry)
+    return pids
+
+
+def group_rss_bytes(pgid: int) -> int:
+    """Resident memory of the live processes of group ``pgid``, summed (from ``/proc``)."""
+    total = 0
+    for pid in _group_pids(pgid):
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total * os.sysconf("SC_PAGE_SIZE")
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User plus system CPU seconds used so far by the live processes of group ``pgid``.
+
+    Read from ``/proc``; lets the report say how many cores a server kept busy.
+    Returns 0.0 where ``/proc`` is unavailable.
+    """
+    ticks = 0
+    for pid in _group_pids(pgid):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # exited meanwhile
         # The command name may hold spaces or parentheses; fields resume after the last ')'.
         fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) > 12 and int(fields[2]) == pgid:
+        if len(fields) > 12:
             ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")

@@ -131,13 +131,14 @@ class Workbench:
 
     # -- fronts ------------------------------------------------------------------
 
-    def nginx_front(self, role: NginxRole) -> Target:
-        """Start an nginx front (``proxy``, ``tls`` or ``h2``) before the backend."""
-        backend = self.backend()
+    def nginx_front(self, role: NginxRole, tag: str = "", backend_port: int | None = None) -> Target:
+        """Start an nginx front (``proxy``, ``tls`` or ``h2``) before the backend
+        (or before another origin on ``backend_port``); ``tag`` names its directory."""
+        port = self.backend().port if backend_port is None else backend_port
         cert, key = self.cert() if role in ("tls", "h2") else (None, None)
         server = start_nginx(
-            self.procs, self.tools["nginx"], role, self.root / f"nginx-{role}",
-            self.params.workers, backend_port=backend.port, cert=cert, key=key,
+            self.procs, self.tools["nginx"], role, self.root / (tag or f"nginx-{role}"),
+            self.params.workers, backend_port=port, cert=cert, key=key,
         )
         scheme = "https" if role in ("tls", "h2") else "http"
         return Target(f"{scheme}://127.0.0.1:{server.port}/", server.proc)
@@ -158,14 +159,17 @@ class Workbench:
                     self._propylon_reason = f"import failed: {lines[-1]}"
         return self._propylon_reason
 
-    def propylon_front(self, tag: str = "propylon", tls_alpn: str | None = None) -> Target:
-        """Start ``bench/forwarder.py`` with ``threads: workers`` before the backend.
+    def propylon_front(self, tag: str = "propylon", tls_alpn: str | None = None,
+                       backend_port: int | None = None) -> Target:
+        """Start ``bench/forwarder.py`` with ``threads: workers`` before the backend
+        (or before another origin on ``backend_port``).
 
         With ``tls_alpn`` (e.g. ``"http/1.1"`` or ``"h2,http/1.1"``) it terminates TLS
         with the run's certificate and offers those ALPN protocols. ``tag`` names its
         directory and process in logs.
         """
-        backend = self.backend()
+        if backend_port is None:
+            backend_port = self.backend().port
         home = self.root / tag
         home.mkdir(parents=True, exist_ok=True)
         conf = home / "conf.yaml"
@@ -179,7 +183,7 @@ class Workbench:
         https = tls_alpn is not None
         for attempt in range(1, 4):
             port = free_port()
-            argv = [sys.executable, str(_FORWARDER), "--backend-port", str(backend.port),
+            argv = [sys.executable, str(_FORWARDER), "--backend-port", str(backend_port),
                     "--listen", f"127.0.0.1:{port}", "-c", str(conf)]
             if tls_alpn is not None:
                 cert, key = self.cert()
