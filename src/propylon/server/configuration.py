@@ -51,7 +51,7 @@ class ConfigError(ValueError):
         self.field = field
         self.problem = problem
         where = path if path is not None else "configuration"
-        msg = f"{where}: field '{field}': {problem}" if field else f"{where}: {problem}"
+        msg = f"{where}: field '{field}': {problem}" if field is not None else f"{where}: {problem}"
         super().__init__(msg)
 
 
@@ -223,12 +223,12 @@ class ServerConf:
         if self.user is not None:
             try:
                 pwd.getpwnam(self.user)
-            except KeyError:
+            except (KeyError, ValueError):  # ValueError: a NUL byte in the name
                 raise ConfigError(f"no such user '{self.user}'", path=p, field="user") from None
         if self.group is not None:
             try:
                 grp.getgrnam(self.group)
-            except KeyError:
+            except (KeyError, ValueError):  # ValueError: a NUL byte in the name
                 raise ConfigError(f"no such group '{self.group}'", path=p, field="group") from None
 
     def _warn_ignored(self, values: dict) -> None:
