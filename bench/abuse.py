@@ -65,7 +65,7 @@ class Row:
     server: str
     cpu_s: float | None
     rss_delta: int | None
-    cut_off_ms: float | None
+    cut_off: str  # "123 ms", "never" (within the window) or "—" (not an attack on a connection)
     received: str
     legit: str
 
@@ -202,7 +202,7 @@ class Harness:
             legit_text = legit.wait()
             delta = rss.stop()
             outcome = result[0] if result else Outcome(None, "attacker failed")
-            self.rows.append(Row(attack.name, server, cpu, delta, outcome.cut_off_ms,
+            self.rows.append(Row(attack.name, server, cpu, delta, _fmt_ms(outcome.cut_off_ms),
                                  outcome.received, f"{legit_text} (alone {baseline})"))
         finally:
             self.bench.procs.stop(target.proc)
@@ -221,7 +221,7 @@ class Harness:
             outcome = attacks.hung_requests(port, self.hang_wait)
             cpu = group_cpu_seconds(pgid) - cpu0
             self.rows.append(Row(f"origin never answers (64 clients, {self.hang_wait:.0f} s)", server,
-                                 cpu, rss.stop(), outcome.cut_off_ms, outcome.received, "—"))
+                                 cpu, rss.stop(), _fmt_ms(outcome.cut_off_ms), outcome.received, "—"))
         finally:
             origin.hang(False)
             self.bench.procs.stop(target.proc)
@@ -248,7 +248,7 @@ class Harness:
             received = (f"5xx/errors {rate:,.0f}/s = {rate / alive.requests_per_sec:.2f}× "
                         f"the 2xx rate; p99 {dead.p99_ms} ms"
                         if alive.requests_per_sec else f"5xx/errors {rate:,.0f}/s")
-            self.rows.append(Row("backend killed under wrk -c64", server, cpu, rss.stop(), None, received,
+            self.rows.append(Row("backend killed under wrk -c64", server, cpu, rss.stop(), "—", received,
                                  f"alive: {alive.requests_per_sec:,.0f} req/s, p99 {alive.p99_ms} ms"))
         finally:
             b.procs.stop(target.proc)
@@ -260,7 +260,7 @@ def render(rows: list[Row], machine: dict[str, str], command: str, window: float
     """The table, with the machine and the command line above it."""
     head = ("attack", "server", "CPU s", "peak ΔRSS", "cut off", "received", "legit client")
     cells = [(r.attack, r.server, "—" if r.cpu_s is None else f"{r.cpu_s:.2f}", _fmt_mb(r.rss_delta),
-              _fmt_ms(r.cut_off_ms), r.received, r.legit) for r in rows]
+              r.cut_off, r.received, r.legit) for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(head)]
     lines = [
         "machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
