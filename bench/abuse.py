@@ -8,8 +8,10 @@ front of each server, on loopback only, and every process stops by itself. For e
 * **peak ΔRSS**: the highest resident memory seen (sampled every 10 ms) minus the
   memory just before the attack;
 * **cut off**: when the server cut the attacker off (ms after the attack started),
-  or ``never`` within the window;
-* **received**: what the attacker got (GOAWAY code, RST, statuses, nothing);
+  or ``never`` within the window; **frames sent**: HTTP/2 frames the attacker wrote
+  until then (what the server had to read, at most);
+* **received**: what the attacker got (GOAWAY code, RST, statuses, nothing); the
+  rapid-reset rows add how many of the attacker's requests reached the origin;
 * **legit**: how long a concurrent well-behaved client took to complete its requests
   (h2load; ``--h1`` for the HTTP/1 attacks) against the same client with no attack.
 
@@ -19,7 +21,7 @@ are about the upstream side: an origin that accepts and never answers (64 client
 ask through the front; with ``--hang-wait 65`` the window covers both servers'
 60 s read timeouts) and a backend killed under ``wrk -c64`` (502 rate against the
 success rate, and p99). ``--only idle`` measures the memory of idle keep-alive
-connections instead (see ``bench/idle.py``).
+connections (see ``bench/idle.py``).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Row:
     cpu_s: float | None
     rss_delta: int | None
     cut_off: str  # "123 ms", "never" (within the window) or "—" (not an attack on a connection)
+    frames: int  # HTTP/2 frames the attacker wrote (0 for the others)
     received: str
     legit: str
 
@@ -189,7 +192,7 @@ class Harness:
         self.progress(f"{attack.name}: {server}")
         origin_port = self.origin.port if attack.count_upstream else None
         target = self._front(server, attack.front, f"{server}-{attack.key}", backend_port=origin_port)
-        port = int(target.url.rsplit(":", 1)[1].strip("/"))
+        port = target.port
         h1 = attack.front == "h1"
         try:
             baseline = self._legit(target.url, h1, limit=60).wait()
@@ -198,8 +201,14 @@ class Harness:
             cpu0 = group_cpu_seconds(pgid)
             upstream0 = self.origin.requests
             result: list[Outcome] = []
-            runner = threading.Thread(target=lambda: result.append(attack.run(port, self.window)),
-                                      daemon=True)
+
+            def run() -> None:
+                try:
+                    result.append(attack.run(port, self.window))
+                except (OSError, RuntimeError) as exc:  # e.g. refused before the first frame
+                    result.append(Outcome(None, f"attacker failed: {type(exc).__name__}: {exc}"))
+
+            runner = threading.Thread(target=run, daemon=True)
             runner.start()
             time.sleep(0.2)  # the attack is under way when the legit client starts
             legit = self._legit(target.url, h1, limit=max(30.0, 6 * self.window))
@@ -213,7 +222,7 @@ class Harness:
                 # What reached the origin beyond the legit client's completed requests.
                 received += f"; {self.origin.requests - upstream0 - legit.ok} reached the origin"
             self.rows.append(Row(attack.name, server, cpu, delta, _fmt_ms(outcome.cut_off_ms),
-                                 received, f"{legit_text} (alone {baseline})"))
+                                 outcome.frames_sent, received, f"{legit_text} (alone {baseline})"))
         finally:
             self.bench.procs.stop(target.proc)
 
@@ -223,7 +232,7 @@ class Harness:
         origin = self.origin
         origin.hang(False)
         target = self._front(server, "h1", f"{server}-hang", backend_port=origin.port)
-        port = int(target.url.rsplit(":", 1)[1].strip("/"))
+        port = target.port
         try:
             origin.hang(True)
             pgid = target.proc.popen.pid
@@ -232,7 +241,7 @@ class Harness:
             outcome = attacks.hung_requests(port, self.hang_wait)
             cpu = group_cpu_seconds(pgid) - cpu0
             self.rows.append(Row(f"origin never answers (64 clients, {self.hang_wait:.0f} s)", server,
-                                 cpu, rss.stop(), _fmt_ms(outcome.cut_off_ms), outcome.received, "—"))
+                                 cpu, rss.stop(), _fmt_ms(outcome.cut_off_ms), 0, outcome.received, "—"))
         finally:
             origin.hang(False)
             self.bench.procs.stop(target.proc)
@@ -259,7 +268,7 @@ class Harness:
             received = (f"5xx/errors {rate:,.0f}/s = {rate / alive.requests_per_sec:.2f}× "
                         f"the 2xx rate; p99 {dead.p99_ms} ms"
                         if alive.requests_per_sec else f"5xx/errors {rate:,.0f}/s")
-            self.rows.append(Row("backend killed under wrk -c64", server, cpu, rss.stop(), "—", received,
+            self.rows.append(Row("backend killed under wrk -c64", server, cpu, rss.stop(), "—", 0, received,
                                  f"alive: {alive.requests_per_sec:,.0f} req/s, p99 {alive.p99_ms} ms"))
         finally:
             b.procs.stop(target.proc)
@@ -269,9 +278,9 @@ class Harness:
 
 def render(rows: list[Row], machine: dict[str, str], command: str, window: float) -> str:
     """The table, with the machine and the command line above it."""
-    head = ("attack", "server", "CPU s", "peak ΔRSS", "cut off", "received", "legit client")
+    head = ("attack", "server", "CPU s", "peak ΔRSS", "cut off", "frames sent", "received", "legit client")
     cells = [(r.attack, r.server, "—" if r.cpu_s is None else f"{r.cpu_s:.2f}", _fmt_mb(r.rss_delta),
-              r.cut_off, r.received, r.legit) for r in rows]
+              r.cut_off, f"{r.frames:,}" if r.frames else "—", r.received, r.legit) for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(head)]
     lines = [
         "machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),

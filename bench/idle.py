@@ -56,7 +56,7 @@ def _one_request(s: socket.socket) -> None:
 def measure_idle(target: Target, connections: int) -> tuple[int, int]:
     """Open ``connections`` keep-alive connections to ``target`` (one request each) and
     return (RSS delta in bytes, connections still open after the settle time)."""
-    port = int(target.url.rsplit(":", 1)[1].strip("/"))
+    port = target.port
     pgid = target.proc.popen.pid
     time.sleep(0.5)
     before = group_rss_bytes(pgid)

@@ -74,6 +74,11 @@ class Target:
     url: str
     proc: BenchProcess
 
+    @property
+    def port(self) -> int:
+        """The loopback port of ``url``."""
+        return int(self.url.rsplit(":", 1)[1].strip("/"))
+
 
 @dataclass
 class ScenarioResult:

@@ -64,6 +64,14 @@ def test_defaults_are_sixty_seconds_and_shared():
     assert DEFAULT_OPTIONS.read_timeout == 60.0
 
 
+def assert_upstream_dropped(silent: NeverAnswers) -> None:
+    """The proxy closed its connection to the silent origin as well."""
+    deadline = time.monotonic() + 3
+    while silent.hung_up is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert silent.hung_up is not None
+
+
 def test_never_answering_backend_gets_502_at_the_read_timeout(start_proxy, upstream):
     silent = NeverAnswers()
     origin = upstream(silent)
@@ -71,11 +79,7 @@ def test_never_answering_backend_gets_502_at_the_read_timeout(start_proxy, upstr
     reply, took = get(p.port, limit=10)
     assert reply.startswith(b"HTTP/1.1 502 "), reply[:80]
     assert 0.9 <= took < 5, took
-    # The proxy dropped its upstream connection too.
-    deadline = time.monotonic() + 3
-    while silent.hung_up is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert silent.hung_up is not None
+    assert_upstream_dropped(silent)
 
 
 @pytest.mark.skipif(not SLOW, reason="waits a full minute; set PROPYLON_SLOW_TESTS=1")
@@ -86,3 +90,4 @@ def test_default_read_timeout_ends_the_wait_after_a_minute(start_proxy, upstream
     reply, took = get(p.port, limit=90)
     assert reply.startswith(b"HTTP/1.1 502 "), reply[:80]
     assert 59 <= took < 70, took
+    assert_upstream_dropped(silent)
