@@ -31,18 +31,21 @@ class NeverAnswers:
 
 
 class ToOrigin(ProxyHttp):
-    def __init__(self, port: int, options: PeerOptions | None) -> None:
-        self.port, self.options = port, options
+    """Proxies to one origin with the options ``options`` (or, per path, ``by_path``)."""
+
+    def __init__(self, port: int, options: PeerOptions | None, by_path: dict | None = None) -> None:
+        self.port, self.options, self.by_path = port, options, by_path or {}
 
     async def upstream_peer(self, session, ctx):
-        return HttpPeer(("127.0.0.1", self.port), False, "", self.options)
+        options = self.by_path.get(session.req_header.path, self.options)
+        return HttpPeer(("127.0.0.1", self.port), False, "", options)
 
 
-def get(port: int, limit: float) -> tuple[bytes, float]:
+def get(port: int, limit: float, path: str = "/") -> tuple[bytes, float]:
     """One GET on a raw socket; the reply (until close or ``limit`` s) and when it came."""
     t0 = time.monotonic()
     with socket.create_connection(("127.0.0.1", port), timeout=limit) as s:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
         out = bytearray()
         try:
             while b"\r\n\r\n" not in out:
@@ -80,6 +83,53 @@ def test_never_answering_backend_gets_502_at_the_read_timeout(start_proxy, upstr
     assert reply.startswith(b"HTTP/1.1 502 "), reply[:80]
     assert 0.9 <= took < 5, took
     assert_upstream_dropped(silent)
+
+
+async def answers_once_then_hangs(up, reader: asyncio.StreamReader, writer) -> None:
+    """The first request on a connection gets ``200 ok``; the next one, silence."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    await writer.drain()
+    await reader.readuntil(b"\r\n\r\n")
+    while await reader.read(65536):
+        pass
+
+
+def test_a_pooled_connection_keeps_to_the_shorter_timeout_of_its_next_request(start_proxy, upstream):
+    origin = upstream(answers_once_then_hangs)
+    # /first allows 60 s (the default), /second 1 s; both share the pooled connection.
+    p = start_proxy(ToOrigin(origin.port, None, {"/second": PeerOptions(read_timeout=1)}))
+    reply, _ = get(p.port, limit=5, path="/first")
+    assert reply.startswith(b"HTTP/1.1 200 "), reply[:80]
+    reply, took = get(p.port, limit=10, path="/second")
+    assert reply.startswith(b"HTTP/1.1 502 "), reply[:80]
+    assert 0.9 <= took < 5, took
+    assert origin.connections == 1  # the second request did reuse the first one's connection
+
+
+async def trickles(up, reader: asyncio.StreamReader, writer) -> None:
+    """A chunked body in six pieces 0.4 s apart: slow, but never silent for 1 s."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for _ in range(6):
+        await asyncio.sleep(0.4)
+        writer.write(b"1\r\nx\r\n")
+        await writer.drain()
+    writer.write(b"0\r\n\r\n")
+    await writer.drain()
+
+
+def test_the_read_timeout_counts_each_wait_not_the_whole_response(start_proxy, upstream):
+    origin = upstream(trickles)
+    p = start_proxy(ToOrigin(origin.port, PeerOptions(read_timeout=1)))
+    with socket.create_connection(("127.0.0.1", p.port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        out = bytearray()
+        while not out.endswith(b"0\r\n\r\n"):
+            chunk = s.recv(65536)
+            assert chunk, bytes(out)
+            out += chunk
+    assert out.startswith(b"HTTP/1.1 200 ") and out.count(b"1\r\nx\r\n") == 6
 
 
 @pytest.mark.skipif(not SLOW, reason="waits a full minute; set PROPYLON_SLOW_TESTS=1")

@@ -13,6 +13,8 @@ cdef class H1ClientConnection:
     cdef object _loop, _parser, _waiter, _error
     cdef list _heads, _chunks
     cdef object _tunnel, _tunnel_eof, _first_version
+    cdef object _read_timer
+    cdef double _read_deadline, _read_timer_at
     cdef list _hdrs, _hop
     cdef bint _framed
     cdef Py_ssize_t _buffered

@@ -63,6 +63,9 @@ class H1ClientConnection:
         self.on_idle_event: Optional[Callable[["H1ClientConnection"], None]] = None
         self.read_timeout: Optional[float] = None
         self.write_timeout: Optional[float] = None
+        self._read_deadline = 0.0
+        self._read_timer_at = 0.0
+        self._read_timer: Optional[asyncio.TimerHandle] = None
         self.requests = 0
         self._tunnel: Optional[Callable[[bytes], None]] = None
         self._tunnel_eof: Optional[Callable[[], object]] = None
@@ -124,6 +127,9 @@ class H1ClientConnection:
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         self._closed = True
         self._keepalive = False
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
         if self._tunnel_eof is not None:
             self._tunnel_eof()
         if self.idle:
@@ -248,20 +254,41 @@ class H1ClientConnection:
         if self.transport is not None:
             self.transport.close()
 
-    def _on_read_timeout(self) -> None:
-        self._fail(Error.explain(ErrorType.READ_TIMEDOUT, f"no response data for {self.read_timeout}s").into_up())
+    # Read timeout: each wait sets a deadline; one timer per connection checks it and
+    # is re-armed lazily, so a request that waits costs no timer of its own (the
+    # timeout is on by default: 60 s). A check that finds no wait in progress lets
+    # the timer lapse; the next wait arms it again.
+    def _start_read_deadline(self, timeout: float) -> None:
+        deadline = self._read_deadline = self._loop.time() + timeout
+        timer = self._read_timer
+        if timer is None or deadline < self._read_timer_at:
+            # None armed, or this wait's timeout is shorter than the one armed
+            # (a pooled connection reused by a peer with another read_timeout).
+            if timer is not None:
+                timer.cancel()
+            self._arm_read_timer(deadline)
+
+    def _arm_read_timer(self, when: float) -> None:
+        self._read_timer_at = when
+        self._read_timer = self._loop.call_at(when, self._check_read_deadline)
+
+    def _check_read_deadline(self) -> None:
+        self._read_timer = None
+        if self._waiter is None or self._closed:
+            return
+        if self._loop.time() >= self._read_deadline:
+            self._fail(Error.explain(ErrorType.READ_TIMEDOUT, f"no response data for {self.read_timeout}s").into_up())
+        else:
+            self._arm_read_timer(self._read_deadline)
 
     async def _wait(self) -> None:
         self._waiter = self._loop.create_future()
-        timer = None
         if self.read_timeout is not None:
-            timer = self._loop.call_later(self.read_timeout, self._on_read_timeout)
+            self._start_read_deadline(self.read_timeout)
         try:
             await self._waiter
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
 
     # --- request ----------------------------------------------------------------------
     def send_request_header(self, req: RequestHeader, has_body: bool, body_length_known: bool) -> None:
@@ -313,15 +340,12 @@ class H1ClientConnection:
                 raise self._error
             # Waits inline rather than through _wait(): this runs once per request.
             self._waiter = waiter = self._loop.create_future()
-            timer = None
             if self.read_timeout is not None:
-                timer = self._loop.call_later(self.read_timeout, self._on_read_timeout)
+                self._start_read_deadline(self.read_timeout)
             try:
                 await waiter
             finally:
                 self._waiter = None
-                if timer is not None:
-                    timer.cancel()
         return heads.pop(0)
 
     async def read_body(self) -> Optional[bytes]:
