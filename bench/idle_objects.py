@@ -27,9 +27,8 @@ from collections import Counter
 
 import uvloop
 
-from propylon import HttpPeer, ProxyHttp
+from propylon import HttpPeer, ProxyHttp, ShutdownWatch
 from propylon.proxy.service import HttpProxyApp
-from propylon.server.shutdown import ShutdownWatch
 
 _REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello"
 _REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: idle\r\nAccept: */*\r\n\r\n"

@@ -22,9 +22,8 @@ import uvloop
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from propylon import Error, ProxyHttp
+from propylon import Error, ProxyHttp, ShutdownWatch
 from propylon.proxy.service import HttpProxyApp
-from propylon.server.shutdown import ShutdownWatch
 
 FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
