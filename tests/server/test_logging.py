@@ -3,28 +3,47 @@
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 from propylon.server import Opt, Server, ServerConf
 
 from server_support import APPS, write_conf
-from support import REPO
+from support import REPO, free_port
+
+# Bounds the wait for the server's first answer.
+_START_TIMEOUT = 20.0
+
+
+def _wait_serving(port: int, p: subprocess.Popen) -> None:
+    """Wait until the server at ``port`` answers a connection with its pid."""
+    deadline = time.monotonic() + _START_TIMEOUT
+    while p.poll() is None and time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+                if s.recv(64).strip().isdigit():
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"pid_server did not answer on port {port} (exit code {p.poll()})")
 
 
 def _run_briefly(env_log, tmp_path):
     conf = write_conf(tmp_path / "c.yaml", upgrade_sock=str(tmp_path / "u.sock"))
-    env = dict(os.environ)
+    port = free_port()
+    env = dict(os.environ, PID_SERVER_ADDR=f"127.0.0.1:{port}")
     env.pop("PROPYLON_LOG", None)
     if env_log is not None:
         env["PROPYLON_LOG"] = env_log
     p = subprocess.Popen([sys.executable, str(APPS / "pid_server.py"), "-c", str(conf)], cwd=REPO,
                          env=env, stderr=subprocess.PIPE, text=True)
     try:
-        try:
-            p.wait(1.0)
-        except subprocess.TimeoutExpired:
-            pass
+        # Stopped once it serves (its signal handlers are in place by then), however
+        # slowly it starts on a busy machine.
+        _wait_serving(port, p)
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=5)
     finally:
