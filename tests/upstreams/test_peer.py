@@ -36,15 +36,17 @@ def test_unix_socket_peers_need_an_absolute_path():
         HttpPeer.new_uds("relative.sock")
 
 
-def test_defaults_are_pingoras_and_shared_until_changed():
+def test_defaults_are_pingoras_but_timeouts_and_shared_until_changed():
     peer = HttpPeer(("127.0.0.1", 80), True, "api.test")
     o = peer.settings()
     assert o is DEFAULT_OPTIONS  # no private copy for a peer that changes nothing
     assert (o.verify_cert, o.verify_hostname, o.alternative_cn, o.ca_file) == (True, True, None, None)
-    assert (o.connection_timeout, o.read_timeout, o.idle_timeout) == (None, None, None)
+    # Connect, read and write default to 60 s like nginx's (Pingora leaves them unset).
+    assert (o.connection_timeout, o.read_timeout, o.write_timeout) == (60.0, 60.0, 60.0)
+    assert (o.total_connection_timeout, o.idle_timeout) == (None, None)
     assert o.alpn is ALPN.H1 and o.max_h2_streams == 1
     peer.options.read_timeout = 2.0  # the first change makes the peer its own options
-    assert peer.settings() is not DEFAULT_OPTIONS and DEFAULT_OPTIONS.read_timeout is None
+    assert peer.settings() is not DEFAULT_OPTIONS and DEFAULT_OPTIONS.read_timeout == 60.0
 
 
 def test_str_names_address_scheme_and_sni():
