@@ -41,6 +41,7 @@ _WHERE = {
     "ResponseHeader": "propylon.protocols.http.header",
     "HeaderMap": "propylon.protocols.http.header",
     "HttpServerOptions": "propylon.protocols.http.v1.server",
+    "CompressionOptions": "propylon.protocols.http.compression",
     "HttpPeer": "propylon.upstreams.peer",
     "PeerOptions": "propylon.upstreams.peer",
     "ALPN": "propylon.upstreams.peer",

@@ -17,6 +17,7 @@ import logging
 from typing import Any, Optional
 
 from ..errors import Error, ErrorSource, ErrorType
+from ..protocols.http.compression import CompressionOptions, response_coding
 from ..protocols.http.header import ResponseHeader
 from ..protocols.http.interfaces import DownstreamSession, UpstreamExchange
 from ..connectors.http import HttpConnector
@@ -47,8 +48,10 @@ class HttpProxyEngine:
     """Runs requests through a ``ProxyHttp``. One engine per service per process."""
 
     def __init__(self, proxy: ProxyHttp, max_retries: int = 16, pool_size: int = 128,
-                 ca_file: Optional[str] = None, bind_to_v4: tuple = (), bind_to_v6: tuple = ()) -> None:
+                 ca_file: Optional[str] = None, bind_to_v4: tuple = (), bind_to_v6: tuple = (),
+                 compression: Optional[CompressionOptions] = None) -> None:
         self.proxy = proxy
+        self.compression = compression if compression is not None and compression.active else None
         self.max_retries = max(1, max_retries)
         self.connector = HttpConnector(pool_size, ca_file, bind_to_v4, bind_to_v6)
         hooks = overridden_hooks(proxy)
@@ -76,7 +79,7 @@ class HttpProxyEngine:
 
     # --- one request ------------------------------------------------------------------
     async def handle(self, ds: DownstreamSession) -> bool:
-        session = Session(ds)
+        session = Session(ds, self.compression)
         ctx = None
         if self.before_upstream:
             try:
@@ -277,6 +280,9 @@ class HttpProxyEngine:
             ds.write_header(resp)
             await tunnel(ds, conn, peer.settings().read_timeout)
             return
+        if session.compression is not None:
+            ds, conn = response_coding(session.compression, session.req_header, resp, ds, conn,
+                                       self.h_up_body is not None or self.h_body is not None)
         up_body = self.h_up_body
         body_filt = self.h_body
         if up_body is None and body_filt is None:
@@ -299,7 +305,7 @@ class HttpProxyEngine:
                     await ds.drain()
                 data = conn.take_body()
         else:
-            await self._relay_filtered_body(session, ctx, conn, resp)
+            await self._relay_filtered_body(session, ctx, ds, conn, resp)
         trailers = conn.trailers
         if trailers is not None and self.h_up_trailer is not None:
             self.h_up_trailer(session, trailers, ctx)
@@ -307,10 +313,9 @@ class HttpProxyEngine:
         if ds.write_blocked:
             await ds.drain()
 
-    async def _relay_filtered_body(self, session: Session, ctx: Any, conn: UpstreamExchange,
-                                   resp: ResponseHeader) -> None:
+    async def _relay_filtered_body(self, session: Session, ctx: Any, ds: DownstreamSession,
+                                   conn: UpstreamExchange, resp: ResponseHeader) -> None:
         """The response body through the body filters the proxy defines."""
-        ds = session.downstream
         up_body = self.h_up_body
         body_filt = self.h_body
         ds.write_header(resp, hold=conn.body_ready())

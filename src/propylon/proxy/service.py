@@ -6,6 +6,7 @@ import asyncio
 from typing import Callable, Optional
 
 from ..apps.base import ListeningApp
+from ..protocols.http.compression import CompressionOptions
 from ..protocols.http.v1.server import H1ServerConnection, HttpServerOptions
 from ..server.shutdown import ShutdownWatch
 from .engine import HttpProxyEngine
@@ -21,7 +22,10 @@ class HttpProxyApp(ListeningApp):
     serves, on first use, so each process has its own pool.
     """
 
-    def __init__(self, proxy: ProxyHttp, conf=None, server_options: Optional[HttpServerOptions] = None) -> None:
+    def __init__(self, proxy: ProxyHttp, conf=None, server_options: Optional[HttpServerOptions] = None,
+                 compression: Optional[CompressionOptions] = None) -> None:
+        if compression is not None and not isinstance(compression, CompressionOptions):
+            raise TypeError(f"compression must be CompressionOptions, got {type(compression).__name__}")
         if not isinstance(proxy, ProxyHttp):
             raise TypeError(f"http_proxy_service needs a ProxyHttp, got {type(proxy).__name__}")
         if type(proxy).upstream_peer is ProxyHttp.upstream_peer:
@@ -29,6 +33,7 @@ class HttpProxyApp(ListeningApp):
         self.proxy = proxy
         self.conf = conf
         self.server_options = server_options or HttpServerOptions()
+        self.compression = compression
         self._engine: Optional[HttpProxyEngine] = None
         self._connections: set[H1ServerConnection] = set()
         self._drained: Optional[asyncio.Event] = None
@@ -44,6 +49,7 @@ class HttpProxyApp(ListeningApp):
                 ca_file=getattr(c, "ca_file", None),
                 bind_to_v4=tuple(getattr(c, "client_bind_to_ipv4", ()) or ()),
                 bind_to_v6=tuple(getattr(c, "client_bind_to_ipv6", ()) or ()),
+                compression=self.compression,
             )
         return self._engine
 
@@ -74,9 +80,13 @@ class HttpProxyApp(ListeningApp):
 
 
 def http_proxy_service(conf, proxy: ProxyHttp, name: str = "Propylon HTTP Proxy Service",
-                       server_options: Optional[HttpServerOptions] = None):
+                       server_options: Optional[HttpServerOptions] = None,
+                       compression: Optional[CompressionOptions] = None):
     """A listening service that proxies HTTP with ``proxy``; add endpoints with
-    ``add_tcp``/``add_uds`` and hand it to ``Server.add_service``."""
+    ``add_tcp``/``add_uds`` and hand it to ``Server.add_service``.
+
+    ``compression`` compresses responses for clients that accept it (and may decode
+    the origin's); hooks adjust it per request through ``session.adjust_compression``."""
     from ..services.listening import Service
 
-    return Service(name, HttpProxyApp(proxy, conf, server_options))
+    return Service(name, HttpProxyApp(proxy, conf, server_options, compression))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Optional, Union
 
 from ..errors import Error, ErrorType
 from ..protocols.digest import Digest, SocketAddr
+from ..protocols.http.compression import CompressionOptions
 from ..protocols.http.header import RequestHeader, ResponseHeader
 
 if TYPE_CHECKING:
@@ -34,13 +35,19 @@ class Session:
     ``client_addr``/``server_addr`` and ``digest`` describe the connection.
     A hook that answers by itself uses ``respond_error``,
     ``write_response_header`` and ``write_response_body``.
+
+    ``compression`` is the response compression for this request (the service's
+    ``CompressionOptions``, or None: off); hooks change it with
+    ``adjust_compression`` or replace it, up to ``response_filter``.
     """
 
     __slots__ = ("downstream", "req_header", "_retry_buf", "_retry_len", "retry_buffer_truncated",
-                 "upstream_reused")
+                 "upstream_reused", "compression")
 
-    def __init__(self, downstream: "DownstreamSession") -> None:
+    def __init__(self, downstream: "DownstreamSession",
+                 compression: Optional[CompressionOptions] = None) -> None:
         self.downstream = downstream
+        self.compression = compression
         self.req_header: RequestHeader = downstream.req
         self._retry_buf: Optional[list] = None
         self._retry_len = 0
@@ -87,6 +94,15 @@ class Session:
         """Allow or forbid serving another request on this client connection."""
         if not enabled:
             self.downstream.keepalive = False
+
+    def adjust_compression(self, level: Optional[int] = None, **fields: object) -> None:
+        """Change this request's response compression (Pingora's ``adjust_level``
+        and friends): ``level`` sets every coding's level (0: none), ``fields`` are
+        ``CompressionOptions`` fields (``gzip_level=1``, ``decompress_upstream=True``...).
+        Takes effect when called before the response head is decided (up to and in
+        ``response_filter``); ``session.compression = None`` turns it all off."""
+        base = self.compression if self.compression is not None else CompressionOptions()
+        self.compression = base.adjusted(level, **fields)
 
     # --- the request body ------------------------------------------------------------
     async def read_request_body(self) -> Optional[bytes]:
