@@ -312,7 +312,7 @@ def test_streamed_piece_by_piece_with_a_flush_per_piece(coding):
 def test_each_flushed_prefix_decodes(coding):
     # A client decoding as bytes arrive sees each piece whole: nothing held back.
     resp = response(content_length=None)
-    ds, wconn = Downstream(), None
+    ds = Downstream()
     wds, _ = response_coding(ALL, request(coding), resp, ds, Upstream([]), False)
     wds.write_header(resp, hold=True)
     if coding == "gzip":
