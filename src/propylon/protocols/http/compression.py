@@ -114,6 +114,8 @@ class CompressionOptions:
     preserve_etag: bool = False
     #: The enabled codings, best first: ((token, level), ...). Derived.
     enabled: tuple[tuple[str, int], ...] = field(init=False, repr=False, compare=False)
+    # Accept-Encoding value -> chosen coding: clients send few distinct values.
+    _choices: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         levels = {c: _level(_LEVEL_FIELD[c], getattr(self, _LEVEL_FIELD[c]), _MAX_LEVEL[c]) for c in _CODINGS}
@@ -135,6 +137,7 @@ class CompressionOptions:
         object.__setattr__(self, "types", types)
         object.__setattr__(self, "prefer", prefer)
         object.__setattr__(self, "enabled", tuple((c, levels[c]) for c in prefer if levels[c] > 0))
+        object.__setattr__(self, "_choices", {})
 
     @classmethod
     def enable(cls, level: int, **fields: object) -> "CompressionOptions":
@@ -193,10 +196,24 @@ def parse_accept_encoding(value: Optional[bytes]) -> dict[str, float]:
     return weights
 
 
+_CHOICES_KEPT = 64
+
+
 def choose_encoding(accept: Optional[bytes], options: CompressionOptions) -> Optional[str]:
     """The coding to send for ``Accept-Encoding: accept``, or None for identity."""
     if accept is None:
         return None
+    choices = options._choices
+    try:
+        return choices[accept]
+    except KeyError:
+        coding = _choose(accept, options)
+        if len(choices) < _CHOICES_KEPT:
+            choices[accept] = coding
+        return coding
+
+
+def _choose(accept: bytes, options: CompressionOptions) -> Optional[str]:
     weights = parse_accept_encoding(accept)
     star = weights.get("*")
     best, best_q = None, 0.0
@@ -246,12 +263,9 @@ def _type_allowed(content_type: Optional[bytes], types: tuple[str, ...]) -> bool
     return prefix in types or "*" in types
 
 
-def _compressible(headers: HeaderMap, options: CompressionOptions, decoded: bool) -> bool:
-    if not decoded:  # a decoded body's length is unknown until it is decoded
-        cl = headers.get_bytes(b"content-length")
-        if cl is not None and cl.strip().isdigit() and int(cl) < options.min_length:
-            return False
-    return _type_allowed(headers.get_bytes(b"content-type"), options.types)
+def _known_length(headers: HeaderMap) -> Optional[int]:
+    cl = headers.get_bytes(b"content-length")
+    return int(cl) if cl is not None and cl.strip().isdigit() else None
 
 
 def _add_vary(headers: HeaderMap) -> None:
@@ -281,8 +295,15 @@ def _streamed(headers: HeaderMap, preserve_etag: bool) -> None:
 class _GzipEncoder:
     __slots__ = ("_z",)
 
-    def __init__(self, level: int) -> None:
-        self._z = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: gzip wrapper, 32 KiB window
+    def __init__(self, level: int, size: Optional[int]) -> None:
+        # A body of known small size gets a smaller window and hash (as nginx does):
+        # less memory to set up per response, the same output.
+        wbits, mem = 15, 8
+        if size is not None:
+            while wbits > 9 and size < (1 << (wbits - 1)) - 262:
+                wbits -= 1
+                mem -= 1
+        self._z = zlib.compressobj(level, zlib.DEFLATED, 16 + wbits, max(1, mem))  # 16+: gzip wrapper
 
     def encode(self, data: bytes) -> bytes:
         z = self._z
@@ -295,8 +316,9 @@ class _GzipEncoder:
 class _BrotliEncoder:
     __slots__ = ("_b",)
 
-    def __init__(self, level: int) -> None:
-        self._b = brotli.Compressor(quality=level)
+    def __init__(self, level: int, size: Optional[int]) -> None:
+        lgwin = 22 if size is None else max(10, min(22, size.bit_length()))
+        self._b = brotli.Compressor(quality=level, lgwin=lgwin)
 
     def encode(self, data: bytes) -> bytes:
         b = self._b
@@ -309,7 +331,7 @@ class _BrotliEncoder:
 class _ZstdEncoder:
     __slots__ = ("_z",)
 
-    def __init__(self, level: int) -> None:
+    def __init__(self, level: int, size: Optional[int]) -> None:
         self._z = zstandard.ZstdCompressor(level=level).compressobj()
 
     def encode(self, data: bytes) -> bytes:
@@ -320,7 +342,7 @@ class _ZstdEncoder:
         return self._z.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH)
 
 
-_ENCODERS: dict[str, Callable[[int], Union[_GzipEncoder, _BrotliEncoder, _ZstdEncoder]]] = {
+_ENCODERS: dict[str, Callable[[int, Optional[int]], Union[_GzipEncoder, _BrotliEncoder, _ZstdEncoder]]] = {
     "gzip": _GzipEncoder, "br": _BrotliEncoder, "zstd": _ZstdEncoder}
 
 
@@ -537,11 +559,15 @@ def response_coding(options: CompressionOptions, req: RequestHeader, resp: Respo
             conn = DecodingExchange(conn, _DECODERS[coding](), coding)
             h.remove(b"content-encoding")
             transformed = True
-    if options.enabled and _compressible(h, options, decoded=transformed):
+    # A decoded body's length is unknown until it is decoded.
+    size = None if transformed else _known_length(h)
+    if (options.enabled and (size is None or size >= options.min_length)
+            and _type_allowed(h.get_bytes(b"content-type"), options.types)):
         _add_vary(h)
         coding = choose_encoding(accept, options)
         if coding is not None:
-            ds = EncodingDownstream(ds, _ENCODERS[coding](dict(options.enabled)[coding]), coding)
+            level = next(lvl for c, lvl in options.enabled if c == coding)
+            ds = EncodingDownstream(ds, _ENCODERS[coding](level, size), coding)
             h.insert(b"Content-Encoding", coding.encode())
             transformed = True
     if transformed:
