@@ -133,6 +133,14 @@ def test_one_mib_of_text_through_curl_compressed(serve, upstream, coding, http2)
     assert body == TEXT  # decoded by curl
 
 
+def test_http_10_client_gets_a_close_delimited_compressed_body(serve, upstream):
+    origin = upstream(text_origin())
+    port = serve(Forward(origin.port), ALL)
+    fields, body = curl(f"http://127.0.0.1:{port}/", "-0", "--compressed", "-H", "Accept-Encoding: gzip")
+    assert fields["content-encoding"] == ["gzip"] and fields["connection"] == ["close"]
+    assert "transfer-encoding" not in fields and body == TEXT
+
+
 @pytest.mark.parametrize("coding", ["gzip", "br", "zstd"])
 def test_one_mib_of_text_through_python_decoders(serve, upstream, coding):
     origin = upstream(text_origin())

@@ -36,13 +36,14 @@ from __future__ import annotations
 import dataclasses
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Union
+from typing import Any, Awaitable, Callable, Optional, Union
 
 import brotli
 import zstandard
 
 from ...errors import Error, ErrorType
 from .header import HeaderMap, RequestHeader, ResponseHeader
+from .interfaces import DownstreamSession, UpstreamExchange
 
 __all__ = ["COMPRESSION_ERROR", "CompressionOptions", "DEFAULT_TYPES", "choose_encoding",
            "parse_accept_encoding", "response_coding"]
@@ -438,7 +439,8 @@ class EncodingDownstream:
 
     __slots__ = ("_ds", "_enc", "coding")
 
-    def __init__(self, ds, encoder, coding: str) -> None:
+    def __init__(self, ds: DownstreamSession, encoder: _GzipEncoder | _BrotliEncoder | _ZstdEncoder,
+                 coding: str) -> None:
         self._ds = ds
         self._enc = encoder
         self.coding = coding
@@ -475,10 +477,10 @@ class EncodingDownstream:
     def closed(self) -> bool:
         return self._ds.closed
 
-    def drain(self):
+    def drain(self) -> Awaitable[None]:
         return self._ds.drain()
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._ds, name)
 
 
@@ -487,7 +489,8 @@ class DecodingExchange:
 
     __slots__ = ("_conn", "_dec", "coding")
 
-    def __init__(self, conn, decoder, coding: str) -> None:
+    def __init__(self, conn: UpstreamExchange, decoder: _GzipDecoder | _BrotliDecoder | _ZstdDecoder,
+                 coding: str) -> None:
         self._conn = conn
         self._dec = decoder
         self.coding = coding
@@ -530,12 +533,13 @@ class DecodingExchange:
     def trailers(self) -> Optional[HeaderMap]:
         return self._conn.trailers
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
 
 
 def response_coding(options: CompressionOptions, req: RequestHeader, resp: ResponseHeader,
-                    ds, conn, filtered: bool):
+                    ds: DownstreamSession, conn: UpstreamExchange,
+                    filtered: bool) -> tuple[DownstreamSession, UpstreamExchange]:
     """Decide how this response is coded and adjust its head; return the downstream
     session and upstream exchange to relay through (``ds``/``conn`` themselves when
     the body passes untouched). ``filtered``: the proxy has response body filters."""
