@@ -356,10 +356,11 @@ DECODE = CompressionOptions(decompress_upstream=True)
 
 
 @pytest.mark.parametrize("coding", ["gzip", "br", "zstd"])
-def test_decoded_for_a_client_that_does_not_accept_it(coding):
+@pytest.mark.parametrize("accept", ["identity", "gzip;q=0, br;q=0, zstd;q=0", None])
+def test_decoded_for_a_client_that_does_not_accept_it(coding, accept):
     body = encoded_by(coding, TEXT)
     resp = response(content_encoding=coding, content_length=str(len(body)), etag='"e"')
-    ds, encoded, decoded = relay(DECODE, request("identity"), resp, [body[:100], body[100:]])
+    ds, encoded, decoded = relay(DECODE, request(accept), resp, [body[:100], body[100:]])
     assert decoded and not encoded
     assert ds.body == TEXT
     h = resp.headers

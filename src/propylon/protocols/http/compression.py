@@ -108,8 +108,9 @@ class CompressionOptions:
     #: Which coding wins when the client weighs several equally.
     prefer: tuple[str, ...] = ("zstd", "br", "gzip")
     #: Decode an origin's gzip/br/zstd body when the client does not accept that
-    #: coding or the proxy has response body filters (which then see plain bytes);
-    #: the decoded body is compressed again for the client when it asks.
+    #: coding (or sends no ``Accept-Encoding``) or the proxy has response body
+    #: filters (which then see plain bytes); the decoded body is compressed again
+    #: for the client when it asks.
     decompress_upstream: bool = False
     #: Keep a strong ``ETag`` on a transformed response (default: make it weak).
     preserve_etag: bool = False
@@ -168,7 +169,8 @@ def _weight(text: str) -> Optional[float]:
     """An RFC 9110 weight (``0`` to ``1``, three decimals at most), or None if invalid."""
     if not text or len(text) > 5 or text[0] not in "01":
         return None
-    if len(text) > 1 and (text[1] != "." or not text[2:].isdigit() and text[2:] != ""):
+    decimals = text[2:]
+    if len(text) > 1 and (text[1] != "." or (decimals and not decimals.isdigit())):
         return None
     q = float(text)
     return q if q <= 1 else None
@@ -230,7 +232,9 @@ def _choose(accept: bytes, options: CompressionOptions) -> Optional[str]:
 
 def _accepts(accept: Optional[bytes], coding: str) -> bool:
     if accept is None:
-        return True  # no Accept-Encoding: any coding is acceptable (RFC 9110 12.5.3)
+        # RFC 9110 12.5.3 lets a server send any coding then, but does not promise
+        # the client can read it: decode (as Pingora does).
+        return False
     weights = parse_accept_encoding(accept)
     q = weights.get(coding, weights.get("*"))
     return q is not None and q > 0
