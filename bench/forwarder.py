@@ -7,7 +7,8 @@ Usage (the harness runs it with a generated conf)::
 ``--backend-port`` / ``--listen`` may also come from ``BENCH_BACKEND_PORT`` /
 ``BENCH_LISTEN``. With ``--tls-cert`` and ``--tls-key`` it terminates TLS on the
 listener, offering the ALPN protocols of ``--alpn`` (default ``http/1.1``; the HTTP/2
-scenario passes ``h2,http/1.1``). Every other argument goes to ``Server.from_args()`` unchanged
+scenario passes ``h2,http/1.1``). ``--gzip-level N`` compresses ``text/plain``
+responses of any length with gzip at level N (the compression scenario). Every other argument goes to ``Server.from_args()`` unchanged
 (``-c CONF`` holds ``threads: N``, the worker count). It defines only
 ``upstream_peer``, so the engine skips every other hook, which is the point: this
 measures the engine's own cost per request.
@@ -29,6 +30,7 @@ def _split_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
     parser.add_argument("--alpn", default="http/1.1")
+    parser.add_argument("--gzip-level", type=int, default=0)
     ours, rest = parser.parse_known_args(argv)
     if ours.backend_port is None:
         parser.error("--backend-port (or BENCH_BACKEND_PORT) is required")
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     ours, rest = _split_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from propylon import HttpPeer, ProxyHttp, Server, http_proxy_service
+    from propylon import CompressionOptions, HttpPeer, ProxyHttp, Server, http_proxy_service
 
     backend = ("127.0.0.1", int(ours.backend_port))
 
@@ -62,7 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     sys.argv = [sys.argv[0], *rest]
     server = Server.from_args()
     server.bootstrap()
-    svc = http_proxy_service(server.configuration, Forwarder())
+    compression = None
+    if ours.gzip_level:
+        # As nginx's gzip_types text/plain and gzip_min_length 0.
+        compression = CompressionOptions(gzip_level=ours.gzip_level, types=("text/plain",), min_length=0)
+    svc = http_proxy_service(server.configuration, Forwarder(), compression=compression)
     if ours.tls_cert:
         svc.add_tls_context(ours.listen, _tls_context(ours.tls_cert, ours.tls_key, ours.alpn))
     else:

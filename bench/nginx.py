@@ -1,12 +1,15 @@
 """nginx configurations for the benchmark, generated into a temporary directory.
 
-Three roles, all on 127.0.0.1:
+The roles, all on 127.0.0.1:
 
 * **backend**: answers every request with ``200`` and the fixed 5-byte body ``hello``
   (``return 200 "hello"``: no file I/O, so the backend is never the bottleneck's cause).
 * **proxy**: a plain reverse proxy in front of the backend with upstream keep-alive
   (``keepalive 64``, ``proxy_http_version 1.1``, ``proxy_set_header Connection ""``).
 * **tls** / **h2**: the same proxy, terminating TLS (HTTP/1.1) or TLS with HTTP/2.
+* **gzip**: the plain proxy compressing with ``gzip on; gzip_comp_level 1;
+  gzip_types text/plain; gzip_min_length 0`` (loaded on ``/text``, where the backend
+  serves :data:`BACKEND_TEXT`, 4 KiB of text, from a file in its prefix).
 
 Choices that keep the comparison fair: access logs are off everywhere (Propylon's
 forwarder logs nothing per request either), and ``keepalive_requests`` is raised so
@@ -30,11 +33,14 @@ from typing import Literal
 
 from .procs import BenchProcess, ProcessSet, StartError, free_port, lost_port_race, wait_http_ok
 
-__all__ = ["BACKEND_BODY", "NginxRole", "NginxServer", "render_conf", "start_nginx"]
+__all__ = ["BACKEND_BODY", "BACKEND_TEXT", "NginxRole", "NginxServer", "render_conf", "start_nginx"]
 
 BACKEND_BODY = b"hello"
+#: The compressible body of the backend's ``/text`` (4 KiB of log-like lines).
+BACKEND_TEXT = b"".join(b"%04d GET /api/items?page=%d 200 text/plain keep-alive upstream=backend\n"
+                        % (i, i % 7) for i in range(60))[:4096]
 
-NginxRole = Literal["backend", "proxy", "tls", "h2"]
+NginxRole = Literal["backend", "proxy", "tls", "h2", "gzip"]
 
 _KEEPALIVE_REQUESTS = 1_000_000
 _WANTED_NOFILE = 65536
@@ -66,7 +72,8 @@ def _worker_connections() -> int:
     return max(512, min(8192, _nofile_hard() // 2 - 32))
 
 
-def _server_block(role: NginxRole, port: int, cert: Path | None, key: Path | None) -> str:
+def _server_block(role: NginxRole, port: int, cert: Path | None, key: Path | None,
+                  prefix: Path) -> str:
     if role == "backend":
         return (
             "    server {\n"
@@ -76,22 +83,31 @@ def _server_block(role: NginxRole, port: int, cert: Path | None, key: Path | Non
             "            default_type text/plain;\n"
             f'            return 200 "{BACKEND_BODY.decode()}";\n'
             "        }\n"
+            # A file (read from the page cache): a 4 KiB literal is too long for nginx.conf.
+            "        location = /text {\n"
+            "            default_type text/plain;\n"
+            f"            alias {prefix / 'text.txt'};\n"
+            "        }\n"
             "    }\n"
         )
     listen = f"127.0.0.1:{port}"
-    tls = ""
+    extra = ""
     if role in ("tls", "h2"):
         listen += " ssl http2" if role == "h2" else " ssl"
-        tls = (
+        extra = (
             f"        ssl_certificate {cert};\n"
             f"        ssl_certificate_key {key};\n"
             "        ssl_protocols TLSv1.2 TLSv1.3;\n"
         )
+    if role == "gzip":
+        # gzip_vary: Propylon adds Vary: Accept-Encoding too, so both send the same head.
+        extra = ("        gzip on;\n        gzip_comp_level 1;\n        gzip_types text/plain;\n"
+                 "        gzip_min_length 0;\n        gzip_vary on;\n")
     return (
         "    server {\n"
         f"        listen {listen} backlog=4096;\n"
         f"        keepalive_requests {_KEEPALIVE_REQUESTS};\n"
-        f"{tls}"
+        f"{extra}"
         "        location / {\n"
         "            proxy_pass http://bench_backend;\n"
         "            proxy_http_version 1.1;\n"
@@ -148,7 +164,7 @@ def render_conf(
         "    server_tokens off;\n"
         f"{temp}"
         f"{upstream}"
-        f"{_server_block(role, port, cert, key)}"
+        f"{_server_block(role, port, cert, key, prefix)}"
         "}\n"
     )
 
@@ -181,6 +197,8 @@ def start_nginx(
     :class:`~bench.procs.StartError` with the error log's tail if it fails.
     """
     prefix.mkdir(parents=True, exist_ok=True)
+    if role == "backend":
+        (prefix / "text.txt").write_bytes(BACKEND_TEXT)
     conf = prefix / "nginx.conf"
     # -e sends start-up messages to our log instead of the compiled-in system path.
     argv = [nginx, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log"),

@@ -69,10 +69,12 @@ class BenchParams:
 
 @dataclass
 class Target:
-    """What a scenario's start-up hands back: the URL to load and the process to watch."""
+    """What a scenario's start-up hands back: the URL to load, the process to watch
+    and the header lines every request carries."""
 
     url: str
     proc: BenchProcess
+    headers: tuple[str, ...] = ()
 
     @property
     def port(self) -> int:
@@ -136,9 +138,11 @@ class Workbench:
 
     # -- fronts ------------------------------------------------------------------
 
-    def nginx_front(self, role: NginxRole, tag: str = "", backend_port: int | None = None) -> Target:
-        """Start an nginx front (``proxy``, ``tls`` or ``h2``) before the backend
-        (or before another origin on ``backend_port``); ``tag`` names its directory."""
+    def nginx_front(self, role: NginxRole, tag: str = "", backend_port: int | None = None,
+                    path: str = "/", headers: tuple[str, ...] = ()) -> Target:
+        """Start an nginx front (``proxy``, ``tls``, ``h2`` or ``gzip``) before the
+        backend (or before another origin on ``backend_port``); ``tag`` names its
+        directory; the load asks for ``path`` with ``headers``."""
         port = self.backend().port if backend_port is None else backend_port
         cert, key = self.cert() if role in ("tls", "h2") else (None, None)
         server = start_nginx(
@@ -146,7 +150,7 @@ class Workbench:
             self.params.workers, backend_port=port, cert=cert, key=key,
         )
         scheme = "https" if role in ("tls", "h2") else "http"
-        return Target(f"{scheme}://127.0.0.1:{server.port}/", server.proc)
+        return Target(f"{scheme}://127.0.0.1:{server.port}{path}", server.proc, headers)
 
     def propylon_unavailable(self) -> str | None:
         """Why Propylon's public API cannot be imported, or ``None`` if it can."""
@@ -165,13 +169,15 @@ class Workbench:
         return self._propylon_reason
 
     def propylon_front(self, tag: str = "propylon", tls_alpn: str | None = None,
-                       backend_port: int | None = None) -> Target:
+                       backend_port: int | None = None, gzip_level: int = 0, path: str = "/",
+                       headers: tuple[str, ...] = ()) -> Target:
         """Start ``bench/forwarder.py`` with ``threads: workers`` before the backend
         (or before another origin on ``backend_port``).
 
         With ``tls_alpn`` (e.g. ``"http/1.1"`` or ``"h2,http/1.1"``) it terminates TLS
-        with the run's certificate and offers those ALPN protocols. ``tag`` names its
-        directory and process in logs.
+        with the run's certificate and offers those ALPN protocols; with ``gzip_level``
+        it compresses ``text/plain`` responses. ``tag`` names its directory and process
+        in logs; the load asks for ``path`` with ``headers``.
         """
         if backend_port is None:
             backend_port = self.backend().port
@@ -193,6 +199,8 @@ class Workbench:
             if tls_alpn is not None:
                 cert, key = self.cert()
                 argv += ["--tls-cert", str(cert), "--tls-key", str(key), "--alpn", tls_alpn]
+            if gzip_level:
+                argv += ["--gzip-level", str(gzip_level)]
             # SIGINT is the fast shutdown; SIGTERM would start a long graceful drain.
             proc = self.procs.start(tag, argv, home / f"{tag}.log", env=env,
                                     stop_signal=signal.SIGINT)
@@ -210,7 +218,7 @@ class Workbench:
             except (OSError, RuntimeError) as exc:
                 self.procs.stop(proc)
                 raise NotAvailable(f"did not answer an HTTP/2 request: {exc}") from exc
-        return Target(f"{'https' if https else 'http'}://127.0.0.1:{port}/", proc)
+        return Target(f"{'https' if https else 'http'}://127.0.0.1:{port}{path}", proc, headers)
 
     # -- measuring -----------------------------------------------------------------
 
@@ -283,10 +291,11 @@ class Workbench:
         else:
             if warmup > 0:
                 wrk_mod.run_wrk(self.tools["wrk"], target.url, connections=p.connections,
-                                threads=p.loadgen_threads, duration=warmup)
+                                threads=p.loadgen_threads, duration=warmup, headers=target.headers)
             cpu0, t0 = group_cpu_seconds(pgid), time.monotonic()
             load = wrk_mod.run_wrk(self.tools["wrk"], target.url, connections=p.connections,
-                                   threads=p.loadgen_threads, duration=p.duration)
+                                   threads=p.loadgen_threads, duration=p.duration,
+                                   headers=target.headers)
         cores = (group_cpu_seconds(pgid) - cpu0) / max(1e-6, time.monotonic() - t0)
         if not target.proc.alive():
             raise StartError(f"{target.proc.name} died during the run; log tail:\n"

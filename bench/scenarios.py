@@ -46,6 +46,10 @@ class Scenario:
         return ("nginx", self.loadgen)
 
 
+# What the compression group's load generator asks for (curl and browsers send more).
+_GZIP = ("Accept-Encoding: gzip",)
+
+
 def _backend(bench: Workbench) -> Target:
     from .runner import Target
 
@@ -78,6 +82,14 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("propylon-h2", "h2", "propylon", "h2load",
                  "Propylon forwarder terminating TLS with HTTP/2 (ALPN h2), h2load",
                  lambda bench: bench.propylon_front("propylon-h2", "h2,http/1.1"),
+                 lambda bench: bench.propylon_unavailable()),
+        Scenario("nginx-gzip", "gzip", "reference", "wrk",
+                 "nginx reverse proxy, gzip on, gzip_comp_level 1, 4 KiB text/plain from /text",
+                 lambda bench: bench.nginx_front("gzip", path="/text", headers=_GZIP)),
+        Scenario("propylon-gzip", "gzip", "propylon", "wrk",
+                 "Propylon forwarder compressing with gzip level 1, same 4 KiB text/plain",
+                 lambda bench: bench.propylon_front("propylon-gzip", gzip_level=1, path="/text",
+                                                    headers=_GZIP),
                  lambda bench: bench.propylon_unavailable()),
     )
 }

@@ -62,8 +62,9 @@ def parse_wrk_output(text: str) -> LoadResult:
 
 
 def wrk_command(wrk: str, url: str, *, connections: int, threads: int, duration: float,
-                timeout: float = 2.0) -> list[str]:
-    """The wrk argv for one run; durations are whole seconds (wrk's resolution)."""
+                timeout: float = 2.0, headers: tuple[str, ...] = ()) -> list[str]:
+    """The wrk argv for one run; durations are whole seconds (wrk's resolution).
+    ``headers`` are request header lines (``"Accept-Encoding: gzip"``)."""
     return [
         wrk,
         f"-t{threads}",
@@ -71,17 +72,20 @@ def wrk_command(wrk: str, url: str, *, connections: int, threads: int, duration:
         f"-d{max(1, round(duration))}s",
         f"--timeout={max(1, round(timeout))}s",
         "--latency",
+        *(arg for line in headers for arg in ("-H", line)),
         url,
     ]
 
 
-def run_wrk(wrk: str, url: str, *, connections: int, threads: int, duration: float) -> LoadResult:
+def run_wrk(wrk: str, url: str, *, connections: int, threads: int, duration: float,
+            headers: tuple[str, ...] = ()) -> LoadResult:
     """Run wrk against ``url`` and parse its report.
 
     The run is bounded: it is killed if it lasts 20 s longer than asked. Raises
     :class:`~bench.results.ParseError` (with wrk's output) if it fails.
     """
-    argv = wrk_command(wrk, url, connections=connections, threads=threads, duration=duration)
+    argv = wrk_command(wrk, url, connections=connections, threads=threads, duration=duration,
+                       headers=headers)
     log.debug("running %s", " ".join(argv))
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 20)

@@ -42,6 +42,7 @@ _WHERE = {
     "HeaderMap": "propylon.protocols.http.header",
     "HttpServerOptions": "propylon.protocols.http.v1.server",
     "H2Options": "propylon.protocols.http.v2.options",
+    "CompressionOptions": "propylon.protocols.http.compression",
     "HttpPeer": "propylon.upstreams.peer",
     "PeerOptions": "propylon.upstreams.peer",
     "ALPN": "propylon.upstreams.peer",

@@ -21,6 +21,7 @@ import logging
 from typing import Any, Optional
 
 from ..errors import Error, ErrorSource, ErrorType
+from ..protocols.http.compression import CompressionOptions, response_coding
 from ..protocols.http.header import ResponseHeader
 from ..protocols.http.interfaces import DownstreamSession, UpstreamExchange
 from ..protocols.http.small_response import NO_STORE, small_response_header
@@ -73,8 +74,10 @@ class HttpProxyEngine:
     """Runs requests through a ``ProxyHttp``. One engine per service per process."""
 
     def __init__(self, proxy: ProxyHttp, max_retries: int = 16, pool_size: int = 128,
-                 ca_file: Optional[str] = None, bind_to_v4: tuple = (), bind_to_v6: tuple = ()) -> None:
+                 ca_file: Optional[str] = None, bind_to_v4: tuple = (), bind_to_v6: tuple = (),
+                 compression: Optional[CompressionOptions] = None) -> None:
         self.proxy = proxy
+        self.compression = compression if compression is not None and compression.active else None
         self.max_retries = max(1, max_retries)
         self.connector = HttpConnector(pool_size, ca_file, bind_to_v4, bind_to_v6)
         self.hooks = hooks = resolve_hooks(proxy)
@@ -97,7 +100,7 @@ class HttpProxyEngine:
 
     # --- one request ------------------------------------------------------------------
     async def handle(self, ds: DownstreamSession) -> bool:
-        session = Session(ds)
+        session = Session(ds, self.compression)
         ctx = None
         hooks = self.hooks
         if self.before_upstream:
@@ -334,6 +337,9 @@ class HttpProxyEngine:
             ds.write_header(resp)
             await tunnel(ds, conn, peer.settings().read_timeout)
             return
+        if session.compression is not None:
+            ds, conn = response_coding(session.compression, session.req_header, resp, ds, conn,
+                                       self.body_filtered)
         if not self.body_filtered:
             data = conn.take_body()  # b"": nothing yet; None: the body already ended
             if data is None and conn.trailers is None:
@@ -354,17 +360,18 @@ class HttpProxyEngine:
                     await ds.drain()
                 data = conn.take_body()
         else:
-            await self._relay_filtered_body(session, ctx, conn, resp)
+            await self._relay_filtered_body(session, ctx, ds, conn, resp)
         trailers = conn.trailers
         if trailers is not None:
-            trailers = await self._filter_trailers(session, ctx, trailers)
+            trailers = await self._filter_trailers(session, ctx, ds, trailers)
         ds.finish(trailers)
         if ds.write_blocked:
             await ds.drain()
 
-    async def _filter_trailers(self, session: Session, ctx: Any, trailers):
+    async def _filter_trailers(self, session: Session, ctx: Any, ds: DownstreamSession, trailers):
         """The trailer hooks; returns the trailers to send (None when
-        ``response_trailer_filter`` turned them into a last body piece)."""
+        ``response_trailer_filter`` turned them into a last body piece, written
+        through ``ds``: the response's writer, compressing when the body is)."""
         hooks = self.hooks
         h = hooks[UP_TRAILER]
         if h is not None:
@@ -377,16 +384,15 @@ class HttpProxyEngine:
                 log.error("response_trailer_filter failed: %s, %s", exc, self.summary(session, ctx))
                 return trailers
             if data is not None:
-                ds = session.downstream
                 if data and _write_down(ds, data):
                     await ds.drain()
                 return None
         return trailers
 
-    async def _relay_filtered_body(self, session: Session, ctx: Any, conn: UpstreamExchange,
-                                   resp: ResponseHeader) -> None:
-        """The response body through the body filters the proxy defines."""
-        ds = session.downstream
+    async def _relay_filtered_body(self, session: Session, ctx: Any, ds: DownstreamSession,
+                                   conn: UpstreamExchange, resp: ResponseHeader) -> None:
+        """The response body through the body filters the proxy defines (``ds`` is
+        the response's writer: the session's, or one compressing for it)."""
         up_body = self.hooks[UP_BODY]
         body_filt = self.hooks[BODY]
         ds.write_header(resp, hold=conn.body_ready())

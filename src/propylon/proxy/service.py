@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING, Callable, Optional
 
 from ..apps.http_app import HttpServerApp, HttpServerOptions
+from ..protocols.http.compression import CompressionOptions
 from ..protocols.http.interfaces import DownstreamSession
 from ..shutdown import ShutdownWatch
 from .engine import HttpProxyEngine
@@ -25,7 +26,10 @@ class HttpProxyApp(HttpServerApp):
     """
 
     def __init__(self, proxy: ProxyHttp, conf=None, server_options: Optional[HttpServerOptions] = None,
-                 h2_options: Optional["H2Options"] = None) -> None:
+                 h2_options: Optional["H2Options"] = None,
+                 compression: Optional[CompressionOptions] = None) -> None:
+        if compression is not None and not isinstance(compression, CompressionOptions):
+            raise TypeError(f"compression must be CompressionOptions, got {type(compression).__name__}")
         if not isinstance(proxy, ProxyHttp):
             raise TypeError(f"http_proxy_service needs a ProxyHttp, got {type(proxy).__name__}")
         if type(proxy).upstream_peer is ProxyHttp.upstream_peer:
@@ -33,6 +37,7 @@ class HttpProxyApp(HttpServerApp):
         super().__init__(server_options, h2_options)
         self.proxy = proxy
         self.conf = conf
+        self.compression = compression
         self._engine: Optional[HttpProxyEngine] = None
 
     @property
@@ -46,6 +51,7 @@ class HttpProxyApp(HttpServerApp):
                 ca_file=getattr(c, "ca_file", None),
                 bind_to_v4=tuple(getattr(c, "client_bind_to_ipv4", ()) or ()),
                 bind_to_v6=tuple(getattr(c, "client_bind_to_ipv6", ()) or ()),
+                compression=self.compression,
             )
         return self._engine
 
@@ -65,14 +71,17 @@ class HttpProxyApp(HttpServerApp):
 
 def http_proxy_service(conf, proxy: ProxyHttp, name: str = "Propylon HTTP Proxy Service",
                        server_options: Optional[HttpServerOptions] = None,
-                       h2_options: Optional["H2Options"] = None):
+                       h2_options: Optional["H2Options"] = None,
+                       compression: Optional[CompressionOptions] = None):
     """A listening service that proxies HTTP with ``proxy``; add endpoints with
     ``add_tcp``/``add_uds`` and hand it to ``Server.add_service``.
 
     ``server_options`` holds the HTTP/1 limits; ``h2_options`` the HTTP/2 ones
     (streams, windows, flood limits: see ``propylon.H2Options``),
     by default nginx-like limits with the idle timeout and head size taken from
-    ``server_options``."""
+    ``server_options``. ``compression`` compresses responses for clients that
+    accept it (and may decode the origin's); hooks adjust it per request through
+    ``session.adjust_compression``."""
     from ..services.listening import Service
 
-    return Service(name, HttpProxyApp(proxy, conf, server_options, h2_options))
+    return Service(name, HttpProxyApp(proxy, conf, server_options, h2_options, compression))

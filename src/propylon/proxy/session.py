@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Optional, Union
 
 from ..errors import Error, ErrorType
 from ..protocols.digest import Digest, SocketAddr
+from ..protocols.http.compression import CompressionOptions
 from ..protocols.http.header import RequestHeader, ResponseHeader
 from ..protocols.http.small_response import NO_STORE, small_response_header
 
@@ -29,13 +30,19 @@ class Session:
     The request body sent upstream is also kept, up to ``RETRY_BUFFER_LIMIT``
     bytes, so a retry on a new connection can send it again (``retry_body``);
     past the limit ``retry_buffer_truncated`` is True and such retries are off.
+
+    ``compression`` is the response compression for this request (the service's
+    ``CompressionOptions``, or None: off); hooks change it with
+    ``adjust_compression`` or replace it, up to ``response_filter``.
     """
 
     __slots__ = ("downstream", "req_header", "_retry_buf", "_retry_len", "retry_buffer_truncated",
-                 "upstream_reused")
+                 "upstream_reused", "compression")
 
-    def __init__(self, downstream: "DownstreamSession") -> None:
+    def __init__(self, downstream: "DownstreamSession",
+                 compression: Optional[CompressionOptions] = None) -> None:
         self.downstream = downstream
+        self.compression = compression
         self.req_header: RequestHeader = downstream.req
         self._retry_buf: Optional[list] = None
         self._retry_len = 0
@@ -104,6 +111,16 @@ class Session:
         forwarded upstream (full duplex), and the connection serves the next
         request."""
         self.downstream.close_on_early_response = close
+
+    # --- response compression ----------------------------------------------------------
+    def adjust_compression(self, level: Optional[int] = None, **fields: object) -> None:
+        """Change this request's response compression (Pingora's ``adjust_level``
+        and friends): ``level`` sets every coding's level (0: none), ``fields`` are
+        ``CompressionOptions`` fields (``gzip_level=1``, ``decompress_upstream=True``...).
+        Takes effect when called before the response head is decided (up to and in
+        ``response_filter``); ``session.compression = None`` turns it all off."""
+        base = self.compression if self.compression is not None else CompressionOptions()
+        self.compression = base.adjusted(level, **fields)
 
     # --- the request body ------------------------------------------------------------
     async def read_request_body(self) -> Optional[bytes]:
