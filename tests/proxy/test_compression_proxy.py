@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -21,8 +20,9 @@ import zstandard
 
 from propylon import CompressionOptions, HttpPeer, HttpServerOptions, ProxyHttp
 from propylon.proxy.service import HttpProxyApp
-from propylon.server.shutdown import ShutdownWatch
+from propylon.shutdown import ShutdownWatch
 from proxy_support import read_request
+from support import free_port, wait_port
 
 MIB = 1 << 20
 TEXT = b"".join(b"%07d the quick brown fox jumps over the lazy dog; pack my box with jugs\n" % i
@@ -85,7 +85,7 @@ def serve(loop_thread):
     servers = []
 
     def start(proxy, compression=None) -> int:
-        app = HttpProxyApp(proxy, None, HttpServerOptions(h2c=True), compression)
+        app = HttpProxyApp(proxy, None, HttpServerOptions(h2c=True), compression=compression)
 
         async def go():
             return await asyncio.get_running_loop().create_server(
@@ -288,12 +288,6 @@ server.run_forever()
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -305,16 +299,10 @@ def _peak_rss_mb(pid: int) -> float:
                     reason="13-25 s of gzip over 1 GiB; set PROPYLON_SLOW_TESTS=1")
 @pytest.mark.timeout(300)
 def test_one_gib_compressed_with_flat_memory(lab):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", PROXY, str(port), str(lab.address("blue")[1])])
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_port(port)
         gib = 1 << 30
         # The lab's /size body (a repeating byte pattern) compresses well; curl decodes
         # it and wc counts the decoded bytes, while curl reports the bytes on the wire.
