@@ -77,7 +77,8 @@ class GatewayProcess:
                 body: Optional[bytes] = None) -> tuple[int, dict, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
-            conn.request(method, path, body=body, headers=headers or {})
+            conn.request(method, path, body=body, headers=headers or {},
+                         encode_chunked=(headers or {}).get("Transfer-Encoding") == "chunked")
             resp = conn.getresponse()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
         finally:

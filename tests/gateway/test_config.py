@@ -111,3 +111,11 @@ def test_yaml_syntax_error_is_one_line(tmp_path):
         load_config(str(bad))
     (line,) = str(info.value).splitlines()
     assert "invalid YAML at line" in line
+
+
+def test_docs_reference_is_the_generated_one():
+    from propylon.gateway.config.reference import reference_markdown
+
+    text = (REPO / "docs" / "gateway.md").read_text()
+    generated = text.split("<!-- reference:begin -->\n", 1)[1].split("<!-- reference:end -->", 1)[0]
+    assert generated == reference_markdown(), "regenerate with: python -m propylon.gateway.config --reference"

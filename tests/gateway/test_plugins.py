@@ -171,6 +171,8 @@ def test_ip_deny_body_size_and_python_plugin(gateway_run, tmp_path):
     assert gw.request(path="/local-only")[0] == 403
     assert gw.request("POST", "/upload", body=b"0123456789")[0] == 200
     assert gw.request("POST", "/upload", body=b"0123456789!")[0] == 413
+    chunks = iter([b"01234", b"56789", b"!"])  # no Content-Length: counted as it streams
+    assert gw.request("POST", "/upload", body=chunks, headers={"Transfer-Encoding": "chunked"})[0] == 413
     status, headers, _ = gw.request(path="/py")
     assert status == 200 and headers["x-stamp"] == "one-v1"
     assert gw.request(path="/py", headers={"X-Block": "1"})[:3:2] == (418, b"blocked by plugin")

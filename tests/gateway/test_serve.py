@@ -121,3 +121,36 @@ def test_run_t_on_a_served_file_matches(lab, tmp_path):
                          env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert "host blue.test" in out.stdout and "host *.green.test" in out.stdout
+
+
+def test_the_shipped_example_config_against_the_lab(gateway_run, lab, tmp_path):
+    """conf/gateway.yaml as shipped, with the lab's and free ports put in place of the fixed ones."""
+    import base64
+    import shutil
+    import urllib.request
+
+    from conftest import REPO
+
+    text = (REPO / "conf" / "gateway.yaml").read_text()
+    metrics = free_port()
+    text = (text.replace("127.0.0.1:18080", "{blue}").replace("127.0.0.1:18081", "{green}")
+            .replace("127.0.0.1:6188", "127.0.0.1:{port}").replace("127.0.0.1:6192", f"127.0.0.1:{metrics}"))
+    shutil.copy(REPO / "conf" / "gateway_plugins.py", tmp_path)  # beside the file, as in conf/
+    gw = gateway_run(text)
+    assert gw.request(path="/healthz")[:3:2] == (200, b"ok\n")
+    assert gw.request(headers={"Host": "blue.propylon.test"})[2] == BLUE
+    assert gw.request(headers={"Host": "www.green.propylon.test"})[2] == GREEN
+    status, headers, _ = gw.request(path="/docs/setup?x=1")
+    assert (status, headers["location"]) == (301, "/guide/setup?x=1")
+    status, headers, body = gw.request(path="/api/echo", headers={"Origin": "https://app.propylon.test"})
+    assert status == 200 and json.loads(body)["path"] == "/echo"
+    assert headers["access-control-allow-origin"] == "https://app.propylon.test"
+    assert headers["x-served-by"] == "propylon" and "server" not in headers and "x-request-id" in headers
+    assert gw.request(path="/private/x")[0] == 401
+    assert gw.request(path="/private/x", headers={"Authorization": "Bearer s3cret-token"})[0] == 200
+    auth = "Basic " + base64.b64encode(b"admin:change-me").decode()
+    assert gw.request(path="/admin/x")[0] == 401
+    assert gw.request(path="/admin/x", headers={"Authorization": auth})[:3:2] == (200, BLUE)
+    assert gw.request(path="/tagged/x")[1]["x-plugin"] == "hello"
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5) as r:
+        assert r.status == 200

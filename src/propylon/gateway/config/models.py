@@ -210,6 +210,8 @@ class HeaderRules(Model):
 
 
 class RouteHeaders(Model):
+    """Header rules for the request sent upstream and the response sent back."""
+
     request: HeaderRules = HeaderRules()
     response: HeaderRules = HeaderRules()
 
@@ -217,11 +219,15 @@ class RouteHeaders(Model):
 # --- plugins ---------------------------------------------------------------------------
 
 class BasicAuthPlugin(Model):
+    """HTTP Basic auth against ``users`` (``{name: password}``)."""
+
     users: dict[str, str] = Field(min_length=1)
     realm: str = "Restricted"
 
 
 class BearerAuthPlugin(Model):
+    """``Authorization: Bearer`` with one of ``tokens``."""
+
     tokens: list[str] = Field(min_length=1)
     realm: Optional[str] = None
 
@@ -293,15 +299,21 @@ class InflightPlugin(Model):
 
 
 class IpPlugin(Model):
+    """Client addresses or CIDR ranges: 403 unless allowed (empty allow: all) and not denied."""
+
     allow: list[str] = []
     deny: list[str] = []
 
 
 class BodySizePlugin(Model):
+    """413 for request bodies over ``max_bytes`` (declared or streamed)."""
+
     max_bytes: int = Field(ge=0)
 
 
 class CorsPlugin(Model):
+    """CORS: preflights answered 204 (403 for other origins), headers added for allowed origins."""
+
     allow_origins: list[str] = Field(min_length=1)
     allow_methods: list[str] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
     allow_headers: list[str] = []
@@ -311,6 +323,8 @@ class CorsPlugin(Model):
 
 
 class RequestIdPlugin(Model):
+    """An id per request in ``header``, upstream and back; an incoming one is kept when trusted."""
+
     header: HeaderName = "X-Request-Id"
     trust_incoming: bool = True
 
@@ -368,6 +382,8 @@ class Route(Model):
 # --- clusters --------------------------------------------------------------------------
 
 class BackendConf(Model):
+    """An upstream server (``ip:port`` or ``name:port``, resolved at load) and its weight."""
+
     address: Address
     weight: int = Field(default=1, ge=1)
 
@@ -415,6 +431,8 @@ class DiscoveryConf(Model):
 
 
 class UpstreamTls(Model):
+    """TLS to the backends: SNI, verification, a CA file, a client certificate."""
+
     sni: str = ""
     verify: bool = True
     ca_file: Optional[str] = None
@@ -422,6 +440,8 @@ class UpstreamTls(Model):
 
 
 class ClusterTimeouts(Model):
+    """Upstream timeouts in seconds; ``read``/``write``/``connect`` expiring answer 504."""
+
     connect: Seconds = 5.0
     read: Seconds = 60.0
     write: Seconds = 60.0
