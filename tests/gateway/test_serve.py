@@ -6,7 +6,7 @@ import json
 import socket
 from collections import Counter
 
-from conftest import free_port, fill
+from gateway_support import free_port, fill
 
 BLUE, GREEN = b"Response from BLUE", b"Response from GREEN"
 
@@ -112,7 +112,7 @@ def test_run_t_on_a_served_file_matches(lab, tmp_path):
     import subprocess
     import sys
 
-    from conftest import REPO
+    from gateway_support import REPO
 
     conf = tmp_path / "g.yaml"
     conf.write_text(fill(ROUTING, lab, free_port()))
@@ -129,7 +129,7 @@ def test_the_shipped_example_config_against_the_lab(gateway_run, lab, tmp_path):
     import shutil
     import urllib.request
 
-    from conftest import REPO
+    from gateway_support import REPO
 
     text = (REPO / "conf" / "gateway.yaml").read_text()
     metrics = free_port()
