@@ -11,6 +11,7 @@ file. With a gateway file, ``-t`` validates it, prints the routing table and exi
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Optional, Sequence
 
@@ -75,6 +76,8 @@ def _run_gateway(opt) -> int:
     server = Server(opt, server_conf(gateway.current.conf, opt.conf))
     server.bootstrap()
     add_gateway_services(server, gateway)
+    # Until the gateway's loop takes SIGHUP over, a reload request must not end the process.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     server.run_forever()
 
 

@@ -51,13 +51,14 @@ class GatewayProcess:
                 raise AssertionError(f"the gateway exited with {self.popen.returncode}:\n{self.log()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
+                break
             except OSError:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"the gateway did not listen within {timeout}s:\n{self.log()}") from None
                 time.sleep(0.05)
+        self.wait_log("SIGHUP reloads it", timeout)  # ready for reloads too
 
-    def wait_log(self, text: str, timeout: float = 10.0) -> None:
+    def wait_log(self, text: str, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while text not in self.log():
             if time.monotonic() > deadline:

@@ -119,3 +119,13 @@ def test_docs_reference_is_the_generated_one():
     text = (REPO / "docs" / "gateway.md").read_text()
     generated = text.split("<!-- reference:begin -->\n", 1)[1].split("<!-- reference:end -->", 1)[0]
     assert generated == reference_markdown(), "regenerate with: python -m propylon.gateway.config --reference"
+
+
+def test_header_names_values_and_methods_are_checked():
+    got = problems(with_route(match={"methods": ["get"]},
+                              respond={"status": 200, "headers": {"X-A": "a\r\nEvil: 1", "bad name": "x"}}))
+    assert got == [
+        "routes[1].match.methods[0]: expected an upper-case method such as GET, got 'get'",
+        "routes[1].respond.headers.X-A: a header value cannot contain CR, LF or NUL, got 'a\\r\\nEvil: 1'",
+        "routes[1].respond.headers: key 'bad name': not a valid header name",
+    ]

@@ -46,8 +46,8 @@ class GatewayProxy(ProxyHttp):
     async def request_filter(self, session, ctx: RequestCtx) -> bool:
         snap = ctx.snapshot
         req = session.req_header
-        found = snap.router.find(self.listener, normalize_host(_authority(req)), req.method, req.path,
-                                 req.headers, req.query)
+        host = normalize_host(_authority(req))
+        found = snap.router.find(self.listener, host, req.method, req.path, req.headers, req.query)
         if found is None:
             await respond(session, 404, _NO_ROUTE, (("Content-Type", "text/plain"),))
             return True
@@ -62,7 +62,7 @@ class GatewayProxy(ProxyHttp):
         if route.kind == REDIRECT:
             redirect = route.conf.redirect
             query = req.query
-            fields = {"host": normalize_host(_authority(req)), "path": req.path,
+            fields = {"host": host, "path": req.path,
                       "query": f"?{query}" if query else ""}
             fields.update((k, v or "") for k, v in ctx.captures.items())
             location = redirect.location.format_map(fields)
@@ -119,7 +119,7 @@ class GatewayProxy(ProxyHttp):
             route.response_rules.apply(upstream_response)
 
     async def fail_to_proxy(self, session, e: Error, ctx: RequestCtx) -> FailToProxy:
-        if e.esource is ErrorSource.UPSTREAM and ctx is not None and ctx.backend is not None:
+        if e.esource is ErrorSource.UPSTREAM and ctx.backend is not None:
             ctx.cluster.report(ctx.backend, False)
         code = 504 if e.etype in _TIMEOUTS and e.esource is ErrorSource.UPSTREAM else default_error_status(e)
         if code > 0:
@@ -127,8 +127,6 @@ class GatewayProxy(ProxyHttp):
         return FailToProxy(code, False)
 
     async def logging(self, session, e: Optional[Error], ctx: RequestCtx) -> None:
-        if ctx is None:
-            return
         if ctx.backend is not None:
             ctx.cluster.release(ctx.backend)
         for guard in ctx.guards:

@@ -206,6 +206,7 @@ class Gateway:
         self.path = snapshot.source
         self._loops: dict[int, tuple[ClusterRuntime, ShutdownWatch, asyncio.Task]] = {}
         self._reloading: Optional[asyncio.Task] = None
+        self._again = False
         self.last_problems: list[ConfigProblem] = []
 
     @classmethod
@@ -243,10 +244,19 @@ class Gateway:
         return []
 
     def _on_sighup(self) -> None:
+        # One reload at a time; a signal during one asks for another right after it,
+        # so the file's latest content is always what ends up applied.
         if self._reloading is not None and not self._reloading.done():
-            log.warning("SIGHUP: a reload is already running; ignored")
+            self._again = True
             return
-        self._reloading = asyncio.ensure_future(self.reload())
+        self._reloading = asyncio.ensure_future(self._reload_until_settled())
+
+    async def _reload_until_settled(self) -> None:
+        while True:
+            self._again = False
+            await self.reload()
+            if not self._again:
+                return
 
     # --- background loops ------------------------------------------------------------------
     def _sync_loops(self) -> None:
@@ -276,6 +286,8 @@ class Gateway:
         except (ValueError, RuntimeError, NotImplementedError):
             log.warning("cannot handle SIGHUP here; reload through Gateway.reload() only")
         self._sync_loops()
+        log.info("gateway serving configuration version %d from %s; SIGHUP reloads it",
+                 self.current.version, self.path)
         try:
             await shutdown.wait()
         finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Union
@@ -23,7 +24,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .crossref import cross_check
-from .models import NOT_AVAILABLE, GatewayConfig
+from .models import NOT_AVAILABLE, PATTERN_HINTS, GatewayConfig
 
 __all__ = ["ConfigProblem", "GatewayConfigError", "load_config", "parse_config", "looks_like_gateway",
            "format_path", "server_conf"]
@@ -177,6 +178,11 @@ def _problems_from(exc: ValidationError, data: Any) -> list[ConfigProblem]:
             out.append(ConfigProblem(format_path(loc[:-1]) or "(top level)", f"missing required key '{loc[-1]}'"))
             continue
         msg = err["msg"]
+        if kind == "string_pattern_mismatch":
+            msg = PATTERN_HINTS.get(err.get("ctx", {}).get("pattern"), msg)
+        if loc and loc[-1] == "[key]":  # a mapping's key, not its value, is wrong
+            out.append(ConfigProblem(format_path(loc[:-2]) or "(top level)", f"key {loc[-2]!r}: {msg}"))
+            continue
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         elif "input" in err and not isinstance(err["input"], (dict, list)):
@@ -209,7 +215,7 @@ def _model_of(annotation: Any) -> Any:
         origin = typing.get_origin(annotation)
         if origin is typing.Annotated:
             annotation = typing.get_args(annotation)[0]
-        elif origin is Union or (origin is not None and str(origin) == "types.UnionType"):
+        elif origin is Union or origin is types.UnionType:
             args = [a for a in typing.get_args(annotation) if a is not type(None)]
             annotation = args[0] if len(args) == 1 else annotation
             if len(args) != 1:

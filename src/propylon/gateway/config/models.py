@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["GatewayConfig", "NOT_AVAILABLE"]
+__all__ = ["GatewayConfig", "NOT_AVAILABLE", "PATTERN_HINTS"]
 
 
 def _compiles(pattern: str) -> str:
@@ -38,7 +38,23 @@ def _address(text: str) -> str:
 Regex = Annotated[str, AfterValidator(_compiles)]
 Address = Annotated[str, AfterValidator(_address)]
 Seconds = Annotated[float, Field(gt=0)]
-HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
+_HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+#: Field values: visible characters, spaces and tabs (no CR, LF or NUL to split a head).
+_HEADER_VALUE = r"^[\t\x20-\x7e\x80-\U0010ffff]*$"
+_METHOD = r"^[A-Z]+$"
+_PLUGIN = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+_HASH_ON = r"^(client_ip|path|uri|(header|query|cookie):.+)$"
+HeaderName = Annotated[str, Field(pattern=_HEADER_NAME)]
+HeaderValue = Annotated[str, Field(pattern=_HEADER_VALUE)]
+
+#: What a value failing one of the patterns above should have been, for error messages.
+PATTERN_HINTS = {
+    _HEADER_NAME: "not a valid header name",
+    _HEADER_VALUE: "a header value cannot contain CR, LF or NUL",
+    _METHOD: "expected an upper-case method such as GET",
+    _PLUGIN: "expected 'module:Class'",
+    _HASH_ON: "expected client_ip, path, uri, header:NAME, query:NAME or cookie:NAME",
+}
 
 #: Keys that are part of the configuration's shape but not served yet: a file that
 #: uses them is refused with this reason rather than having them ignored.
@@ -154,7 +170,7 @@ class Match(Model):
 
     hosts: list[str] = []
     path: Optional[PathMatch] = None
-    methods: list[Annotated[str, Field(pattern=r"^[A-Z]+$")]] = []
+    methods: list[Annotated[str, Field(pattern=_METHOD)]] = []
     headers: list[ValueMatch] = []
     query: list[ValueMatch] = []
 
@@ -169,7 +185,7 @@ class RedirectAction(Model):
     """Answer with a redirect. ``location`` may use ``{host}``, ``{path}``, ``{query}``
     (with its ``?``, empty when there is none) and the path regex's named groups."""
 
-    location: str
+    location: HeaderValue
     status: Literal[301, 302, 303, 307, 308] = 302
 
 
@@ -179,7 +195,7 @@ class FixedResponse(Model):
     status: int = Field(ge=200, le=599)
     body: str = ""
     content_type: str = "text/plain; charset=utf-8"
-    headers: dict[HeaderName, str] = {}
+    headers: dict[HeaderName, HeaderValue] = {}
 
 
 class RegexRewrite(Model):
@@ -204,8 +220,8 @@ class Rewrite(Model):
 class HeaderRules(Model):
     """``set`` replaces, ``add`` appends, ``remove`` drops (applied remove, set, add)."""
 
-    set: dict[HeaderName, str] = {}
-    add: dict[HeaderName, str] = {}
+    set: dict[HeaderName, HeaderValue] = {}
+    add: dict[HeaderName, HeaderValue] = {}
     remove: list[HeaderName] = []
 
 
@@ -332,7 +348,7 @@ class RequestIdPlugin(Model):
 class PythonPlugin(Model):
     """A ``Plugin`` subclass named ``module:Class``, built with ``options``."""
 
-    plugin: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
+    plugin: Annotated[str, Field(pattern=_PLUGIN)]
     options: dict[str, Any] = {}
 
 
@@ -460,7 +476,7 @@ class Cluster(Model):
 
     backends: list[BackendConf] = []
     selection: Literal["round_robin", "weighted", "random", "ketama", "least_conn"] = "round_robin"
-    hash_on: Optional[Annotated[str, Field(pattern=r"^(client_ip|path|uri|(header|query|cookie):.+)$")]] = None
+    hash_on: Optional[Annotated[str, Field(pattern=_HASH_ON)]] = None
     health_check: Optional[HealthCheckConf] = None
     outlier: Optional[OutlierConf] = None
     discovery: DiscoveryConf = DiscoveryConf()

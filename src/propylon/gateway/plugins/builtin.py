@@ -219,8 +219,13 @@ class JwtAuth(Plugin):
         claims = ctx.vars.get("jwt") or {}
         for claim, header in self.claims_to_headers.items():
             value = claims.get(claim)
-            if value is not None:
-                upstream_request.insert_header(header, str(value))
+            if value is None:
+                continue
+            text = str(value)
+            # A claim is data from the token: never let it break the head's framing.
+            if "\r" in text or "\n" in text or "\0" in text:
+                continue
+            upstream_request.insert_header(header, text)
 
 
 def limit_key(per: m.LimitKey, route_name: str) -> Callable[[Any, Any], Any]:
