@@ -65,3 +65,25 @@ def test_all_errors_at_once_and_never_a_traceback(tmp_path):
     out = run_t(bad)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert len(out.stderr.splitlines()) == 3
+
+
+def test_missing_files_are_named(tmp_path):
+    conf = tmp_path / "gateway.yaml"
+    conf.write_text("include: [more.yaml]\nlisteners: [{name: web, address: '127.0.0.1:6188'}]\n")
+    out = run_t(conf)
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [
+        f"{conf}: include[0]: {tmp_path / 'more.yaml'}: cannot read: No such file or directory"]
+    conf.write_text("listeners:\n  - name: tls\n    address: '127.0.0.1:6443'\n    protocol: https\n"
+                    f"    tls: {{default: {{cert: {tmp_path}/none.crt, key: {tmp_path}/none.key}}}}\n")
+    out = run_t(conf)
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [
+        f"{conf}: listeners[0].tls: TLS certificate file {tmp_path}/none.crt does not exist"]
+
+
+def test_a_plain_server_file_keeps_its_meaning(tmp_path):
+    conf = tmp_path / "server.yaml"
+    conf.write_text("threads: 1\n")
+    out = run_t(conf)  # a ServerConf file: -t is the server's own test
+    assert out.returncode == 0 and "Server Test passed" in out.stderr

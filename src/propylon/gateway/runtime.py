@@ -189,6 +189,17 @@ def assemble(prepared: Prepared, version: int, previous: Optional[Snapshot]) -> 
     return Snapshot(version, prepared.conf, prepared.source, prepared.router, prepared.routes, clusters)
 
 
+#: Sections opened once at start; a reload that changes them is refused.
+RESTART_ONLY = ("listeners", "server", "metrics")
+
+
+def restart_only_changes(old: GatewayConfig, new: GatewayConfig) -> list[ConfigProblem]:
+    """Problems for sections a reload cannot apply (sockets are opened at start)."""
+    return [ConfigProblem(key, "changed, but only a restart applies this section "
+                               "(changing it on reload is not available yet)")
+            for key in RESTART_ONLY if getattr(old, key) != getattr(new, key)]
+
+
 def python_modules(conf: GatewayConfig) -> set:
     """The modules of the configuration's Python plugins (imported again on reload)."""
     return {py.plugin.partition(":")[0] for r in conf.routes for py in r.plugins.python}
@@ -224,6 +235,9 @@ class Gateway:
 
         def work() -> Prepared:
             conf = load_config(path)  # type: ignore[arg-type]
+            problems = restart_only_changes(current.conf, conf)
+            if problems:
+                raise GatewayConfigError(problems)
             return prepare(conf, path, python_modules(conf))
 
         try:
