@@ -180,3 +180,12 @@ def test_ip_deny_body_size_and_python_plugin(gateway_run, tmp_path):
     (tmp_path / "gw_test_plugin.py").write_text(PLUGIN.replace("{version}", "v2"))
     gw.reload(gw.conf_path.read_text(), wait_for="configuration version 2 applied")
     assert gw.request(path="/py")[1]["x-stamp"] == "one-v2"
+
+
+def test_a_remembered_jwt_still_expires(gateway_run, rsa_keys):
+    gw = gateway_run(AUTH, keys=rsa_keys[2])
+    token = jwt.encode({"sub": "ann", "iss": "propylon", "exp": int(time.time()) + 2}, SECRET, algorithm="HS256")
+    assert gw.request(path="/hs", headers=bearer(token))[0] == 200
+    assert gw.request(path="/hs", headers=bearer(token))[0] == 200  # from the verified-token memory
+    time.sleep(3.1)
+    assert gw.request(path="/hs", headers=bearer(token))[0] == 403
