@@ -101,3 +101,39 @@ routes:
     out = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-o", "-", "-w", "\\n%{http_version}",
                           f"http://127.0.0.1:{gw.port}/"], capture_output=True, text=True, timeout=20)
     assert out.stdout.splitlines() == ["Response from BLUE", "2"]
+
+
+def test_a_stopped_backend_leaves_rotation_and_returns(gateway_run, lab_chaos):
+    gw = gateway_run("""
+listeners: [{name: web, address: "127.0.0.1:{port}"}]
+clusters:
+  pair:
+    backends: [{address: "{blue}"}, {address: "{green}"}]
+    health_check: {type: http, interval: 0.5, timeout: 0.5}
+    retries: 1
+routes: [{proxy: {cluster: pair}}]
+""")
+    assert {gw.request()[2] for _ in range(4)} == {BLUE, GREEN}
+    blue = lab_chaos.address("blue")
+    lab_chaos.stop("blue")
+    stopped = time.monotonic()
+    gw.wait_log("becomes unhealthy", timeout=5)
+    assert time.monotonic() - stopped < 2 * 0.5 + 1.0  # two check intervals, and the check's own timeout
+    # retries cover the moment before the check noticed; afterwards only green answers
+    assert [gw.request()[:3:2] for _ in range(6)] == [(200, GREEN)] * 6
+    lab_chaos.start("blue")
+    assert lab_chaos.address("blue") == blue
+    gw.wait_log("becomes healthy", timeout=5)
+    assert {gw.request()[2] for _ in range(4)} == {BLUE, GREEN}
+
+
+def test_passive_ejection_after_consecutive_502s(gateway_run):
+    gw = gateway_run("""
+listeners: [{name: web, address: "127.0.0.1:{port}"}]
+clusters:
+  one:
+    backends: [{address: "{blue}"}]
+    outlier: {consecutive_failures: 3, cooldown: 30}
+routes: [{rewrite: {regex: {pattern: ".*", replacement: "/status/502"}}, proxy: {cluster: one}}]
+""")
+    assert [gw.request()[0] for _ in range(5)] == [502, 502, 502, 503, 503]
