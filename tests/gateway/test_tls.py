@@ -56,3 +56,26 @@ def test_https_listener_picks_the_certificate_by_sni_and_offers_h2(gateway_run, 
     echo = json.loads(conn.getresponse().read())
     assert echo["tls"]["sni"] == "advanced.propylon.test" and echo["path"] == "/echo"
     conn.close()
+
+
+def test_cluster_with_a_client_certificate(gateway_run, lab):
+    certs = lab.certs_dir
+    host, port = lab.address("advanced-mtls")
+    gw = gateway_run("""
+listeners: [{name: web, address: "127.0.0.1:{port}"}]
+clusters:
+  with-cert:
+    backends: [{address: "{mtls}"}]
+    tls: {sni: advanced.propylon.test, ca_file: "{certs}/ca.crt",
+          client_cert: {cert: "{certs}/client.crt", key: "{certs}/client.key"}}
+  without-cert:
+    backends: [{address: "{mtls}"}]
+    tls: {sni: advanced.propylon.test, ca_file: "{certs}/ca.crt"}
+routes:
+  - {match: {path: {prefix: /no/}}, rewrite: {strip_prefix: /no}, proxy: {cluster: without-cert}}
+  - {proxy: {cluster: with-cert}}
+""", certs=certs, mtls=f"{host}:{port}")
+    status, _, body = gw.request(path="/")
+    assert (status, body) == (200, b"Response from mTLS Protected Upstream. Hello, Authenticated Client!")
+    status, _, body = gw.request(path="/no/")  # the lab answers as nginx does without a certificate
+    assert status == 400 and b"No required SSL certificate was sent" in body
