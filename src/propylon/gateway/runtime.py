@@ -247,6 +247,10 @@ class Gateway:
             log.error("reload of %s refused; still serving version %d:\n%s", path, current.version,
                       "\n".join(f"  {p}" for p in e.problems))
             return e.problems
+        except Exception as e:  # a defect, not a configuration problem: say so, keep serving
+            log.exception("reload of %s failed; still serving version %d", path, current.version)
+            self.last_problems = [ConfigProblem("", f"reload failed: {type(e).__name__}: {e}")]
+            return self.last_problems
         if self.current is not current:  # another reload won meanwhile: build on it
             current = self.current
         snapshot = assemble(prepared, current.version + 1, current)
