@@ -157,6 +157,7 @@ def test_cors_preflight_and_response_headers(gateway_run, tmp_path):
     assert headers["access-control-allow-origin"] == "https://app.test"
     assert "PUT" in headers["access-control-allow-methods"]
     assert headers["access-control-allow-headers"] == "Authorization"
+    assert "content-length" not in headers
     assert gw.request("OPTIONS", "/cors/x", headers={
         "Origin": "https://evil.test", "Access-Control-Request-Method": "PUT"})[0] == 403
     status, headers, _ = gw.request(path="/cors/x", headers={"Origin": "https://app.test"})

@@ -197,6 +197,12 @@ class FixedResponse(Model):
     content_type: str = "text/plain; charset=utf-8"
     headers: dict[HeaderName, HeaderValue] = {}
 
+    @model_validator(mode="after")
+    def _bodyless(self) -> "FixedResponse":
+        if self.status in (204, 304) and self.body:
+            raise ValueError(f"a {self.status} response has no body")
+        return self
+
 
 class RegexRewrite(Model):
     """Replace the first match of ``pattern`` in the path (``\\g<name>`` refers to groups)."""

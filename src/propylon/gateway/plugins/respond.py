@@ -8,6 +8,8 @@ from ...protocols.http.header import ResponseHeader
 
 __all__ = ["reject", "respond"]
 
+_NO_BODY = frozenset({204, 304})
+
 
 async def respond(session: Any, status: int, body: Union[bytes, str] = b"",
                   headers: Iterable[tuple[str, str]] = (), rules: Any = None) -> None:
@@ -21,7 +23,8 @@ async def respond(session: Any, status: int, body: Union[bytes, str] = b"",
     resp = ResponseHeader.build(status)
     for name, value in headers:
         resp.append_header(name, value)
-    resp.insert_header(b"Content-Length", str(len(body)).encode())
+    if status not in _NO_BODY:  # RFC 9110 8.6: never a Content-Length on 204 or 304
+        resp.insert_header(b"Content-Length", str(len(body)).encode())
     if rules is not None:
         rules.apply(resp)
     if not session.is_body_done():
