@@ -121,3 +121,40 @@ def test_health_is_kept_for_backends_that_stay(gateway_run, lab):
         assert {b for _, _, b in answers} == {BLUE, GREEN}
     finally:
         silent.close()
+
+
+def test_five_reloads_under_wrk_load_fail_no_request(gateway_run, lab):
+    """wrk keeps 32 connections busy while the file changes five times (a route moved,
+    a route added, backends changed, a route removed, back again); each change is live
+    within 1 s and wrk counts no error and no non-2xx answer."""
+    import re
+    import subprocess
+
+    gw = gateway_run(BASE % "blue")
+    blue, green = ("{}:{}".format(*lab.address(n)) for n in ("blue", "green"))
+    base = gw.conf_path.read_text()
+    changes = [
+        (base.replace("cluster: blue}}\n  - {match: {path: {exact: /slow", "cluster: green}}\n  - {match: {path: {exact: /slow"),
+         "/x", GREEN),
+        (base.replace("routes:\n", "routes:\n  - {match: {path: {exact: /new}}, respond: {status: 200, body: new}}\n"),
+         "/new", b"new"),
+        (base.replace(f'blue: {{backends: [{{address: "{blue}"}}]}}', f'blue: {{backends: [{{address: "{green}"}}]}}'),
+         "/x", GREEN),
+        (base, "/x", BLUE),
+        (base.replace("cluster: blue}}\n  - {match: {path: {exact: /slow", "cluster: green}}\n  - {match: {path: {exact: /slow"),
+         "/x", GREEN),
+    ]
+    wrk = subprocess.Popen(["wrk", "-t1", "-c32", "-d8s", f"http://127.0.0.1:{gw.port}/x"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1)
+    for version, (text, path, expected) in enumerate(changes, start=2):
+        signalled = time.monotonic()
+        gw.reload(text)
+        while gw.request(path=path)[2] != expected:
+            assert time.monotonic() - signalled < 1.0, f"change {version} not live within 1 s of SIGHUP"
+            time.sleep(0.02)
+        gw.wait_log(f"configuration version {version} applied")
+        time.sleep(0.8)
+    out, _ = wrk.communicate(timeout=30)
+    assert "Non-2xx" not in out and "Socket errors" not in out, out
+    assert int(re.search(r"(\d+) requests in", out).group(1)) > 1000, out
