@@ -1,11 +1,17 @@
 """The ``propylon`` command.
 
-    propylon run [-c server.yaml] [-d] [-u] [-t]   the gateway (no gateway config: the embedded demo)
-    propylon lab [--certs DIR] [--only ...]        Propylon City, the loopback lab upstreams
+    propylon run [-c FILE] [-d] [-u] [-t]   the gateway (no config: the embedded demo)
+    propylon lab [--certs DIR] [--only ...]  Propylon City, the loopback lab upstreams
+
+``-c`` takes a gateway file (one with ``listeners``/``routes``/``clusters``/``include``
+at the top; its ``server:`` section holds the server options) or a plain server
+file. With a gateway file, ``-t`` validates it, prints the routing table and exits
+(status 1 and one line per problem when it is refused).
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Optional, Sequence
 
@@ -29,14 +35,49 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _run(argv: list[str]) -> int:
+    from .server.options import Opt
+
+    opt = Opt.parse_args(argv)
+    if opt.conf:
+        from .gateway.config import looks_like_gateway
+
+        if looks_like_gateway(opt.conf):
+            return _run_gateway(opt)
     from .gateway import demo
     from .server.server import Server
 
-    server = Server.from_args(argv)
+    server = Server(opt)
     server.bootstrap()
     demo.start_lab()
     demo.build(server)
     print(demo.BANNER, flush=True)
+    server.run_forever()
+
+
+def _run_gateway(opt) -> int:
+    from .gateway.config import GatewayConfigError, server_conf
+    from .gateway.runtime import Gateway
+    from .gateway.serve import add_gateway_services, listener_problems, routing_table
+    from .server.server import Server
+
+    try:
+        gateway = Gateway.from_file(opt.conf)
+        problems = listener_problems(gateway.current)
+        if problems:
+            raise GatewayConfigError(problems)
+    except GatewayConfigError as e:
+        for problem in e.problems:
+            print(f"{opt.conf}: {problem}", file=sys.stderr)
+        return 1
+    if opt.test:
+        print(routing_table(gateway.current))
+        print(f"{opt.conf}: configuration OK", file=sys.stderr)
+        return 0
+    server = Server(opt, server_conf(gateway.current.conf, opt.conf))
+    server.bootstrap()
+    add_gateway_services(server, gateway)
+    # Until the gateway's loop takes SIGHUP over, a reload request must not end the process.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     server.run_forever()
 
 

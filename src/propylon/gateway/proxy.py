@@ -1,0 +1,137 @@
+"""``GatewayProxy``: the ``ProxyHttp`` that serves a gateway snapshot on one listener.
+
+Each request takes the gateway's current snapshot in ``new_ctx`` and keeps it: the
+route, its plugins and its cluster all come from that one snapshot. Errors map as
+in nginx and Envoy: no route 404, no ready backend 503, an upstream timeout 504,
+another upstream failure 502.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..errors import Error, ErrorSource, ErrorType
+from ..proxy import ProxyHttp
+from ..proxy.proxy_trait import FailToProxy, default_error_status
+from ..upstreams.peer import HttpPeer
+from .plugins.respond import respond
+from .router import normalize_host
+from .runtime import PROXY, REDIRECT, Gateway, RequestCtx
+
+__all__ = ["GatewayProxy"]
+
+_TIMEOUTS = frozenset({ErrorType.READ_TIMEDOUT, ErrorType.WRITE_TIMEDOUT, ErrorType.CONNECT_TIMEDOUT,
+                       ErrorType.TLS_HANDSHAKE_TIMEDOUT})
+_FAILED_STATUS = frozenset({502, 503, 504})
+_NO_ROUTE = b"no route for this request\n"
+
+
+def _authority(req: Any) -> Optional[str]:
+    host = req.headers.get("host")
+    if host is None and req.uri.startswith(("http://", "https://")):
+        host = req.uri.split("/", 3)[2]
+    return host
+
+
+class GatewayProxy(ProxyHttp):
+    """Routes, plugins and clusters from the :class:`Gateway`'s current snapshot."""
+
+    def __init__(self, gateway: Gateway, listener: str) -> None:
+        self.gateway = gateway
+        self.listener = listener
+
+    def new_ctx(self) -> RequestCtx:
+        return RequestCtx(self.gateway.current)
+
+    async def request_filter(self, session, ctx: RequestCtx) -> bool:
+        snap = ctx.snapshot
+        req = session.req_header
+        host = normalize_host(_authority(req))
+        found = snap.router.find(self.listener, host, req.method, req.path, req.headers, req.query)
+        if found is None:
+            await respond(session, 404, _NO_ROUTE, (("Content-Type", "text/plain"),))
+            return True
+        route = ctx.route = snap.routes[found.route.index]
+        ctx.captures = found.captures
+        for hook in route.request_hooks:
+            if await hook(session, ctx):
+                return True
+        if route.kind == PROXY:
+            ctx.cluster = snap.clusters[route.cluster]
+            return False
+        if route.kind == REDIRECT:
+            redirect = route.conf.redirect
+            query = req.query
+            fields = {"host": host, "path": req.path,
+                      "query": f"?{query}" if query else ""}
+            fields.update((k, v or "") for k, v in ctx.captures.items())
+            location = redirect.location.format_map(fields)
+            await respond(session, redirect.status, b"", (("Location", location),), route.response_rules)
+            return True
+        fixed = route.conf.respond
+        headers = [("Content-Type", fixed.content_type), *fixed.headers.items()]
+        await respond(session, fixed.status, fixed.body, headers, route.response_rules)
+        return True
+
+    async def upstream_peer(self, session, ctx: RequestCtx) -> HttpPeer:
+        cluster = ctx.cluster
+        backend = cluster.select(session, ctx.tried)
+        if backend is None:
+            raise Error.explain(ErrorType.http_status(503), f"no ready backend in cluster {cluster.name}")
+        ctx.backend = backend
+        ctx.tried.append(backend)
+        cluster.acquire(backend)
+        return cluster.peer(backend)
+
+    def fail_to_connect(self, session, peer, ctx: RequestCtx, e: Error) -> Error:
+        # Nothing was sent: any method may move on to the next backend.
+        cluster, backend = ctx.cluster, ctx.backend
+        cluster.release(backend)
+        cluster.report(backend, False)
+        ctx.backend = None
+        if len(ctx.tried) <= cluster.retries:
+            e.set_retry(True)
+        return e
+
+    async def upstream_request_filter(self, session, upstream_request, ctx: RequestCtx) -> None:
+        route = ctx.route
+        path = route.rewrite(upstream_request.path)
+        if path is not None:
+            query = upstream_request.query
+            upstream_request.set_uri(f"{path}?{query}" if query else path)
+        if route.request_rules is not None:
+            route.request_rules.apply(upstream_request)
+        for hook in route.upstream_request_hooks:
+            await hook(session, upstream_request, ctx)
+
+    async def request_body_filter(self, session, body, end_of_stream, ctx: RequestCtx):
+        if body and ctx.body_limit is not None:
+            ctx.body_limit.add(len(body))
+        return None
+
+    async def response_filter(self, session, upstream_response, ctx: RequestCtx) -> None:
+        route = ctx.route
+        if ctx.backend is not None:
+            ctx.cluster.report(ctx.backend, upstream_response.status not in _FAILED_STATUS)
+        for hook in route.response_hooks:
+            await hook(session, upstream_response, ctx)
+        if route.response_rules is not None:
+            route.response_rules.apply(upstream_response)
+
+    async def fail_to_proxy(self, session, e: Error, ctx: RequestCtx) -> FailToProxy:
+        if e.esource is ErrorSource.UPSTREAM and ctx.backend is not None:
+            ctx.cluster.report(ctx.backend, False)
+        code = 504 if e.etype in _TIMEOUTS and e.esource is ErrorSource.UPSTREAM else default_error_status(e)
+        if code > 0:
+            await session.respond_error(code)
+        return FailToProxy(code, False)
+
+    async def logging(self, session, e: Optional[Error], ctx: RequestCtx) -> None:
+        if ctx.backend is not None:
+            ctx.cluster.release(ctx.backend)
+        for guard in ctx.guards:
+            guard.release()
+        route = ctx.route
+        if route is not None:
+            for hook in route.logging_hooks:
+                await hook(session, e, ctx)

@@ -1,0 +1,106 @@
+"""Turning a gateway file into a server's services, and printing its routing table."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from ..protocols.http.v1.server import HttpServerOptions
+from ..protocols.tls.settings import TlsConfigError, TlsSettings
+from ..proxy import http_proxy_service
+from ..services import background_service
+from .config.load import ConfigProblem
+from .config.models import Listener
+from .proxy import GatewayProxy
+from .runtime import PROXY, REDIRECT, Gateway, Snapshot
+
+__all__ = ["add_gateway_services", "routing_table", "listener_problems"]
+
+
+def _tls_settings(listener: Listener) -> TlsSettings:
+    tls = listener.tls
+    settings = TlsSettings.intermediate(tls.default.cert, tls.default.key)  # type: ignore[union-attr]
+    for entry in tls.certificates:  # type: ignore[union-attr]
+        for name in entry.server_names:
+            settings.add_certificate(name, entry.cert, entry.key)
+    settings.min_version = ssl.TLSVersion.TLSv1_3 if tls.min_version == "1.3" else ssl.TLSVersion.TLSv1_2  # type: ignore[union-attr]
+    if listener.h2:
+        settings.enable_h2()
+    return settings
+
+
+def listener_problems(snapshot: Snapshot) -> list[ConfigProblem]:
+    """Certificates that cannot be loaded, named by path (checked by ``-t`` too)."""
+    out = []
+    for i, listener in enumerate(snapshot.conf.listeners):
+        if listener.tls is not None:
+            try:
+                _tls_settings(listener).build_context()
+            except TlsConfigError as e:
+                out.append(ConfigProblem(f"listeners[{i}].tls", str(e)))
+    return out
+
+
+def add_gateway_services(server: Any, gateway: Gateway) -> None:
+    """One proxy service per listener, the gateway's background service, and metrics."""
+    conf = gateway.current.conf
+    services: list = []
+    for listener in conf.listeners:
+        t = listener.timeouts
+        options = HttpServerOptions(header_read_timeout=t.header_read, keepalive_timeout=t.keepalive,
+                                    body_read_timeout=t.body_read, write_timeout=t.write, h2c=listener.h2c)
+        service = http_proxy_service(server.configuration, GatewayProxy(gateway, listener.name),
+                                     name=f"gateway listener {listener.name}", server_options=options)
+        if listener.tls is not None:
+            service.add_tls_with_settings(listener.address, _tls_settings(listener))
+        else:
+            service.add_tcp(listener.address)
+        services.append(service)
+    services.append(background_service("gateway", gateway))
+    if conf.metrics is not None:
+        from ..metrics import prometheus_http_service
+
+        metrics = prometheus_http_service()
+        metrics.add_tcp(conf.metrics.address)
+        services.append(metrics)
+    server.add_services(services)
+
+
+def _action(snapshot: Snapshot, route: Any) -> str:
+    conf = route.conf
+    if route.kind == PROXY:
+        cluster = snapshot.clusters[route.cluster]
+        text = f"proxy → {route.cluster} ({cluster.describe()})"
+        rw = conf.rewrite
+        if rw is not None:
+            text += f", strip {rw.strip_prefix}" if rw.strip_prefix else f", rewrite {rw.regex.pattern} → {rw.regex.replacement}"
+    elif route.kind == REDIRECT:
+        text = f"redirect {conf.redirect.status} → {conf.redirect.location}"
+    else:
+        text = f"respond {conf.respond.status}"
+    plugins = [k for k in ("request_id", "ip", "cors", "basic_auth", "bearer_auth", "api_key", "jwt",
+                           "rate_limit", "inflight", "body_size") if getattr(conf.plugins, k) is not None]
+    plugins += [p.plugin for p in conf.plugins.python]
+    if plugins:
+        text += f"  [{', '.join(plugins)}]"
+    return text
+
+
+def routing_table(snapshot: Snapshot) -> str:
+    """The effective table: per listener, per host, the routes in the order they are tried."""
+    lines = []
+    for listener in snapshot.conf.listeners:
+        scheme = listener.protocol + ("+h2" if listener.protocol == "https" and listener.h2 else "")
+        scheme += "+h2c" if listener.h2c else ""
+        lines.append(f"listener {listener.name} ({scheme}://{listener.address})")
+        for host, compiled in snapshot.router.table(listener.name):
+            lines.append(f"  host {host}")
+            if not compiled:
+                lines.append("    (no route: 404)")
+            width = max((len(c.describe_match()) for c in compiled), default=0)
+            for c in compiled:
+                route = snapshot.routes[c.index]
+                prio = f" priority {c.conf.priority}" if c.conf.priority else ""
+                lines.append(f"    {c.describe_match():<{width}}  {_action(snapshot, route)}  "
+                             f"(route {c.name}{prio})")
+    return "\n".join(lines)
