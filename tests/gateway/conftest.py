@@ -7,7 +7,8 @@ from typing import Iterator
 
 import pytest
 
-from gateway_support import GatewayProcess, fill, free_port
+from gateway_support import GatewayProcess, fill
+from support import free_port
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import threading
 import time
 from collections import Counter
 
-from gateway_support import free_port
+from support import free_port
 
 BLUE, GREEN = b"Response from BLUE", b"Response from GREEN"
 

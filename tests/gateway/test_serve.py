@@ -6,7 +6,8 @@ import json
 import socket
 from collections import Counter
 
-from gateway_support import free_port, fill
+from gateway_support import fill
+from support import free_port
 
 BLUE, GREEN = b"Response from BLUE", b"Response from GREEN"
 

@@ -22,7 +22,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..server.shutdown import ShutdownWatch
+from ..shutdown import ShutdownWatch
 from .clusters import ClusterRuntime, PreparedCluster, assemble_cluster, prepare_cluster
 from .config import GatewayConfig, GatewayConfigError, load_config
 from .config.load import ConfigProblem
