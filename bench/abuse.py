@@ -45,6 +45,7 @@ from typing import Callable
 from . import attacks
 from . import wrk as wrk_mod
 from .attacks import Origin, Outcome
+from .cli import on_sigterm, progress
 from .idle import idle_rows, raise_nofile
 from .machine import find_tools, machine_info, missing_tools_message
 from .nginx import start_nginx
@@ -315,14 +316,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
-def _progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
@@ -331,27 +324,27 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in wanted if n not in KNOWN]
     servers = [s for s in args.servers.split(",") if s]
     if unknown:
-        _progress(f"unknown: {', '.join(unknown)}; known: {', '.join(KNOWN)}")
+        progress(f"unknown: {', '.join(unknown)}; known: {', '.join(KNOWN)}")
         return 2
     if not servers or not set(servers) <= {"nginx", "propylon"}:
-        _progress("--servers takes nginx, propylon or both")
+        progress("--servers takes nginx, propylon or both")
         return 2
     if args.duration <= 0 or args.idle_connections < 1 or args.legit_requests < 1:
-        _progress("--duration, --idle-connections and --legit-requests must be > 0")
+        progress("--duration, --idle-connections and --legit-requests must be > 0")
         return 2
     tools, missing = find_tools(["nginx", "h2load", "wrk"])
     if missing:
-        _progress(missing_tools_message(missing))
+        progress(missing_tools_message(missing))
         return 2
     raise_nofile(2 * args.idle_connections + 256)
     machine = machine_info(tools)
     command = shlex.join(["python", "-m", "bench.abuse", *argv])
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     root = Path(tempfile.mkdtemp(prefix="propylon-abuse-"))
     bench = Workbench(root, BenchParams(), tools)
     origin = Origin()
     harness = Harness(bench, origin, args.duration, args.hang_wait or args.duration, args.legit_requests,
-                      _progress)
+                      progress)
     idle_text = ""
     try:
         for attack in ATTACKS:
@@ -365,15 +358,15 @@ def main(argv: list[str] | None = None) -> int:
             for server in servers:
                 harness.killed(server)
         if "idle" in wanted:
-            idle_text = idle_rows(bench, servers, args.idle_connections, _progress)
+            idle_text = idle_rows(bench, servers, args.idle_connections, progress)
     except KeyboardInterrupt:
-        _progress("interrupted; stopping servers")
+        progress("interrupted; stopping servers")
     finally:
         bench.procs.stop_all()
         origin.close()
         signal.signal(signal.SIGTERM, previous)
         if args.keep_tmp:
-            _progress(f"kept {root}")
+            progress(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
     if harness.rows:

@@ -60,12 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
+def on_sigterm(signum: int, frame: object) -> None:
     # Unwind through the finally blocks so every child is stopped.
     raise SystemExit(128 + signum)
 
 
-def _progress(text: str) -> None:
+def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
@@ -81,20 +81,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if min(args.duration, args.connections, args.threads, args.loadgen_threads, args.repeat,
            args.h2_streams) < 1 or args.warmup < 0:
-        _progress("--duration, --connections, --threads, --loadgen-threads, --repeat and "
+        progress("--duration, --connections, --threads, --loadgen-threads, --repeat and "
                   "--h2-streams must be >= 1, --warmup >= 0")
         return 2
     if args.connections < args.loadgen_threads:
-        _progress("--connections must be at least --loadgen-threads (wrk needs one per thread)")
+        progress("--connections must be at least --loadgen-threads (wrk needs one per thread)")
         return 2
     try:
         scenarios = select(args.only)
     except KeyError as exc:
-        _progress(str(exc.args[0]))
+        progress(str(exc.args[0]))
         return 2
     tools, missing = find_tools(t for s in scenarios for t in s.tools)
     if missing:
-        _progress(missing_tools_message(missing))
+        progress(missing_tools_message(missing))
         return 2
 
     params = BenchParams(connections=args.connections, loadgen_threads=args.loadgen_threads,
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                          h2_streams=args.h2_streams, repeat=args.repeat)
     command = shlex.join(["python", "-m", "bench", *argv])
     machine = machine_info(tools)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     root = Path(tempfile.mkdtemp(prefix="propylon-bench-"))
     bench = Workbench(root, params, tools)
     results: list[ScenarioResult] = []
@@ -112,19 +112,19 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in scenarios:
             groups.setdefault(scenario.group, []).append(scenario)
         for group in groups.values():
-            for result in bench.run_group(group, _progress):
+            for result in bench.run_group(group, progress):
                 if result.status != "ok":
-                    _progress(f"  {result.name} {result.status}: "
+                    progress(f"  {result.name} {result.status}: "
                               f"{result.note.splitlines()[0] if result.note else ''}")
                 results.append(result)
     except KeyboardInterrupt:
-        _progress("interrupted; stopping servers")
+        progress("interrupted; stopping servers")
         interrupted = True
     finally:
         bench.procs.stop_all()
         signal.signal(signal.SIGTERM, previous)
         if args.keep_tmp:
-            _progress(f"kept {root}")
+            progress(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
 
