@@ -25,7 +25,7 @@ class HttpProxyApp(HttpServerApp):
     """
 
     def __init__(self, proxy: ProxyHttp, conf=None, server_options: Optional[HttpServerOptions] = None,
-                 h2_options: Optional["H2Options"] = None) -> None:
+                 h2_options: Optional["H2Options"] = None, observer=None) -> None:
         if not isinstance(proxy, ProxyHttp):
             raise TypeError(f"http_proxy_service needs a ProxyHttp, got {type(proxy).__name__}")
         if type(proxy).upstream_peer is ProxyHttp.upstream_peer:
@@ -33,6 +33,7 @@ class HttpProxyApp(HttpServerApp):
         super().__init__(server_options, h2_options)
         self.proxy = proxy
         self.conf = conf
+        self.observer = observer
         self._engine: Optional[HttpProxyEngine] = None
 
     @property
@@ -46,7 +47,10 @@ class HttpProxyApp(HttpServerApp):
                 ca_file=getattr(c, "ca_file", None),
                 bind_to_v4=tuple(getattr(c, "client_bind_to_ipv4", ()) or ()),
                 bind_to_v6=tuple(getattr(c, "client_bind_to_ipv6", ()) or ()),
+                observer=self.observer,
             )
+            if self.observer is not None:
+                self.observer.attach(self)
         return self._engine
 
     async def process_new_http(self, session: DownstreamSession) -> bool:
@@ -61,18 +65,22 @@ class HttpProxyApp(HttpServerApp):
         await super().wait_drained()
         if self._engine is not None:
             self._engine.connector.close()
+        if self.observer is not None:
+            self.observer.close()
 
 
 def http_proxy_service(conf, proxy: ProxyHttp, name: str = "Propylon HTTP Proxy Service",
                        server_options: Optional[HttpServerOptions] = None,
-                       h2_options: Optional["H2Options"] = None):
+                       h2_options: Optional["H2Options"] = None, observer=None):
     """A listening service that proxies HTTP with ``proxy``; add endpoints with
     ``add_tcp``/``add_uds`` and hand it to ``Server.add_service``.
 
     ``server_options`` holds the HTTP/1 limits; ``h2_options`` the HTTP/2 ones
     (streams, windows, flood limits: see ``propylon.H2Options``),
     by default nginx-like limits with the idle timeout and head size taken from
-    ``server_options``."""
+    ``server_options``. ``observer``: a :class:`propylon.metrics.Observability` for
+    built-in metrics, access log, request ids and tracing (None: none of it, at no
+    cost)."""
     from ..services.listening import Service
 
-    return Service(name, HttpProxyApp(proxy, conf, server_options, h2_options))
+    return Service(name, HttpProxyApp(proxy, conf, server_options, h2_options, observer))

@@ -32,7 +32,7 @@ class Session:
     """
 
     __slots__ = ("downstream", "req_header", "_retry_buf", "_retry_len", "retry_buffer_truncated",
-                 "upstream_reused")
+                 "upstream_reused", "observation")
 
     def __init__(self, downstream: "DownstreamSession") -> None:
         self.downstream = downstream
@@ -41,6 +41,8 @@ class Session:
         self._retry_len = 0
         self.retry_buffer_truncated = False
         self.upstream_reused = False
+        #: the observer's record of this request (``propylon.metrics``), or None
+        self.observation = None
 
     # --- the connection ------------------------------------------------------------
     @property

@@ -1,0 +1,298 @@
+"""``Observability``: built-in metrics, access log, request ids and tracing for a proxy.
+
+Handed to ``http_proxy_service(conf, proxy, observer=Observability(conf, ...))``,
+it is called by the request engine at a few points of every request (start, each
+upstream attempt, the upstream's response head, the end). The engine records
+nothing and calls nothing of this when no observer is set.
+
+Each request gets a :class:`RequestRecord` (``session.observation``), which keeps
+the timestamps and the attempt count, and at the end feeds the metrics, the access
+log and the spans from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from time import perf_counter, time
+from typing import Any, Optional
+
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from .access_log import AccessLogConfig, AccessLogWriter, combined_line, json_line
+from .builtin import BuiltinMetrics, method_label, status_class
+from .tracing import OtelSpans, TraceContext, new_request_id, otel_tracer, valid_request_id
+
+__all__ = ["Observability", "RequestRecord"]
+
+log = logging.getLogger("propylon.metrics")
+
+_X_REQUEST_ID = b"x-request-id"
+_TRACEPARENT = b"traceparent"
+
+
+class Observability:
+    """What a proxy service reports about its requests. Everything is optional:
+
+    * ``metrics`` (True): the built-in ``propylon_*`` metrics, registered in
+      ``registry`` (prometheus_client's default, which ``prometheus_http_service()``
+      serves). With ``conf.threads`` > 1 the workers' values are summed through
+      files in ``metrics_dir`` (default: a new temporary directory).
+    * ``access_log``: an :class:`AccessLogConfig` (or a mapping of its fields).
+    * ``request_id`` (True): keep or make ``X-Request-Id``, send it upstream and back.
+    * ``trace_context`` (True): pass W3C ``traceparent`` upstream with a new span id.
+    * ``otel`` (False): OpenTelemetry spans (needs ``opentelemetry-sdk``): True uses
+      the global tracer provider, or pass a ``TracerProvider``.
+    * ``service``: the ``service`` label and access-log field.
+
+    One ``Observability`` serves one proxy service; :meth:`for_service` gives
+    another service its own label while sharing the metrics and the access log.
+    """
+
+    def __init__(self, conf: Any = None, *, service: str = "proxy", metrics: bool = True,
+                 access_log: Any = None, request_id: bool = True, trace_context: bool = True,
+                 otel: Any = False, registry: Optional[CollectorRegistry] = None,
+                 metrics_dir: Optional[str] = None) -> None:
+        self.service = service
+        self.request_id = request_id
+        self.trace_context = trace_context or otel is not False
+        self.metrics: Optional[BuiltinMetrics] = None
+        if metrics:
+            workers = getattr(conf, "threads", 1) or 1
+            self.metrics = (BuiltinMetrics.for_workers(metrics_dir) if workers > 1
+                            else BuiltinMetrics())
+            (registry if registry is not None else REGISTRY).register(self.metrics)
+        if access_log is not None and not isinstance(access_log, AccessLogConfig):
+            access_log = AccessLogConfig.from_mapping(access_log)
+        self.access_log = AccessLogWriter(access_log) if access_log is not None else None
+        self.tracer = None
+        if otel is not False:
+            self.tracer = otel_tracer(None if otel is True else otel)
+            if self.tracer is None:
+                raise ValueError("otel: True needs the opentelemetry-sdk package (pip install opentelemetry-sdk)")
+        #: upstream connections this service's requests hold right now (this worker)
+        self.upstream_in_use = 0
+
+    def for_service(self, service: str) -> "Observability":
+        """The same metrics, access log and settings under another ``service`` label."""
+        other = object.__new__(Observability)
+        other.__dict__.update(self.__dict__)
+        other.service = service
+        other.upstream_in_use = 0
+        return other
+
+    def limiter_decision(self, limiter: str, allowed: bool) -> None:
+        """Count a limiter's decision (``propylon_limiter_decisions_total``)."""
+        if self.metrics is not None:
+            self.metrics.limiter_decision(limiter, allowed)
+
+    def watch_balancer(self, name: str, balancer: Any) -> None:
+        """Expose a load balancer's backend health (``propylon_backend_healthy``)."""
+        if self.metrics is not None:
+            self.metrics.watch_balancer(name, balancer)
+
+    # --- called by the proxy app and the engine ----------------------------------------------
+    def attach(self, app: Any) -> None:
+        """The proxy app made its engine (in the worker, loop running): watch its
+        connections and pool, start the flush timers and the log writer."""
+        if self.metrics is not None:
+            self.metrics.gauge_sources.append(lambda: self._gauges(app))
+            self.metrics.start_flushing()
+        if self.access_log is not None:
+            self.access_log.start()
+
+    def _gauges(self, app: Any) -> dict:
+        engine = app.engine
+        svc = self.service
+        return {
+            "propylon_downstream_connections": {(svc,): app.open_connections()},
+            "propylon_upstream_connections": {(svc, "idle"): len(engine.connector.pool),
+                                              (svc, "in_use"): self.upstream_in_use},
+        }
+
+    def close(self) -> None:
+        """Write out what is buffered (the service is stopping)."""
+        if self.access_log is not None:
+            self.access_log.close()
+        if self.metrics is not None:
+            self.metrics.flush_now()
+
+    def request_start(self, session: Any) -> "RequestRecord":
+        return RequestRecord(self, session)
+
+
+class RequestRecord:
+    """One request as the observer follows it (``session.observation``)."""
+
+    __slots__ = ("obs", "session", "start", "request_id", "trace", "spans", "attempts",
+                 "peer_label", "attempt_start", "connected_at", "connect_time", "reused",
+                 "header_time", "attempt_error", "upstream_time", "in_use", "attempt_open")
+
+    def __init__(self, obs: Observability, session: Any) -> None:
+        self.obs = obs
+        self.session = session
+        self.start = perf_counter()
+        self.attempts = 0
+        self.peer_label: Optional[str] = None
+        self.attempt_start = 0.0
+        self.connected_at = 0.0
+        self.connect_time: Optional[float] = None
+        self.reused: Optional[bool] = None
+        self.header_time: Optional[float] = None
+        self.attempt_error: Optional[BaseException] = None
+        self.upstream_time = 0.0
+        self.in_use = False
+        self.attempt_open = False
+        self.request_id: Optional[str] = None
+        self.trace: Optional[TraceContext] = None
+        self.spans: Optional[OtelSpans] = None
+        headers = session.req_header.headers
+        if obs.request_id:
+            rid = headers.get_bytes(_X_REQUEST_ID)
+            if valid_request_id(rid):
+                self.request_id = rid.decode("ascii")
+            else:
+                self.request_id = new_request_id()
+                headers.insert(_X_REQUEST_ID, self.request_id.encode())
+        if obs.trace_context:
+            self.trace = TraceContext.from_header(headers.get_bytes(_TRACEPARENT), obs.tracer is not None)
+            if obs.tracer is not None:
+                req = session.req_header
+                self.spans = OtelSpans(obs.tracer, self.trace, f"{req.method} proxy", {
+                    "http.request.method": req.method, "url.path": req.path,
+                    "propylon.service": obs.service})
+
+    # --- per upstream attempt ----------------------------------------------------------------
+    def upstream_attempt(self, peer: Any) -> None:
+        """An attempt starts: ``peer`` was chosen (called before connecting)."""
+        metrics = self.obs.metrics
+        label = metrics.upstream_label(peer.address) if metrics is not None else _plain_label(peer.address)
+        if self.attempts and metrics is not None:
+            metrics.inc("propylon_upstream_retries", (self.obs.service, self.peer_label))
+        self.attempts += 1
+        self.attempt_open = True
+        self.peer_label = label
+        self.attempt_start = perf_counter()
+        self.connect_time = self.header_time = self.reused = None
+        self.attempt_error = None
+        if self.trace is not None:
+            span_id = self.spans.start_attempt(self.attempts, label) if self.spans is not None else None
+            self.session.req_header.headers.insert(_TRACEPARENT, self.trace.child_header(span_id).encode())
+
+    def upstream_connected(self, reused: bool) -> None:
+        now = perf_counter()
+        self.reused = reused
+        self.connected_at = now
+        self.in_use = True
+        self.obs.upstream_in_use += 1
+        metrics = self.obs.metrics
+        if metrics is not None:
+            labels = (self.obs.service, self.peer_label)
+            if reused:
+                metrics.inc("propylon_upstream_connections_reused", labels)
+            else:
+                self.connect_time = now - self.attempt_start
+                metrics.inc("propylon_upstream_connections_opened", labels)
+                metrics.observe("propylon_upstream_connect_duration_seconds", labels, self.connect_time)
+
+    def upstream_response(self, resp: Any) -> None:
+        """The upstream's response head arrived (before any response hook)."""
+        self.header_time = perf_counter() - self.connected_at
+        metrics = self.obs.metrics
+        if metrics is not None:
+            metrics.observe("propylon_upstream_response_header_duration_seconds",
+                            (self.obs.service, self.peer_label), self.header_time)
+        if self.request_id is not None:
+            resp.headers.insert(_X_REQUEST_ID, self.request_id.encode())
+
+    def upstream_done(self, error: Optional[BaseException]) -> None:
+        """The attempt ended (``error`` None: the response was relayed). The engine
+        calls it for an attempt it retries; :meth:`finish` closes the last one."""
+        if not self.attempt_open:
+            return
+        self.attempt_open = False
+        self.upstream_time += perf_counter() - self.attempt_start
+        if self.in_use:
+            self.in_use = False
+            self.obs.upstream_in_use -= 1
+        if error is not None:
+            self.attempt_error = error
+            self._count_error(error)
+        if self.spans is not None:
+            self.spans.end_attempt(error, self.reused)
+
+    # --- the end --------------------------------------------------------------------------------
+    def finish(self, ctx: Any, error: Optional[BaseException]) -> None:
+        """The request is over (after the ``logging`` hook)."""
+        obs = self.obs
+        now = perf_counter()
+        duration = now - self.start
+        ds = self.session.downstream
+        resp = ds.response_written
+        status = resp.status if resp is not None else 0
+        if self.attempt_open:
+            self.upstream_done(error)
+        if error is not None and error is not self.attempt_error:
+            self._count_error(error)
+        metrics = obs.metrics
+        upstream = self.peer_label or "none"
+        if metrics is not None:
+            svc = obs.service
+            req = self.session.req_header
+            metrics.inc("propylon_requests", (svc, method_label(req.method), status_class(status), upstream))
+            metrics.observe("propylon_request_duration_seconds", (svc, upstream), duration)
+            sent = getattr(ds, "body_bytes_sent", 0)
+            if sent:
+                metrics.inc("propylon_response_body_bytes", (svc,), sent)
+            received = getattr(ds, "body_bytes_read", 0)
+            if received:
+                metrics.inc("propylon_request_body_bytes", (svc,), received)
+        if obs.access_log is not None:
+            obs.access_log.write(self._log_line(status, duration, upstream, error))
+        if self.spans is not None:
+            self.spans.end(status, error)
+
+    def _count_error(self, error: BaseException) -> None:
+        metrics = self.obs.metrics
+        if metrics is None:
+            return
+        etype = getattr(error, "etype", None)
+        source = getattr(error, "esource", None)
+        metrics.inc("propylon_errors", (self.obs.service,
+                                        etype.name if etype is not None else type(error).__name__,
+                                        str(source).lower() if source is not None and str(source) else "unset"))
+
+    def _log_line(self, status: int, duration: float, upstream: str, error: Optional[BaseException]) -> str:
+        session = self.session
+        req = session.req_header
+        ds = session.downstream
+        cfg = self.obs.access_log.config
+        headers = req.headers
+        entry = {
+            "_now": time(),
+            "_protocol": f"HTTP/{req.version[0]}.{req.version[1]}" if req.version[0] < 2 else "HTTP/2.0",
+            "time": None,
+            "client_addr": session.client_ip or (str(session.client_addr) if session.client_addr else None),
+            "method": req.method,
+            "path": req.path,
+            "status": status,
+            "bytes_sent": getattr(ds, "body_bytes_sent", 0),
+            "bytes_received": getattr(ds, "body_bytes_read", 0),
+            "duration": round(duration, 6),
+            "upstream_duration": round(self.upstream_time, 6) if self.attempts else None,
+            "upstream_addr": self.peer_label,
+            "retries": max(0, self.attempts - 1),
+            "error": str(error) if error is not None else None,
+            "request_id": self.request_id,
+            "user_agent": headers.get("user-agent"),
+            "referer": headers.get("referer"),
+            "service": self.obs.service,
+        }
+        if cfg.format == "combined":
+            return combined_line(entry)
+        return json_line(entry, cfg.fields)
+
+
+def _plain_label(address: Any) -> str:
+    if isinstance(address, tuple):
+        return f"{address[0]}:{address[1]}"
+    return f"unix:{address}"
