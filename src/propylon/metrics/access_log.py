@@ -235,16 +235,23 @@ def iso_time(now: float) -> str:
     return f"{_iso_cache[1]}.{int((now - sec) * 1000):03d}Z"
 
 
+# Quotes, backslashes and control bytes escaped as nginx does, so a request
+# cannot forge a line or a field of its own.
+_CLF_ESCAPES = {c: f"\\x{c:02X}" for c in (*range(0x20), 0x7F)}
+_CLF_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\"})
+
+
 def _clf_quote(value: Optional[str]) -> str:
     if not value:
         return "-"
-    return value.replace("\\", "\\\\").replace('"', '\\"')
+    return value.translate(_CLF_ESCAPES)
 
 
 def combined_line(entry: dict) -> str:
-    """nginx's ``combined`` format from an entry with every field."""
+    """nginx's ``combined`` format from an entry with every field (the request line
+    keeps the query string; the JSON ``path`` field does not)."""
     return (f'{entry["client_addr"] or "-"} - - [{clf_time(entry["_now"])}] '
-            f'"{_clf_quote(entry["method"])} {_clf_quote(entry["path"])} {entry["_protocol"]}" '
+            f'"{_clf_quote(entry["method"])} {_clf_quote(entry["_uri"])} {entry["_protocol"]}" '
             f'{entry["status"]} {entry["bytes_sent"]} "{_clf_quote(entry["referer"])}" '
             f'"{_clf_quote(entry["user_agent"])}"')
 

@@ -224,13 +224,12 @@ class RequestRecord:
     def finish(self, ctx: Any, error: Optional[BaseException]) -> None:
         """The request is over (after the ``logging`` hook)."""
         obs = self.obs
-        now = perf_counter()
-        duration = now - self.start
+        if self.attempt_open:
+            self.upstream_done(error)
+        duration = perf_counter() - self.start
         ds = self.session.downstream
         resp = ds.response_written
         status = resp.status if resp is not None else 0
-        if self.attempt_open:
-            self.upstream_done(error)
         if error is not None and error is not self.attempt_error:
             self._count_error(error)
         metrics = obs.metrics
@@ -270,6 +269,7 @@ class RequestRecord:
         entry = {
             "_now": time(),
             "_protocol": f"HTTP/{req.version[0]}.{req.version[1]}" if req.version[0] < 2 else "HTTP/2.0",
+            "_uri": req.uri,
             "time": None,
             "client_addr": session.client_ip or (str(session.client_addr) if session.client_addr else None),
             "method": req.method,
