@@ -6,9 +6,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
 from metrics_support import h2load, observed, total, wait_for
+
+from propylon import HttpPeer, ProxyHttp
+from propylon.limits import Rate
+from propylon.metrics import Observability
 
 
 def addr(lab, name: str) -> str:
@@ -41,8 +49,6 @@ def test_counts_per_upstream_and_pool_reuse(lab):
 
 
 def test_open_downstream_connections_are_counted(lab):
-    import socket
-
     with observed([addr(lab, "blue")]) as p:
         held = [socket.create_connection(("127.0.0.1", p.port)) for _ in range(3)]
         try:
@@ -107,3 +113,36 @@ def test_two_workers_one_total(lab, tmp_path):
             assert total(p.scrape(), "propylon_requests_total") == 1000  # not backwards
         h2load(p.url + "/", 100, clients=4)
         wait_for(lambda: total(p.scrape(), "propylon_requests_total") == 1100, 5, "later traffic added")
+
+
+def test_limiter_decisions_are_counted(lab, serve):
+    registry = CollectorRegistry()
+    obs = Observability(service="limited", registry=registry)
+
+    class Limited(ProxyHttp):
+        """Three requests per client per minute, as lesson 36 does."""
+
+        rate = Rate(60.0)
+
+        async def request_filter(self, session, ctx):
+            allowed = self.rate.observe(session.client_ip) <= 3
+            obs.limiter_decision("per_client", allowed)
+            if not allowed:
+                await session.respond_error(429)
+                return True
+            return False
+
+        async def upstream_peer(self, session, ctx):
+            return HttpPeer(lab.address("blue"), tls=False, sni="")
+
+    url = serve(Limited(), obs)
+    codes = [subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url + "/"],
+                            capture_output=True, text=True, timeout=10).stdout for _ in range(5)]
+    assert codes == ["200"] * 3 + ["429"] * 2
+    m = {(s.name, tuple(sorted(s.labels.items()))): s.value
+         for fam in text_string_to_metric_families(generate_latest(registry).decode())
+         for s in fam.samples}
+    assert total(m, "propylon_limiter_decisions_total", limiter="per_client", decision="allowed") == 3
+    assert total(m, "propylon_limiter_decisions_total", limiter="per_client", decision="rejected") == 2
+    assert total(m, "propylon_requests_total", status_class="4xx", upstream="none") == 2
+    assert total(m, "propylon_requests_total", status_class="2xx") == 3
