@@ -7,7 +7,9 @@ Usage (the harness runs it with a generated conf)::
 ``--backend-port`` / ``--listen`` may also come from ``BENCH_BACKEND_PORT`` /
 ``BENCH_LISTEN``. With ``--tls-cert`` and ``--tls-key`` it terminates TLS on the
 listener, offering the ALPN protocols of ``--alpn`` (default ``http/1.1``; the HTTP/2
-scenario passes ``h2,http/1.1``). Every other argument goes to ``Server.from_args()`` unchanged
+scenario passes ``h2,http/1.1``). ``--observe DIR`` turns on the built-in metrics and
+a JSON access log written to ``DIR/access.log`` (the ``propylon-observed`` scenario,
+which measures what observability costs). Every other argument goes to ``Server.from_args()`` unchanged
 (``-c CONF`` holds ``threads: N``, the worker count). It defines only
 ``upstream_peer``, so the engine skips every other hook, which is the point: this
 measures the engine's own cost per request.
@@ -29,6 +31,7 @@ def _split_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
     parser.add_argument("--alpn", default="http/1.1")
+    parser.add_argument("--observe")
     ours, rest = parser.parse_known_args(argv)
     if ours.backend_port is None:
         parser.error("--backend-port (or BENCH_BACKEND_PORT) is required")
@@ -62,7 +65,13 @@ def main(argv: list[str] | None = None) -> None:
     sys.argv = [sys.argv[0], *rest]
     server = Server.from_args()
     server.bootstrap()
-    svc = http_proxy_service(server.configuration, Forwarder())
+    observer = None
+    if ours.observe:
+        from propylon.metrics import AccessLogConfig, Observability
+
+        observer = Observability(server.configuration, access_log=AccessLogConfig(
+            path=os.path.join(ours.observe, "access.log"), format="json"))
+    svc = http_proxy_service(server.configuration, Forwarder(), observer=observer)
     if ours.tls_cert:
         svc.add_tls_context(ours.listen, _tls_context(ours.tls_cert, ours.tls_key, ours.alpn))
     else:

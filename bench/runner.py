@@ -165,13 +165,14 @@ class Workbench:
         return self._propylon_reason
 
     def propylon_front(self, tag: str = "propylon", tls_alpn: str | None = None,
-                       backend_port: int | None = None) -> Target:
+                       backend_port: int | None = None, observe: bool = False) -> Target:
         """Start ``bench/forwarder.py`` with ``threads: workers`` before the backend
         (or before another origin on ``backend_port``).
 
         With ``tls_alpn`` (e.g. ``"http/1.1"`` or ``"h2,http/1.1"``) it terminates TLS
         with the run's certificate and offers those ALPN protocols. ``tag`` names its
-        directory and process in logs.
+        directory and process in logs. ``observe`` turns on the built-in metrics
+        and a JSON access log in that directory.
         """
         if backend_port is None:
             backend_port = self.backend().port
@@ -193,6 +194,8 @@ class Workbench:
             if tls_alpn is not None:
                 cert, key = self.cert()
                 argv += ["--tls-cert", str(cert), "--tls-key", str(key), "--alpn", tls_alpn]
+            if observe:
+                argv += ["--observe", str(home)]
             # SIGINT is the fast shutdown; SIGTERM would start a long graceful drain.
             proc = self.procs.start(tag, argv, home / f"{tag}.log", env=env,
                                     stop_signal=signal.SIGINT)

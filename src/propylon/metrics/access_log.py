@@ -16,7 +16,6 @@ several workers can share one file.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import queue
@@ -241,23 +240,8 @@ _CLF_ESCAPES = {c: f"\\x{c:02X}" for c in (*range(0x20), 0x7F)}
 _CLF_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\"})
 
 
-def _clf_quote(value: Optional[str]) -> str:
+def clf_quote(value: Optional[str]) -> str:
+    """A field of a ``combined`` line: ``-`` when empty, else escaped."""
     if not value:
         return "-"
     return value.translate(_CLF_ESCAPES)
-
-
-def combined_line(entry: dict) -> str:
-    """nginx's ``combined`` format from an entry with every field (the request line
-    keeps the query string; the JSON ``path`` field does not)."""
-    return (f'{entry["client_addr"] or "-"} - - [{clf_time(entry["_now"])}] '
-            f'"{_clf_quote(entry["method"])} {_clf_quote(entry["_uri"])} {entry["_protocol"]}" '
-            f'{entry["status"]} {entry["bytes_sent"]} "{_clf_quote(entry["referer"])}" '
-            f'"{_clf_quote(entry["user_agent"])}"')
-
-
-def json_line(entry: dict, fields: tuple[str, ...]) -> str:
-    out = {name: entry[name] for name in fields}
-    if "time" in out:
-        out["time"] = iso_time(entry["_now"])
-    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)

@@ -13,12 +13,13 @@ log and the spans from it.
 from __future__ import annotations
 
 import logging
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from time import perf_counter, time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from .access_log import AccessLogConfig, AccessLogWriter, combined_line, json_line
+from .access_log import FIELDS, AccessLogConfig, AccessLogWriter, clf_quote, clf_time, iso_time
 from .builtin import BuiltinMetrics, method_label, status_class
 from .tracing import OtelSpans, TraceContext, new_request_id, otel_tracer, valid_request_id
 
@@ -64,6 +65,10 @@ class Observability:
         if access_log is not None and not isinstance(access_log, AccessLogConfig):
             access_log = AccessLogConfig.from_mapping(access_log)
         self.access_log = AccessLogWriter(access_log) if access_log is not None else None
+        # The JSON line's parts, chosen once: ('"name":', field getter) per field.
+        self.json_fields: Optional[tuple] = None
+        if access_log is not None and access_log.format == "json":
+            self.json_fields = tuple((f'"{name}":', _JSON_FIELDS[name]) for name in access_log.fields)
         self.tracer = None
         if otel is not False:
             self.tracer = otel_tracer(None if otel is True else otel)
@@ -125,7 +130,8 @@ class RequestRecord:
 
     __slots__ = ("obs", "session", "start", "request_id", "trace", "spans", "attempts",
                  "peer_label", "attempt_start", "connected_at", "connect_time", "reused",
-                 "header_time", "attempt_error", "upstream_time", "in_use", "attempt_open")
+                 "header_time", "attempt_error", "upstream_time", "in_use", "attempt_open",
+                 "traceparent_set")
 
     def __init__(self, obs: Observability, session: Any) -> None:
         self.obs = obs
@@ -152,9 +158,15 @@ class RequestRecord:
                 self.request_id = rid.decode("ascii")
             else:
                 self.request_id = new_request_id()
-                headers.insert(_X_REQUEST_ID, self.request_id.encode())
+                if rid is None:
+                    headers.append(_X_REQUEST_ID, self.request_id.encode())
+                else:
+                    headers.insert(_X_REQUEST_ID, self.request_id.encode())
+        self.traceparent_set = False
         if obs.trace_context:
-            self.trace = TraceContext.from_header(headers.get_bytes(_TRACEPARENT), obs.tracer is not None)
+            incoming = headers.get_bytes(_TRACEPARENT)
+            self.traceparent_set = incoming is not None
+            self.trace = TraceContext.from_header(incoming, obs.tracer is not None)
             if obs.tracer is not None:
                 req = session.req_header
                 self.spans = OtelSpans(obs.tracer, self.trace, f"{req.method} proxy", {
@@ -176,7 +188,12 @@ class RequestRecord:
         self.attempt_error = None
         if self.trace is not None:
             span_id = self.spans.start_attempt(self.attempts, label) if self.spans is not None else None
-            self.session.req_header.headers.insert(_TRACEPARENT, self.trace.child_header(span_id).encode())
+            value = self.trace.child_header(span_id).encode()
+            if self.traceparent_set:
+                self.session.req_header.headers.insert(_TRACEPARENT, value)
+            else:
+                self.session.req_header.headers.append(_TRACEPARENT, value)
+                self.traceparent_set = True
 
     def upstream_connected(self, reused: bool) -> None:
         now = perf_counter()
@@ -246,7 +263,12 @@ class RequestRecord:
             if received:
                 metrics.inc("propylon_request_body_bytes", (svc,), received)
         if obs.access_log is not None:
-            obs.access_log.write(self._log_line(status, duration, upstream, error))
+            fields = obs.json_fields
+            if fields is None:
+                obs.access_log.write(self._combined_line(status))
+            else:
+                obs.access_log.write("{" + ",".join([key + get(self, status, duration, error)
+                                                     for key, get in fields]) + "}")
         if self.spans is not None:
             self.spans.end(status, error)
 
@@ -260,36 +282,54 @@ class RequestRecord:
                                         etype.name if etype is not None else type(error).__name__,
                                         str(source).lower() if source is not None and str(source) else "unset"))
 
-    def _log_line(self, status: int, duration: float, upstream: str, error: Optional[BaseException]) -> str:
-        session = self.session
-        req = session.req_header
-        ds = session.downstream
-        cfg = self.obs.access_log.config
-        headers = req.headers
-        entry = {
-            "_now": time(),
-            "_protocol": f"HTTP/{req.version[0]}.{req.version[1]}" if req.version[0] < 2 else "HTTP/2.0",
-            "_uri": req.uri,
-            "time": None,
-            "client_addr": session.client_ip or (str(session.client_addr) if session.client_addr else None),
-            "method": req.method,
-            "path": req.path,
-            "status": status,
-            "bytes_sent": getattr(ds, "body_bytes_sent", 0),
-            "bytes_received": getattr(ds, "body_bytes_read", 0),
-            "duration": round(duration, 6),
-            "upstream_duration": round(self.upstream_time, 6) if self.attempts else None,
-            "upstream_addr": self.peer_label,
-            "retries": max(0, self.attempts - 1),
-            "error": str(error) if error is not None else None,
-            "request_id": self.request_id,
-            "user_agent": headers.get("user-agent"),
-            "referer": headers.get("referer"),
-            "service": self.obs.service,
-        }
-        if cfg.format == "combined":
-            return combined_line(entry)
-        return json_line(entry, cfg.fields)
+    # --- access-log fields (see _JSON_FIELDS) ------------------------------------------------
+    def client(self) -> Optional[str]:
+        addr = self.session.client_addr
+        if addr is None:
+            return None
+        return addr[0] if isinstance(addr, tuple) else str(addr)
+
+    def header(self, name: bytes) -> Optional[str]:
+        value = self.session.req_header.headers.get_bytes(name)
+        return None if value is None else value.decode("latin-1")
+
+    def _combined_line(self, status: int) -> str:
+        req = self.session.req_header
+        major, minor = req.version
+        return (f'{self.client() or "-"} - - [{clf_time(time())}] '
+                f'"{clf_quote(req.method)} {clf_quote(req.uri)} HTTP/{major}.{minor}" '
+                f'{status} {getattr(self.session.downstream, "body_bytes_sent", 0)} '
+                f'"{clf_quote(self.header(b"referer"))}" "{clf_quote(self.header(b"user-agent"))}"')
+
+
+def _json_text(value: Optional[str]) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.6f}"
+
+
+# Each access-log field as JSON text, from (record, status, duration, error).
+_JSON_FIELDS: dict[str, Callable[[RequestRecord, int, float, Optional[BaseException]], str]] = {
+    "time": lambda r, status, d, e: f'"{iso_time(time())}"',
+    "client_addr": lambda r, status, d, e: _json_text(r.client()),
+    "method": lambda r, status, d, e: encode_basestring(r.session.req_header.method),
+    "path": lambda r, status, d, e: encode_basestring(r.session.req_header.path),
+    "status": lambda r, status, d, e: str(status),
+    "bytes_sent": lambda r, status, d, e: str(getattr(r.session.downstream, "body_bytes_sent", 0)),
+    "bytes_received": lambda r, status, d, e: str(getattr(r.session.downstream, "body_bytes_read", 0)),
+    "duration": lambda r, status, d, e: _seconds(d),
+    "upstream_duration": lambda r, status, d, e: _seconds(r.upstream_time) if r.attempts else "null",
+    "upstream_addr": lambda r, status, d, e: _json_text(r.peer_label),
+    "retries": lambda r, status, d, e: str(max(0, r.attempts - 1)),
+    "error": lambda r, status, d, e: "null" if e is None else encode_basestring(str(e)),
+    "request_id": lambda r, status, d, e: _json_text(r.request_id),
+    "user_agent": lambda r, status, d, e: _json_text(r.header(b"user-agent")),
+    "referer": lambda r, status, d, e: _json_text(r.header(b"referer")),
+    "service": lambda r, status, d, e: encode_basestring(r.obs.service),
+}
+assert set(_JSON_FIELDS) == set(FIELDS)
 
 
 def _plain_label(address: Any) -> str:

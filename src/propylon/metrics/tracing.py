@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-import os
+from random import getrandbits
 from typing import Any, Optional
 
 __all__ = ["TraceContext", "OtelSpans", "new_request_id", "valid_request_id", "otel_tracer"]
@@ -27,8 +27,16 @@ _ZERO_SPAN = "0" * 16
 
 
 def new_request_id() -> str:
-    """A fresh request id: 128 random bits as 32 lower-case hex digits."""
-    return os.urandom(16).hex()
+    """A fresh request id: 128 random bits as 32 lower-case hex digits.
+
+    Ids need to be unique, not secret: the ``random`` module (reseeded in every
+    forked worker) is several times cheaper than ``os.urandom``'s system call."""
+    return f"{getrandbits(128):032x}"
+
+
+def new_span_id() -> str:
+    """64 random bits, never all zero (W3C: an invalid id), as 16 hex digits."""
+    return f"{getrandbits(64) or 1:016x}"
 
 
 def valid_request_id(value: Optional[bytes]) -> bool:
@@ -66,12 +74,12 @@ class TraceContext:
                 trace_id, parent_id = parts[1].decode(), parts[2].decode()
                 if trace_id != _ZERO_TRACE and parent_id != _ZERO_SPAN:
                     return cls(trace_id, parent_id, parts[3].decode())
-        return cls(os.urandom(16).hex(), None, "01" if sampled else "00")
+        return cls(new_request_id(), None, "01" if sampled else "00")
 
     def child_header(self, span_id: Optional[str] = None) -> str:
         """A ``traceparent`` value for an upstream request: this trace, a new span
         id (or ``span_id``, the attempt span's when OpenTelemetry records one)."""
-        return f"00-{self.trace_id}-{span_id or os.urandom(8).hex()}-{self.flags}"
+        return f"00-{self.trace_id}-{span_id or new_span_id()}-{self.flags}"
 
 
 def otel_tracer(provider: Any = None) -> Any:
