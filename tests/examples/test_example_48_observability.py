@@ -21,8 +21,9 @@ def test_metrics_follow_the_traffic(city):
         assert "# TYPE http_request_duration_seconds histogram" in before.text
         assert sample(before.text, "http_requests_total") == 0
 
-        bodies = [curl("http://127.0.0.1:6199/").text for _ in range(3)]
-        assert bodies == ["Response from BLUE", "Response from GREEN", "Response from BLUE"]
+        replies = [curl("http://127.0.0.1:6199/") for _ in range(3)]
+        assert [(r.status, r.text) for r in replies] == [
+            (200, "Response from BLUE"), (200, "Response from GREEN"), (200, "Response from BLUE")]
 
         after = curl("http://127.0.0.1:6200/").text
         assert sample(after, "http_requests_total") == 3

@@ -17,6 +17,7 @@ A worker's answer is at most one flush interval behind the others' traffic.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import os
@@ -123,6 +124,9 @@ class BuiltinMetrics(Collector):
         here, or emptied if it exists: values of an earlier server run are not ours)."""
         if directory is None:
             directory = tempfile.mkdtemp(prefix="propylon-metrics-")
+            # Removed when the process that made it (the master) exits; the forked
+            # workers inherit the handler, hence the pid check.
+            atexit.register(_remove_if_owner, directory, os.getpid())
         elif os.path.isdir(directory):
             shutil.rmtree(directory)
         return cls(directory)
@@ -302,6 +306,11 @@ class BuiltinMetrics(Collector):
 
 def _float_label(bound: float) -> str:
     return repr(float(bound))
+
+
+def _remove_if_owner(directory: str, owner: int) -> None:
+    if os.getpid() == owner:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
