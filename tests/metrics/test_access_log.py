@@ -103,3 +103,23 @@ def test_reopen_on_sigusr1_loses_nothing(lab, tmp_path):
 def test_config_errors_name_the_field(bad, field):
     with pytest.raises(ValueError, match=field):
         AccessLogConfig.from_mapping({"path": "/tmp/x.log", **bad})
+
+
+def test_two_workers_share_the_file_and_reopen_through_the_master(lab, tmp_path):
+    log = tmp_path / "access.log"
+    rotated = tmp_path / "access.log.1"
+    conf = tmp_path / "conf.yaml"
+    conf.write_text("version: 1\nthreads: 2\nwork_stealing: false\n")
+    with observed([addr(lab, "blue")], "--access-log", str(log), "--conf", str(conf)) as p:
+        h2load(p.url + "/", 500, clients=8)
+        wait_for(lambda: len(lines(log)) == 500, 10, "500 lines")
+        os.rename(log, rotated)
+        os.kill(p.popen.pid, signal.SIGUSR1)  # the master, as logrotate's postrotate does
+        p.wait_log(r"SIGUSR1 received, relayed to the workers")
+        h2load(p.url + "/", 500, clients=8)
+        wait_for(lambda: len(lines(log)) == 500, 10, "500 lines in the new file")
+        assert p.popen.poll() is None
+        assert p.log().count(" started (pid ") == 2  # no worker died of the signal
+    old, new = lines(rotated), lines(log)
+    assert len(old) == 500 and len(new) == 500
+    assert len({json.loads(line)["request_id"] for line in old + new}) == 1000
