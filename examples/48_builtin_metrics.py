@@ -9,8 +9,8 @@ Part one counted requests in ``logging`` by hand. ``Observability`` does what
 every operator wants without a hook: ``propylon_*`` metrics per upstream (request
 counts and durations, connect time and time to the first upstream byte, pool
 reuse, retries, errors by type, backend health), a JSON access log line per
-request on stdout, an ``X-Request-Id`` for each request and the W3C
-``traceparent`` passed to the upstream. With ``threads: N`` the scrape returns
+request on stdout and an ``X-Request-Id`` for each request (``trace_context=True``
+would also send the upstream a W3C ``traceparent`` with the proxy's own span id). With ``threads: N`` the scrape returns
 the sum over all workers. ``docs/observability.md`` lists the metrics and the
 access log fields; ``conf/grafana/propylon.json`` is a dashboard for them.
 """

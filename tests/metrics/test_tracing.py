@@ -58,7 +58,7 @@ def upstream_header(echo: dict, name: str) -> list[str]:
 
 
 def observer(**kw) -> Observability:
-    return Observability(registry=CollectorRegistry(), **kw)
+    return Observability(registry=CollectorRegistry(), **{"trace_context": True, **kw})
 
 
 def test_traceparent_and_request_id_reach_the_upstream(lab, serve):
@@ -88,6 +88,12 @@ def test_nothing_added_when_switched_off(lab, serve):
     resp, echo = get(url + "/echo")
     assert upstream_header(echo, "traceparent") == [] and upstream_header(echo, "x-request-id") == []
     assert "x-request-id" not in resp
+
+
+def test_trace_context_passes_unchanged_by_default(lab, serve):
+    url = serve(ToBlue(lab.address("blue")), Observability(registry=CollectorRegistry()))
+    _, echo = get(url + "/echo", f"traceparent: {INCOMING}")
+    assert upstream_header(echo, "traceparent") == [INCOMING]
 
 
 def test_otel_spans_for_a_request_with_one_retry(lab, serve):

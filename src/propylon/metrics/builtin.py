@@ -37,7 +37,8 @@ log = logging.getLogger("propylon.metrics")
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: Distinct upstream addresses given their own label; the rest are ``other``.
 MAX_UPSTREAM_LABELS = 256
-_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"))
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE",
+                                     "PATCH")}
 _STATUS_CLASS = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
 
 # name -> (help, label names); counters are exposed with ``_total`` appended.
@@ -78,8 +79,9 @@ def status_class(status: int) -> str:
     return _STATUS_CLASS[status // 100] if 100 <= status < 600 else "none"
 
 
-def method_label(method: str) -> str:
-    return method if method in _METHODS else "OTHER"
+def method_label(method: bytes) -> str:
+    """The label of a request method (as bytes): one of the standard nine, or ``OTHER``."""
+    return _METHODS.get(method, "OTHER")
 
 
 class Histogram:
@@ -109,6 +111,15 @@ class BuiltinMetrics(Collector):
         self.flush_interval = flush_interval
         self.counters: dict[str, dict[tuple, float]] = {name: {} for name in _COUNTERS}
         self.histograms: dict[str, dict[tuple, Histogram]] = {name: {} for name in _HISTOGRAMS}
+        # The series the request path updates, named once.
+        c, h = self.counters, self.histograms
+        self.requests, self.sent, self.received = (
+            c["propylon_requests"], c["propylon_response_body_bytes"], c["propylon_request_body_bytes"])
+        self.opened, self.reused = c["propylon_upstream_connections_opened"], c["propylon_upstream_connections_reused"]
+        self.retries, self.errors = c["propylon_upstream_retries"], c["propylon_errors"]
+        self.durations = h["propylon_request_duration_seconds"]
+        self.connect_times = h["propylon_upstream_connect_duration_seconds"]
+        self.header_times = h["propylon_upstream_response_header_duration_seconds"]
         #: callables returning {labels: value} for this worker, read when values are taken
         self.gauge_sources: list[Callable[[], dict[str, dict[tuple, float]]]] = []
         self.balancers: dict[str, Any] = {}
@@ -146,12 +157,14 @@ class BuiltinMetrics(Collector):
             self._upstream_labels[address] = label
         return label
 
-    def inc(self, name: str, labels: tuple, amount: float = 1) -> None:
-        series = self.counters[name]
+    @staticmethod
+    def count(series: dict, labels: tuple, amount: float = 1) -> None:
+        """Add ``amount`` to a counter series (one of the dicts named in ``__init__``)."""
         series[labels] = series.get(labels, 0) + amount
 
-    def observe(self, name: str, labels: tuple, value: float) -> None:
-        series = self.histograms[name]
+    @staticmethod
+    def observe(series: dict, labels: tuple, value: float) -> None:
+        """Observe ``value`` in a histogram series."""
         hist = series.get(labels)
         if hist is None:
             hist = series[labels] = Histogram()
@@ -160,7 +173,7 @@ class BuiltinMetrics(Collector):
     def limiter_decision(self, limiter: str, allowed: bool) -> None:
         """Count one decision of the limiter named ``limiter`` (a name from code or
         configuration, never from a request)."""
-        self.inc("propylon_limiter_decisions", (limiter, "allowed" if allowed else "rejected"))
+        self.count(self.counters["propylon_limiter_decisions"], (limiter, "allowed" if allowed else "rejected"))
 
     def watch_balancer(self, name: str, balancer: Any) -> None:
         """Expose ``balancer.health_snapshot()`` as ``propylon_backend_healthy``

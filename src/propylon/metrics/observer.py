@@ -40,7 +40,8 @@ class Observability:
       files in ``metrics_dir`` (default: a new temporary directory).
     * ``access_log``: an :class:`AccessLogConfig` (or a mapping of its fields).
     * ``request_id`` (True): keep or make ``X-Request-Id``, send it upstream and back.
-    * ``trace_context`` (True): pass W3C ``traceparent`` upstream with a new span id.
+    * ``trace_context`` (False): take part in W3C trace context: ``traceparent`` goes
+      upstream with a new span id per attempt (off, the header passes unchanged).
     * ``otel`` (False): OpenTelemetry spans (needs ``opentelemetry-sdk``): True uses
       the global tracer provider, or pass a ``TracerProvider``.
     * ``service``: the ``service`` label and access-log field.
@@ -50,7 +51,7 @@ class Observability:
     """
 
     def __init__(self, conf: Any = None, *, service: str = "proxy", metrics: bool = True,
-                 access_log: Any = None, request_id: bool = True, trace_context: bool = True,
+                 access_log: Any = None, request_id: bool = True, trace_context: bool = False,
                  otel: Any = False, registry: Optional[CollectorRegistry] = None,
                  metrics_dir: Optional[str] = None) -> None:
         self.service = service
@@ -129,9 +130,8 @@ class RequestRecord:
     """One request as the observer follows it (``session.observation``)."""
 
     __slots__ = ("obs", "session", "start", "request_id", "trace", "spans", "attempts",
-                 "peer_label", "attempt_start", "connected_at", "connect_time", "reused",
-                 "header_time", "attempt_error", "upstream_time", "in_use", "attempt_open",
-                 "traceparent_set")
+                 "peer_label", "attempt_start", "connected_at", "reused", "attempt_error",
+                 "upstream_time", "attempt_open", "traceparent_set")
 
     def __init__(self, obs: Observability, session: Any) -> None:
         self.obs = obs
@@ -139,19 +139,18 @@ class RequestRecord:
         self.start = perf_counter()
         self.attempts = 0
         self.peer_label: Optional[str] = None
-        self.attempt_start = 0.0
-        self.connected_at = 0.0
-        self.connect_time: Optional[float] = None
-        self.reused: Optional[bool] = None
-        self.header_time: Optional[float] = None
+        self.reused: Optional[bool] = None  # set once the attempt has a connection
         self.attempt_error: Optional[BaseException] = None
         self.upstream_time = 0.0
-        self.in_use = False
         self.attempt_open = False
         self.request_id: Optional[str] = None
         self.trace: Optional[TraceContext] = None
         self.spans: Optional[OtelSpans] = None
-        headers = session.req_header.headers
+        self.traceparent_set = False
+        if obs.request_id or obs.trace_context:
+            self._headers_in(obs, session.req_header.headers)
+
+    def _headers_in(self, obs: Observability, headers: Any) -> None:
         if obs.request_id:
             rid = headers.get_bytes(_X_REQUEST_ID)
             if valid_request_id(rid):
@@ -162,13 +161,12 @@ class RequestRecord:
                     headers.append(_X_REQUEST_ID, self.request_id.encode())
                 else:
                     headers.insert(_X_REQUEST_ID, self.request_id.encode())
-        self.traceparent_set = False
         if obs.trace_context:
             incoming = headers.get_bytes(_TRACEPARENT)
             self.traceparent_set = incoming is not None
             self.trace = TraceContext.from_header(incoming, obs.tracer is not None)
             if obs.tracer is not None:
-                req = session.req_header
+                req = self.session.req_header
                 self.spans = OtelSpans(obs.tracer, self.trace, f"{req.method} proxy", {
                     "http.request.method": req.method, "url.path": req.path,
                     "propylon.service": obs.service})
@@ -179,13 +177,13 @@ class RequestRecord:
         metrics = self.obs.metrics
         label = metrics.upstream_label(peer.address) if metrics is not None else _plain_label(peer.address)
         if self.attempts and metrics is not None:
-            metrics.inc("propylon_upstream_retries", (self.obs.service, self.peer_label))
+            metrics.count(metrics.retries, (self.obs.service, self.peer_label))
         self.attempts += 1
         self.attempt_open = True
         self.peer_label = label
-        self.attempt_start = perf_counter()
-        self.connect_time = self.header_time = self.reused = None
+        self.reused = None
         self.attempt_error = None
+        self.attempt_start = perf_counter()
         if self.trace is not None:
             span_id = self.spans.start_attempt(self.attempts, label) if self.spans is not None else None
             value = self.trace.child_header(span_id).encode()
@@ -196,28 +194,25 @@ class RequestRecord:
                 self.traceparent_set = True
 
     def upstream_connected(self, reused: bool) -> None:
-        now = perf_counter()
+        now = self.connected_at = perf_counter()
         self.reused = reused
-        self.connected_at = now
-        self.in_use = True
-        self.obs.upstream_in_use += 1
-        metrics = self.obs.metrics
+        obs = self.obs
+        obs.upstream_in_use += 1
+        metrics = obs.metrics
         if metrics is not None:
-            labels = (self.obs.service, self.peer_label)
+            labels = (obs.service, self.peer_label)
             if reused:
-                metrics.inc("propylon_upstream_connections_reused", labels)
+                metrics.count(metrics.reused, labels)
             else:
-                self.connect_time = now - self.attempt_start
-                metrics.inc("propylon_upstream_connections_opened", labels)
-                metrics.observe("propylon_upstream_connect_duration_seconds", labels, self.connect_time)
+                metrics.count(metrics.opened, labels)
+                metrics.observe(metrics.connect_times, labels, now - self.attempt_start)
 
     def upstream_response(self, resp: Any) -> None:
         """The upstream's response head arrived (before any response hook)."""
-        self.header_time = perf_counter() - self.connected_at
         metrics = self.obs.metrics
         if metrics is not None:
-            metrics.observe("propylon_upstream_response_header_duration_seconds",
-                            (self.obs.service, self.peer_label), self.header_time)
+            metrics.observe(metrics.header_times, (self.obs.service, self.peer_label),
+                            perf_counter() - self.connected_at)
         if self.request_id is not None:
             resp.headers.insert(_X_REQUEST_ID, self.request_id.encode())
 
@@ -228,8 +223,7 @@ class RequestRecord:
             return
         self.attempt_open = False
         self.upstream_time += perf_counter() - self.attempt_start
-        if self.in_use:
-            self.in_use = False
+        if self.reused is not None:
             self.obs.upstream_in_use -= 1
         if error is not None:
             self.attempt_error = error
@@ -250,18 +244,18 @@ class RequestRecord:
         if error is not None and error is not self.attempt_error:
             self._count_error(error)
         metrics = obs.metrics
-        upstream = self.peer_label or "none"
         if metrics is not None:
             svc = obs.service
-            req = self.session.req_header
-            metrics.inc("propylon_requests", (svc, method_label(req.method), status_class(status), upstream))
-            metrics.observe("propylon_request_duration_seconds", (svc, upstream), duration)
+            upstream = self.peer_label or "none"
+            metrics.count(metrics.requests, (svc, method_label(self.session.req_header.method_bytes),
+                                             status_class(status), upstream))
+            metrics.observe(metrics.durations, (svc, upstream), duration)
             sent = getattr(ds, "body_bytes_sent", 0)
             if sent:
-                metrics.inc("propylon_response_body_bytes", (svc,), sent)
+                metrics.count(metrics.sent, (svc,), sent)
             received = getattr(ds, "body_bytes_read", 0)
             if received:
-                metrics.inc("propylon_request_body_bytes", (svc,), received)
+                metrics.count(metrics.received, (svc,), received)
         if obs.access_log is not None:
             fields = obs.json_fields
             if fields is None:
@@ -278,9 +272,9 @@ class RequestRecord:
             return
         etype = getattr(error, "etype", None)
         source = getattr(error, "esource", None)
-        metrics.inc("propylon_errors", (self.obs.service,
-                                        etype.name if etype is not None else type(error).__name__,
-                                        str(source).lower() if source is not None and str(source) else "unset"))
+        metrics.count(metrics.errors, (self.obs.service,
+                                       etype.name if etype is not None else type(error).__name__,
+                                       str(source).lower() if source is not None and str(source) else "unset"))
 
     # --- access-log fields (see _JSON_FIELDS) ------------------------------------------------
     def client(self) -> Optional[str]:
