@@ -202,21 +202,19 @@ class BuiltinMetrics(Collector):
     # --- taking the values --------------------------------------------------------------
     def _dump(self) -> dict:
         """This process's values as plain data (copies: a scrape runs in a thread)."""
-        gauges: dict[str, dict[str, float]] = {}
+        gauges: dict[str, dict[tuple, float]] = {}
         for source in self.gauge_sources:
             for name, series in source().items():
                 out = gauges.setdefault(name, {})
                 for labels, value in series.items():
-                    key = json.dumps(labels)
-                    out[key] = out.get(key, 0) + value
+                    out[labels] = out.get(labels, 0) + value
         return {
             "pid": os.getpid(),
             "counters": {name: [[list(k), v] for k, v in list(series.items())]
                          for name, series in self.counters.items()},
             "histograms": {name: [[list(k), list(h.counts), h.sum] for k, h in list(series.items())]
                            for name, series in self.histograms.items()},
-            "gauges": {name: [[json.loads(k), v] for k, v in series.items()]
-                       for name, series in gauges.items()},
+            "gauges": {name: [[list(k), v] for k, v in series.items()] for name, series in gauges.items()},
         }
 
     def _write(self, data: dict) -> None:

@@ -12,7 +12,6 @@ log and the spans from it.
 
 from __future__ import annotations
 
-import logging
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from time import perf_counter, time
 from typing import Any, Callable, Optional
@@ -24,8 +23,6 @@ from .builtin import BuiltinMetrics, method_label, status_class
 from .tracing import OtelSpans, TraceContext, new_request_id, otel_tracer, valid_request_id
 
 __all__ = ["Observability", "RequestRecord"]
-
-log = logging.getLogger("propylon.metrics")
 
 _X_REQUEST_ID = b"x-request-id"
 _TRACEPARENT = b"traceparent"
