@@ -63,10 +63,10 @@ class Observability:
         if access_log is not None and not isinstance(access_log, AccessLogConfig):
             access_log = AccessLogConfig.from_mapping(access_log)
         self.access_log = AccessLogWriter(access_log) if access_log is not None else None
-        # The JSON line's parts, chosen once: ('"name":', field getter) per field.
-        self.json_fields: Optional[tuple] = None
+        # The JSON line writer, made once for the chosen fields (None: combined).
+        self.json_line: Optional[Callable] = None
         if access_log is not None and access_log.format == "json":
-            self.json_fields = tuple((f'"{name}":', _JSON_FIELDS[name]) for name in access_log.fields)
+            self.json_line = json_line_builder(access_log.fields)
         self.tracer = None
         if otel is not False:
             self.tracer = otel_tracer(None if otel is True else otel)
@@ -254,12 +254,10 @@ class RequestRecord:
             if received:
                 metrics.count(metrics.received, (svc,), received)
         if obs.access_log is not None:
-            fields = obs.json_fields
-            if fields is None:
+            if obs.json_line is None:
                 obs.access_log.write(self._combined_line(status))
             else:
-                obs.access_log.write("{" + ",".join([key + get(self, status, duration, error)
-                                                     for key, get in fields]) + "}")
+                obs.access_log.write(obs.json_line(self, status, duration, error))
         if self.spans is not None:
             self.spans.end(status, error)
 
@@ -273,7 +271,7 @@ class RequestRecord:
                                        etype.name if etype is not None else type(error).__name__,
                                        str(source).lower() if source is not None and str(source) else "unset"))
 
-    # --- access-log fields (see _JSON_FIELDS) ------------------------------------------------
+    # --- for the access-log fields (see _JSON_FIELDS) --------------------------------------------
     def client(self) -> Optional[str]:
         addr = self.session.client_addr
         if addr is None:
@@ -301,26 +299,50 @@ def _seconds(value: float) -> str:
     return f"{value:.6f}"
 
 
-# Each access-log field as JSON text, from (record, status, duration, error).
-_JSON_FIELDS: dict[str, Callable[[RequestRecord, int, float, Optional[BaseException]], str]] = {
-    "time": lambda r, status, d, e: f'"{iso_time(time())}"',
-    "client_addr": lambda r, status, d, e: _json_text(r.client()),
-    "method": lambda r, status, d, e: encode_basestring(r.session.req_header.method),
-    "path": lambda r, status, d, e: encode_basestring(r.session.req_header.path),
-    "status": lambda r, status, d, e: str(status),
-    "bytes_sent": lambda r, status, d, e: str(getattr(r.session.downstream, "body_bytes_sent", 0)),
-    "bytes_received": lambda r, status, d, e: str(getattr(r.session.downstream, "body_bytes_read", 0)),
-    "duration": lambda r, status, d, e: _seconds(d),
-    "upstream_duration": lambda r, status, d, e: _seconds(r.upstream_time) if r.attempts else "null",
-    "upstream_addr": lambda r, status, d, e: _json_text(r.peer_label),
-    "retries": lambda r, status, d, e: str(max(0, r.attempts - 1)),
-    "error": lambda r, status, d, e: "null" if e is None else encode_basestring(str(e)),
-    "request_id": lambda r, status, d, e: _json_text(r.request_id),
-    "user_agent": lambda r, status, d, e: _json_text(r.header(b"user-agent")),
-    "referer": lambda r, status, d, e: _json_text(r.header(b"referer")),
-    "service": lambda r, status, d, e: encode_basestring(r.obs.service),
+# Each access-log field as a JSON text expression over the record ``r``, its request
+# head ``q``, the downstream session ``ds``, the status, the duration ``d`` and the
+# error ``e`` (see json_line_builder).
+_JSON_FIELDS = {
+    "time": "'\"' + iso_time(time()) + '\"'",
+    "client_addr": "text(r.client())",
+    "method": "enc(q.method)",
+    "path": "enc(q.path)",
+    "status": "str(status)",
+    "bytes_sent": "str(getattr(ds, 'body_bytes_sent', 0))",
+    "bytes_received": "str(getattr(ds, 'body_bytes_read', 0))",
+    "duration": "seconds(d)",
+    "upstream_duration": "seconds(r.upstream_time) if r.attempts else 'null'",
+    "upstream_addr": "text(r.peer_label)",
+    "retries": "str(max(0, r.attempts - 1))",
+    "error": "'null' if e is None else enc(str(e))",
+    "request_id": "text(r.request_id)",
+    "user_agent": "text(r.header(b'user-agent'))",
+    "referer": "text(r.header(b'referer'))",
+    "service": "enc(r.obs.service)",
 }
 assert set(_JSON_FIELDS) == set(FIELDS)
+
+
+def json_line_builder(fields: tuple[str, ...]) -> Callable[[RequestRecord, int, float, Optional[BaseException]], str]:
+    """The function that writes one JSON access-log line with ``fields``.
+
+    It is compiled once from the expressions above into a single ``join``, so a
+    request pays neither a call per field nor the work of the fields not chosen.
+    """
+    parts = ["'{'"]
+    for i, name in enumerate(fields):
+        if i:
+            parts.append("','")
+        parts += [repr(f'"{name}":'), _JSON_FIELDS[name]]
+    parts.append("'}'")
+    source = ("def line(r, status, d, e):\n"
+              "    q = r.session.req_header\n"
+              "    ds = r.session.downstream\n"
+              f"    return ''.join(({', '.join(parts)}))\n")
+    namespace = {"iso_time": iso_time, "time": time, "text": _json_text, "enc": encode_basestring,
+                 "seconds": _seconds}
+    exec(compile(source, "<access log fields>", "exec"), namespace)
+    return namespace["line"]
 
 
 def _plain_label(address: Any) -> str:
