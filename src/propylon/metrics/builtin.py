@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from bisect import bisect_left
 from typing import Any, Callable, Iterable, Iterator, Optional
 
@@ -219,7 +220,7 @@ class BuiltinMetrics(Collector):
 
     def _write(self, data: dict) -> None:
         path = os.path.join(self.directory, f"{data['pid']}.json")
-        tmp = f"{path}.tmp"
+        tmp = f"{path}.{threading.get_ident()}.tmp"  # the timer and a scrape may write at once
         try:
             with open(tmp, "w") as f:
                 json.dump(data, f)
