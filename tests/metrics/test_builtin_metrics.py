@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -146,3 +147,12 @@ def test_limiter_decisions_are_counted(lab, serve):
     assert total(m, "propylon_limiter_decisions_total", limiter="per_client", decision="rejected") == 2
     assert total(m, "propylon_requests_total", status_class="4xx", upstream="none") == 2
     assert total(m, "propylon_requests_total", status_class="2xx") == 3
+
+
+def test_a_second_observability_in_one_registry_is_refused():
+    registry = CollectorRegistry()
+    first = Observability(registry=registry)
+    with pytest.raises(ValueError, match="for_service"):
+        Observability(registry=registry)
+    other = first.for_service("admin")
+    assert other.metrics is first.metrics and other.service == "admin"

@@ -59,7 +59,11 @@ class Observability:
             workers = getattr(conf, "threads", 1) or 1
             self.metrics = (BuiltinMetrics.for_workers(metrics_dir) if workers > 1
                             else BuiltinMetrics())
-            (registry if registry is not None else REGISTRY).register(self.metrics)
+            try:
+                (registry if registry is not None else REGISTRY).register(self.metrics)
+            except ValueError as e:  # prometheus_client: "Duplicated timeseries ..."
+                raise ValueError("the propylon_* metrics are already registered: give another service "
+                                 "its label with obs.for_service(name), or pass registry=") from e
         if access_log is not None and not isinstance(access_log, AccessLogConfig):
             access_log = AccessLogConfig.from_mapping(access_log)
         self.access_log = AccessLogWriter(access_log) if access_log is not None else None
