@@ -113,7 +113,7 @@ class AccessLogWriter:
 
     def write(self, line: str) -> None:
         """Add one line (without its newline)."""
-        if self._pid != os.getpid():
+        if self._thread is None:  # normally started by the proxy app in its worker
             self.start()
         self._buf.append(line)
         self._size += len(line) + 1

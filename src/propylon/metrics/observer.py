@@ -264,6 +264,9 @@ class RequestRecord:
                 obs.access_log.write(obs.json_line(self, status, duration, error))
         if self.spans is not None:
             self.spans.end(status, error)
+        # The session refers to this record too: break the cycle, so the request's
+        # objects are freed now rather than by the cyclic garbage collector.
+        self.session = None
 
     def _count_error(self, error: BaseException) -> None:
         metrics = self.obs.metrics
