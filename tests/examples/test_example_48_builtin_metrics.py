@@ -3,7 +3,8 @@
 import json
 import re
 
-from example_support import curl, running
+from example_support import curl
+from support import running
 
 
 def test_builtin_metrics_and_access_log(city):

@@ -2,7 +2,8 @@
 
 import re
 
-from example_support import curl, running
+from example_support import curl
+from support import running
 
 
 def sample(text: str, series: str) -> float:

@@ -1,25 +1,22 @@
-"""In-process proxies for the tracing tests: served from an event loop in a thread,
-so the test reads the spans the OpenTelemetry SDK recorded in this process."""
+"""In-process proxies for the tracing and limiter tests: served from an event loop in
+a thread, so the test reads what the observer recorded in this process."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Any, Callable, Iterator
 
 import pytest
-import uvloop
 
 from propylon.proxy.service import HttpProxyApp
-from propylon.server.shutdown import ShutdownWatch
+from propylon.shutdown import ShutdownWatch
+from support import LoopThread
 
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[Any, Any], str]]:
     """``serve(proxy, observer)`` runs the proxy on a free port; returns its URL."""
-    loop = uvloop.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
+    lt = LoopThread()
     servers = []
 
     def start(proxy, observer) -> str:
@@ -29,7 +26,7 @@ def serve() -> Iterator[Callable[[Any, Any], str]]:
             return await asyncio.get_running_loop().create_server(
                 app.protocol_factory(ShutdownWatch()), "127.0.0.1", 0)
 
-        server = asyncio.run_coroutine_threadsafe(listen(), loop).result(10)
+        server = lt.run(listen())
         servers.append(server)
         return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
@@ -37,6 +34,5 @@ def serve() -> Iterator[Callable[[Any, Any], str]]:
         yield start
     finally:
         for server in servers:
-            loop.call_soon_threadsafe(server.close)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
+            lt.loop.call_soon_threadsafe(server.close)
+        lt.close()

@@ -1,11 +1,11 @@
-"""Helpers for the observability tests: the observed proxy as a process, scrapes
-parsed with prometheus_client's own parser, and load from h2load."""
+"""Helpers for the observability tests: the observed proxy as a process (see
+``support.running``), scrapes parsed with prometheus_client's own parser, and load
+from h2load."""
 
 from __future__ import annotations
 
 import contextlib
 import re
-import socket
 import subprocess
 import time
 import urllib.request
@@ -14,18 +14,12 @@ from typing import Callable, Iterator, Optional
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from example_process import ExampleProcess, run_example
+from support import Example, free_port, running
 
 HERE = Path(__file__).parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Observed(ExampleProcess):
+class Observed(Example):
     """``run_observed.py`` with its two ports."""
 
     port: int
@@ -45,16 +39,6 @@ class Observed(ExampleProcess):
                 out[(s.name, tuple(sorted(s.labels.items())))] = s.value
         return out
 
-    def wait_log(self, pattern: str, timeout: float = 10.0) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while True:
-            m = re.search(pattern, self.log())
-            if m:
-                return m
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{pattern!r} not in the log:\n{self.log()}")
-            time.sleep(0.05)
-
 
 @contextlib.contextmanager
 def observed(upstreams: list[str], *extra: str) -> Iterator[Observed]:
@@ -64,7 +48,7 @@ def observed(upstreams: list[str], *extra: str) -> Iterator[Observed]:
     for up in upstreams:
         args += ["--upstream", up]
     args += list(extra)
-    with run_example(Observed, str(HERE / "run_observed.py"), (port, metrics_port), args=tuple(args)) as p:
+    with running(str(HERE / "run_observed.py"), port, metrics_port, args=args, cls=Observed) as p:
         p.port, p.metrics_port = port, metrics_port
         yield p
 

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
 
-from metrics_support import free_port
+from support import free_port
 
 from propylon import HttpPeer, ProxyHttp
 from propylon.metrics import Observability

@@ -240,7 +240,7 @@ class RequestRecord:
             self.upstream_done(error)
         duration = perf_counter() - self.start
         ds = self.session.downstream
-        resp = ds.response_written
+        resp = ds.written_head
         status = resp.status if resp is not None else 0
         if error is not None and error is not self.attempt_error:
             self._count_error(error)

@@ -20,8 +20,6 @@ class PrometheusApp(ServeHttp):
     """Answers every GET with the registry in Prometheus' text format
     (gzip-compressed when the scraper accepts it, as Pingora does)."""
 
-    scheme = "http"  #: shown in the service's "listening on" lines
-
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         super().__init__()
         self.registry = registry
