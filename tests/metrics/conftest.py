@@ -20,7 +20,7 @@ def serve() -> Iterator[Callable[[Any, Any], str]]:
     servers = []
 
     def start(proxy, observer) -> str:
-        app = HttpProxyApp(proxy, None, None, observer)
+        app = HttpProxyApp(proxy, observer=observer)
 
         async def listen():
             return await asyncio.get_running_loop().create_server(
