@@ -8,7 +8,10 @@ Usage (the harness runs it with a generated conf)::
 ``BENCH_LISTEN``. With ``--tls-cert`` and ``--tls-key`` it terminates TLS on the
 listener, offering the ALPN protocols of ``--alpn`` (default ``http/1.1``; the HTTP/2
 scenario passes ``h2,http/1.1``). ``--gzip-level N`` compresses ``text/plain``
-responses of any length with gzip at level N (the compression scenario). Every other argument goes to ``Server.from_args()`` unchanged
+responses of any length with gzip at level N (the compression scenario).
+``--observe DIR`` turns on the built-in metrics and a JSON access log written to
+``DIR/access.log`` (the ``propylon-observed`` scenario, which measures what
+observability costs). Every other argument goes to ``Server.from_args()`` unchanged
 (``-c CONF`` holds ``threads: N``, the worker count). It defines only
 ``upstream_peer``, so the engine skips every other hook, which is the point: this
 measures the engine's own cost per request.
@@ -31,6 +34,7 @@ def _split_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--tls-key")
     parser.add_argument("--alpn", default="http/1.1")
     parser.add_argument("--gzip-level", type=int, default=0)
+    parser.add_argument("--observe")
     ours, rest = parser.parse_known_args(argv)
     if ours.backend_port is None:
         parser.error("--backend-port (or BENCH_BACKEND_PORT) is required")
@@ -68,7 +72,13 @@ def main(argv: list[str] | None = None) -> None:
     if ours.gzip_level:
         # As nginx's gzip_types text/plain and gzip_min_length 0.
         compression = CompressionOptions(gzip_level=ours.gzip_level, types=("text/plain",), min_length=0)
-    svc = http_proxy_service(server.configuration, Forwarder(), compression=compression)
+    observer = None
+    if ours.observe:
+        from propylon.metrics import AccessLogConfig, Observability
+
+        observer = Observability(server.configuration, access_log=AccessLogConfig(
+            path=os.path.join(ours.observe, "access.log"), format="json"))
+    svc = http_proxy_service(server.configuration, Forwarder(), compression=compression, observer=observer)
     if ours.tls_cert:
         svc.add_tls_context(ours.listen, _tls_context(ours.tls_cert, ours.tls_key, ours.alpn))
     else:

@@ -170,14 +170,15 @@ class Workbench:
 
     def propylon_front(self, tag: str = "propylon", tls_alpn: str | None = None,
                        backend_port: int | None = None, gzip_level: int = 0, path: str = "/",
-                       headers: tuple[str, ...] = ()) -> Target:
+                       headers: tuple[str, ...] = (), observe: bool = False) -> Target:
         """Start ``bench/forwarder.py`` with ``threads: workers`` before the backend
         (or before another origin on ``backend_port``).
 
         With ``tls_alpn`` (e.g. ``"http/1.1"`` or ``"h2,http/1.1"``) it terminates TLS
         with the run's certificate and offers those ALPN protocols; with ``gzip_level``
         it compresses ``text/plain`` responses. ``tag`` names its directory and process
-        in logs; the load asks for ``path`` with ``headers``.
+        in logs; the load asks for ``path`` with ``headers``. ``observe`` turns on the
+        built-in metrics and a JSON access log in that directory.
         """
         if backend_port is None:
             backend_port = self.backend().port
@@ -201,6 +202,8 @@ class Workbench:
                 argv += ["--tls-cert", str(cert), "--tls-key", str(key), "--alpn", tls_alpn]
             if gzip_level:
                 argv += ["--gzip-level", str(gzip_level)]
+            if observe:
+                argv += ["--observe", str(home)]
             # SIGINT is the fast shutdown; SIGTERM would start a long graceful drain.
             proc = self.procs.start(tag, argv, home / f"{tag}.log", env=env,
                                     stop_signal=signal.SIGINT)

@@ -156,7 +156,7 @@ class Proc:
     # the process
     def port(self, service: str = "pid", timeout: float = 10.0) -> int:
         """The port ``service`` logged it listens on."""
-        m = self.wait_log(rf"{re.escape(service)}: listening on 127\.0\.0\.1:(\d+)", timeout)
+        m = self.wait_log(rf": listening on \w+://127\.0\.0\.1:(\d+) \({re.escape(service)}\)", timeout)
         return int(m.group(1))
 
     def wait_port(self, port: int, timeout: float = 15.0) -> None:

@@ -53,9 +53,19 @@ def _run_briefly(env_log, tmp_path):
 
 
 def test_default_level_is_warning(tmp_path):
+    # Only the start and stop lines of each listener show at the default level.
     code, err = _run_briefly(None, tmp_path)
     assert code == 0
-    assert "INFO" not in err and "listening on" not in err
+    lines = err.splitlines()
+    assert [l for l in lines if "INFO" in l and "listening on" not in l] == []
+    assert any(re.search(r"INFO  .*: listening on tcp://127\.0\.0\.1:\d+ \(pid\)$", l) for l in lines), err
+    assert any(re.search(r"stopped listening on tcp://127\.0\.0\.1:\d+ \(pid\)$", l) for l in lines), err
+
+
+def test_error_level_hides_listener_lines(tmp_path):
+    code, err = _run_briefly("error", tmp_path)
+    assert code == 0
+    assert "listening on" not in err
 
 
 def test_info_level_and_format(tmp_path):
@@ -64,7 +74,7 @@ def test_info_level_and_format(tmp_path):
     line = next(l for l in err.splitlines() if "listening on" in l)
     # time, level, logger[pid]: message
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO  propylon\.services\.listening\[\d+\]: "
-                    r"pid: listening on 127\.0\.0\.1:\d+$", line), line
+                    r"listening on tcp://127\.0\.0\.1:\d+ \(pid\)$", line), line
 
 
 def test_unknown_level_is_reported(tmp_path):

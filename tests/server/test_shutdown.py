@@ -90,7 +90,7 @@ def test_daemon_with_workers(tmp_path):
     master = int(pid_file.read_text())
     try:
         deadline = time.monotonic() + 5
-        while (len(re.findall(r"hold: listening on", log_file.read_text())) < 2
+        while (len(re.findall(r": listening on tcp://[^ ]+ \(hold\)", log_file.read_text())) < 2
                or "master running with 2 workers" not in log_file.read_text()):
             assert time.monotonic() < deadline, log_file.read_text()
             time.sleep(0.05)
@@ -131,12 +131,12 @@ def test_daemon_drops_privileges(tmp_path):
     pid = int(pid_file.read_text())
     try:
         assert _uid_of(pid) == nobody.pw_uid
-        m = re.search(r"hold: listening on 127\.0\.0\.1:(\d+)", log_file.read_text())
+        m = re.search(r": listening on tcp://127\.0\.0\.1:(\d+) \(hold\)", log_file.read_text())
         deadline = time.monotonic() + 5
         while m is None:
             assert time.monotonic() < deadline, log_file.read_text()
             time.sleep(0.05)
-            m = re.search(r"hold: listening on 127\.0\.0\.1:(\d+)", log_file.read_text())
+            m = re.search(r": listening on tcp://127\.0\.0\.1:(\d+) \(hold\)", log_file.read_text())
         with _connect(int(m.group(1))) as s:
             s.sendall(b"x\n")
             assert s.recv(100) == b"done x\n"

@@ -46,7 +46,7 @@ def test_workers_serve_and_dead_worker_is_restarted(procs, tmp_path, work_steali
                       upgrade_sock=str(tmp_path / "u.sock"), grace_period_seconds=2)
     p = procs([APPS / "pid_server.py", "-c", conf])
     port = p.port()
-    p.wait_log(r"pid: listening on .*\n(.|\n)*pid: listening on")  # both workers listen
+    p.wait_log(r": listening on .* \(pid\)\n(.|\n)*: listening on .* \(pid\)")  # both workers listen
     first = _pids_seen(port, 2)
     assert len(first) == 2, f"only {first} answered"
     assert p.pid not in first

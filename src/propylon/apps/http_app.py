@@ -40,11 +40,17 @@ class HttpServerApp(ListeningApp):
     derived from ``server_options``.
     """
 
+    scheme = "http"  #: shown in the service's "listening on" lines
+
     def __init__(self, server_options: Optional[HttpServerOptions] = None,
                  h2_options: Optional["H2Options"] = None) -> None:
         self.server_options = server_options or HttpServerOptions()
         self.h2_options = h2_options
         self._connections: set = set()
+
+    def open_connections(self) -> int:
+        """Client connections this app serves right now (in this process)."""
+        return len(self._connections)
 
     @abstractmethod
     async def process_new_http(self, session: DownstreamSession) -> bool:

@@ -75,7 +75,7 @@ class HttpProxyEngine:
 
     def __init__(self, proxy: ProxyHttp, max_retries: int = 16, pool_size: int = 128,
                  ca_file: Optional[str] = None, bind_to_v4: tuple = (), bind_to_v6: tuple = (),
-                 compression: Optional[CompressionOptions] = None) -> None:
+                 compression: Optional[CompressionOptions] = None, observer: Any = None) -> None:
         self.proxy = proxy
         self.compression = compression if compression is not None and compression.active else None
         self.max_retries = max(1, max_retries)
@@ -86,6 +86,11 @@ class HttpProxyEngine:
         self.before_upstream = self.new_ctx is not None or any(
             hooks[i] is not None for i in (EARLY, REQUEST, PROXY_UPSTREAM))
         self.body_filtered = hooks[UP_BODY] is not None or hooks[BODY] is not None
+        # Observability (propylon.metrics): ``observer.request_start(session)`` gives a
+        # record the engine tells about each attempt and the end. None: nothing is
+        # recorded or called.
+        self.observer = observer
+        self.at_end = hooks[LOGGING] is not None or observer is not None
 
     def summary(self, session: Session, ctx: Any) -> str:
         """The request's line in logs: the proxy's ``request_summary``, or the default."""
@@ -103,6 +108,8 @@ class HttpProxyEngine:
         session = Session(ds, self.compression)
         ctx = None
         hooks = self.hooks
+        if self.observer is not None:
+            session.observation = self.observer.request_start(session)
         if self.before_upstream:
             try:
                 if self.new_ctx is not None:
@@ -145,10 +152,12 @@ class HttpProxyEngine:
                 break
             if ds.written_head is not None or not _retryable(error):
                 break
+            if session.observation is not None:
+                session.observation.upstream_done(error)
             log.warning("Fail to proxy: %s, tries: %d, retry: true, %s", error, tries, self.summary(session, ctx))
         if error is not None:
             return await self._handle_error(session, error, ctx, before_upstream=False, tries=tries)
-        if hooks[LOGGING] is not None:
+        if self.at_end:
             await self._logging(session, None, ctx)
         return self._reusable(ds)
 
@@ -162,6 +171,9 @@ class HttpProxyEngine:
                                 f"upstream_peer returned {type(peer).__name__}, not HttpPeer").into_in()
         if session.downstream.closed:  # the client left (an HTTP/2 reset...): nothing goes upstream
             raise Error.explain(ErrorType.CONNECTION_CLOSED, "client went away").into_down()
+        rec = session.observation
+        if rec is not None:
+            rec.upstream_attempt(peer)
         conn = self.connector.reuse(peer)
         if conn is not None:
             reused = True
@@ -176,6 +188,8 @@ class HttpProxyEngine:
                     e.esource = ErrorSource.UPSTREAM
                 raise e
         session.upstream_reused = reused
+        if rec is not None:
+            rec.upstream_connected(reused)
         ds = session.downstream
         try:
             h = hooks[CONNECTED]
@@ -321,6 +335,8 @@ class HttpProxyEngine:
                 ds.write_interim(resp)  # e.g. 103 Early Hints
             resp = await conn.read_response_header()
             status = resp.status
+        if session.observation is not None:
+            session.observation.upstream_response(resp)
         # Response heads arrive without hop-by-hop fields: the codecs keep them aside.
         h = hooks[UP_RESPONSE]
         if h is not None:
@@ -470,6 +486,11 @@ class HttpProxyEngine:
                 await h(session, e, ctx)
             except Exception:
                 log.exception("logging hook failed on %s", self.summary(session, ctx))
+        if session.observation is not None:
+            try:
+                session.observation.finish(ctx, e)
+            except Exception:
+                log.exception("observer failed on %s", self.summary(session, ctx))
 
 
 def _write_down(ds: DownstreamSession, data: bytes) -> bool:

@@ -27,7 +27,7 @@ class HttpProxyApp(HttpServerApp):
 
     def __init__(self, proxy: ProxyHttp, conf=None, server_options: Optional[HttpServerOptions] = None,
                  h2_options: Optional["H2Options"] = None,
-                 compression: Optional[CompressionOptions] = None) -> None:
+                 compression: Optional[CompressionOptions] = None, observer=None) -> None:
         if compression is not None and not isinstance(compression, CompressionOptions):
             raise TypeError(f"compression must be CompressionOptions, got {type(compression).__name__}")
         if not isinstance(proxy, ProxyHttp):
@@ -38,6 +38,7 @@ class HttpProxyApp(HttpServerApp):
         self.proxy = proxy
         self.conf = conf
         self.compression = compression
+        self.observer = observer
         self._engine: Optional[HttpProxyEngine] = None
 
     @property
@@ -52,7 +53,10 @@ class HttpProxyApp(HttpServerApp):
                 bind_to_v4=tuple(getattr(c, "client_bind_to_ipv4", ()) or ()),
                 bind_to_v6=tuple(getattr(c, "client_bind_to_ipv6", ()) or ()),
                 compression=self.compression,
+                observer=self.observer,
             )
+            if self.observer is not None:
+                self.observer.attach(self)
         return self._engine
 
     async def process_new_http(self, session: DownstreamSession) -> bool:
@@ -67,12 +71,14 @@ class HttpProxyApp(HttpServerApp):
         await super().wait_drained()
         if self._engine is not None:
             self._engine.connector.close()
+        if self.observer is not None:
+            self.observer.close()
 
 
 def http_proxy_service(conf, proxy: ProxyHttp, name: str = "Propylon HTTP Proxy Service",
                        server_options: Optional[HttpServerOptions] = None,
                        h2_options: Optional["H2Options"] = None,
-                       compression: Optional[CompressionOptions] = None):
+                       compression: Optional[CompressionOptions] = None, observer=None):
     """A listening service that proxies HTTP with ``proxy``; add endpoints with
     ``add_tcp``/``add_uds`` and hand it to ``Server.add_service``.
 
@@ -81,7 +87,9 @@ def http_proxy_service(conf, proxy: ProxyHttp, name: str = "Propylon HTTP Proxy 
     by default nginx-like limits with the idle timeout and head size taken from
     ``server_options``. ``compression`` compresses responses for clients that
     accept it (and may decode the origin's); hooks adjust it per request through
-    ``session.adjust_compression``."""
+    ``session.adjust_compression``. ``observer``: a
+    :class:`propylon.metrics.Observability` for built-in metrics, access log,
+    request ids and tracing (None: none of it, at no cost)."""
     from ..services.listening import Service
 
-    return Service(name, HttpProxyApp(proxy, conf, server_options, h2_options, compression))
+    return Service(name, HttpProxyApp(proxy, conf, server_options, h2_options, compression, observer))

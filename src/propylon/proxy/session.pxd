@@ -2,7 +2,7 @@
 
 cdef class Session:
     cdef readonly object downstream
-    cdef public object req_header, compression
+    cdef public object req_header, compression, observation
     cdef readonly bint retry_buffer_truncated
     cdef public bint upstream_reused
     cdef list _retry_buf

@@ -37,7 +37,7 @@ class Session:
     """
 
     __slots__ = ("downstream", "req_header", "_retry_buf", "_retry_len", "retry_buffer_truncated",
-                 "upstream_reused", "compression")
+                 "upstream_reused", "compression", "observation")
 
     def __init__(self, downstream: "DownstreamSession",
                  compression: Optional[CompressionOptions] = None) -> None:
@@ -48,6 +48,8 @@ class Session:
         self._retry_len = 0
         self.retry_buffer_truncated = False
         self.upstream_reused = False
+        #: the observer's record of this request (``propylon.metrics``), or None
+        self.observation = None
 
     # --- the connection ------------------------------------------------------------
     @property

@@ -13,6 +13,8 @@ loop: it sleeps in ``sigtimedwait`` and reacts to signals.
   margin are killed).
 * SIGQUIT hands the listening sockets to the new process (``-u``), then stops
   the workers as on SIGTERM.
+* SIGUSR1 is relayed to the workers (an access log reopens its file); a worker
+  with nothing to reopen ignores it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ __all__ = ["Master"]
 
 log = logging.getLogger("propylon.server")
 
-_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD, signal.SIGHUP}
+_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1}
 _PR_SET_PDEATHSIG = 1
 _FAST_EXIT_WAIT = 2.0
 _KILL_MARGIN = 5.0
@@ -109,6 +111,11 @@ class Master:
                        + _KILL_MARGIN)
         elif signo == signal.SIGHUP:
             log.info("SIGHUP received and ignored")
+        elif signo == signal.SIGUSR1:
+            # logrotate's "reopen your files": the workers hold them.
+            log.info("SIGUSR1 received, relayed to the workers")
+            for pid in self.workers:
+                _kill(pid, signal.SIGUSR1)
 
     def _stop(self, signo: int, wait: float) -> None:
         if self.stopping and signo == signal.SIGTERM:
@@ -152,7 +159,7 @@ class Master:
             code = 1
             try:
                 signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
-                for sig in (signal.SIGCHLD, signal.SIGHUP):
+                for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1):
                     signal.signal(sig, signal.SIG_DFL if sig == signal.SIGCHLD else signal.SIG_IGN)
                 _die_with_parent(master)
                 code = self.run_worker(index)

@@ -39,6 +39,7 @@ class Service:
         self.listeners: list[Listener] = []
         self.connection_filter: Optional[ConnectionFilter] = None
         self._servers: list[asyncio.AbstractServer] = []
+        self._endpoints: list[str] = []
 
     # --- configuration ---------------------------------------------------------------
     def add_tcp(self, addr: str, opts: Optional[TcpSocketOptions] = None) -> None:
@@ -102,13 +103,27 @@ class Service:
                     server = await loop.create_server(proto_factory, sock=sock, ssl=ctx,
                                                       backlog=listener.backlog)
             self._servers.append(server)
-            log.info("%s: listening on %s", self.name, describe_socket(sock))
+            self._endpoints.append(self._url(sock, ctx is not None))
+            _announce("listening on %s (%s)", self._endpoints[-1], self.name)
+
+    def _url(self, sock: socket.socket, tls: bool) -> str:
+        """``http://127.0.0.1:6188``; the scheme is the app's (``scheme``, default ``tcp``)."""
+        where = describe_socket(sock)
+        if sock.family == socket.AF_UNIX:
+            return f"unix:{where}"
+        scheme = getattr(self.app, "scheme", "tcp")
+        if tls:
+            scheme = "https" if scheme == "http" else "tls"
+        return f"{scheme}://{where}"
 
     def stop_accepting(self) -> None:
         """Stop accepting new connections; connections being served go on."""
         servers, self._servers = self._servers, []
         for server in servers:
             server.close()
+        if servers:
+            _announce("stopped listening on %s (%s)", ", ".join(self._endpoints), self.name)
+            self._endpoints = []
 
     async def wait_drained(self) -> None:
         """Wait until the app serves no connection."""
@@ -116,6 +131,13 @@ class Service:
 
     def __repr__(self) -> str:
         return f"<Service {self.name!r} {[l.key for l in self.listeners]}>"
+
+
+def _announce(msg: str, *args: Any) -> None:
+    """Log a start or stop line at INFO, shown at the default level (warning) too, as
+    uvicorn and Caddy print theirs; only a level above warning hides it."""
+    if log.getEffectiveLevel() <= logging.WARNING and not log.disabled:
+        log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, msg, args, None))
 
 
 def _gate_factory(accept: ConnectionFilter, factory: Callable[[], Any]) -> Callable[[], asyncio.Protocol]:

@@ -1,0 +1,247 @@
+"""The access log: one line per request, in JSON or nginx's ``combined`` format.
+
+Lines are built on the event loop and collected in memory; a writer thread does
+the file I/O, so a slow disk never stalls requests. The buffer goes to the thread
+when it reaches ``buffer_bytes`` or ``flush_interval`` seconds after its first
+line. Should the disk fall so far behind that ``max_pending_bytes`` wait for it,
+lines are dropped and counted (a warning says how many) rather than held without
+bound.
+
+SIGUSR1 reopens the file (what logrotate's ``postrotate`` sends): lines buffered
+before the signal go to the old file, every later one to the new file. Each
+worker process has its own writer, and writes whole lines with ``O_APPEND``, so
+several workers can share one file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Optional
+
+__all__ = ["AccessLogConfig", "AccessLogWriter", "FIELDS", "DEFAULT_FIELDS"]
+
+log = logging.getLogger("propylon.access_log")
+
+#: The fields a JSON line may carry (``AccessLogConfig.fields`` picks among them).
+FIELDS = ("time", "client_addr", "method", "path", "status", "bytes_sent", "bytes_received",
+          "duration", "upstream_duration", "upstream_addr", "retries", "error", "request_id",
+          "user_agent", "referer", "service")
+DEFAULT_FIELDS = ("time", "client_addr", "method", "path", "status", "bytes_sent", "duration",
+                  "upstream_duration", "upstream_addr", "retries", "error", "request_id", "user_agent")
+
+_REOPEN = object()
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class AccessLogConfig:
+    """Where and how to write the access log.
+
+    * ``path``: a file (created if missing, appended to), or ``"-"`` for stdout.
+    * ``format``: ``"json"`` (one object per line with ``fields``) or ``"combined"``
+      (nginx's: address, time, request line, status, bytes, referer, user agent).
+    * ``fields``: the JSON fields, from :data:`FIELDS`; durations are seconds.
+    * ``flush_interval`` (0.5 s), ``buffer_bytes`` (64 KiB): when buffered lines go
+      to the writer; ``max_pending_bytes`` (8 MiB): bytes waiting for the disk
+      beyond which lines are dropped.
+    """
+
+    path: str = "-"
+    format: Literal["json", "combined"] = "json"
+    fields: tuple[str, ...] = DEFAULT_FIELDS
+    flush_interval: float = 0.5
+    buffer_bytes: int = 64 * 1024
+    max_pending_bytes: int = 8 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str) or not self.path:
+            raise ValueError("access_log: field 'path': must be a file path or '-' for stdout")
+        if self.format not in ("json", "combined"):
+            raise ValueError(f"access_log: field 'format': {self.format!r} is not 'json' or 'combined'")
+        fields = tuple(self.fields)
+        unknown = [f for f in fields if f not in FIELDS]
+        if unknown or not fields:
+            raise ValueError(f"access_log: field 'fields': unknown {unknown or 'empty list'}; "
+                             f"choose from {', '.join(FIELDS)}")
+        object.__setattr__(self, "fields", fields)
+        for name in ("flush_interval", "buffer_bytes", "max_pending_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"access_log: field '{name}': must be a positive number, got {value!r}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> "AccessLogConfig":
+        """From a configuration mapping (``{path: ..., format: json, fields: [...]}``);
+        an unknown key is an error naming it."""
+        known = set(cls.__dataclass_fields__)
+        extra = sorted(set(data) - known)
+        if extra:
+            raise ValueError(f"access_log: unknown field {extra[0]!r}; known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+
+@dataclass
+class _Pending:
+    chunks: list = field(default_factory=list)
+    size: int = 0
+
+
+class AccessLogWriter:
+    """Buffers lines on the event loop and writes them from a thread (see the module
+    docstring). Made once; starts its thread and signal handler in the process that
+    writes the first line (a forked worker)."""
+
+    def __init__(self, config: AccessLogConfig) -> None:
+        self.config = config
+        self._buf: list[str] = []
+        self._size = 0
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._thread: Optional[threading.Thread] = None
+        self._pid = 0
+        self._queued_bytes = 0  # updated by both sides; ints under the GIL
+        self._written_bytes = 0
+        self._dropped = 0
+
+    def write(self, line: str) -> None:
+        """Add one line (without its newline)."""
+        if self._thread is None:  # normally started by the proxy app in its worker
+            self.start()
+        self._buf.append(line)
+        self._size += len(line) + 1
+        if self._size >= self.config.buffer_bytes:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.config.flush_interval, self.flush)
+
+    def flush(self) -> None:
+        """Hand the buffered lines to the writer thread."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._buf:
+            return
+        data = ("\n".join(self._buf) + "\n").encode("utf-8", "replace")
+        count = len(self._buf)
+        self._buf.clear()
+        self._size = 0
+        if self._queued_bytes - self._written_bytes + len(data) > self.config.max_pending_bytes:
+            if not self._dropped:
+                log.warning("access log %s is not keeping up; dropping lines", self.config.path)
+            self._dropped += count
+            return
+        self._queued_bytes += len(data)
+        self._queue.put(data)
+
+    def reopen(self) -> None:
+        """Send what is buffered to the current file, then reopen the path."""
+        self.flush()
+        self._queue.put(_REOPEN)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write everything buffered and stop the thread (at shutdown)."""
+        if self._thread is None or self._pid != os.getpid():
+            return
+        self.flush()
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        self._thread = None
+        if self._dropped:
+            log.warning("access log %s: %d lines were dropped", self.config.path, self._dropped)
+
+    # --- in the writing process ---------------------------------------------------------
+    def start(self) -> None:
+        """Start the writer thread and the SIGUSR1 handler in this process (a worker,
+        with its loop running); does nothing if they already run here."""
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._buf = []
+        self._size = 0
+        self._timer = None
+        self._queue = queue.SimpleQueue()
+        self._queued_bytes = self._written_bytes = 0
+        self._thread = threading.Thread(target=self._run, name="propylon-access-log", daemon=True)
+        self._thread.start()
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.reopen)
+        except (RuntimeError, ValueError, NotImplementedError):
+            log.warning("access log: cannot handle SIGUSR1 here; the file will not be reopened")
+
+    def _open(self) -> Optional[int]:
+        path = self.config.path
+        if path == "-":
+            return sys.stdout.fileno()
+        try:
+            return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            log.error("cannot open access log %s: %s", path, e)
+            return None
+
+    def _run(self) -> None:
+        fd = self._open()
+        own = self.config.path != "-"
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            if item is _REOPEN:
+                if own:
+                    if fd is not None:
+                        os.close(fd)
+                    fd = self._open()
+                continue
+            if fd is not None:
+                try:
+                    view = memoryview(item)
+                    while view:
+                        view = view[os.write(fd, view):]
+                except OSError as e:
+                    log.error("cannot write access log %s: %s", self.config.path, e)
+            self._written_bytes += len(item)
+        if own and fd is not None:
+            os.close(fd)
+
+
+# --- formatting --------------------------------------------------------------------------
+_clf_cache = [0, ""]
+_iso_cache = [0, ""]
+
+
+def clf_time(now: float) -> str:
+    """``01/Dec/2026:04:50:00 +0000`` (UTC), rebuilt at most once a second."""
+    sec = int(now)
+    if _clf_cache[0] != sec:
+        _clf_cache[0] = sec
+        _clf_cache[1] = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(sec))
+    return _clf_cache[1]
+
+
+def iso_time(now: float) -> str:
+    """``2026-12-01T04:50:00.123Z``; the seconds part is rebuilt once a second."""
+    sec = int(now)
+    if _iso_cache[0] != sec:
+        _iso_cache[0] = sec
+        _iso_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return f"{_iso_cache[1]}.{int((now - sec) * 1000):03d}Z"
+
+
+# Quotes, backslashes and control bytes escaped as nginx does, so a request
+# cannot forge a line or a field of its own.
+_CLF_ESCAPES = {c: f"\\x{c:02X}" for c in (*range(0x20), 0x7F)}
+_CLF_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\"})
+
+
+def clf_quote(value: Optional[str]) -> str:
+    """A field of a ``combined`` line: ``-`` when empty, else escaped."""
+    if not value:
+        return "-"
+    return value.translate(_CLF_ESCAPES)
