@@ -61,8 +61,8 @@ def _run_gateway(opt) -> int:
     from .server.server import Server
 
     try:
-        gateway = Gateway.from_file(opt.conf)
-        problems = listener_problems(gateway.current)
+        gateway = Gateway.from_file(opt.conf, keep_state=not opt.test)
+        problems = listener_problems(gateway.current.conf)
         if problems:
             raise GatewayConfigError(problems)
     except GatewayConfigError as e:

@@ -78,10 +78,17 @@ def test_exactly_one_action_and_redirect_placeholders():
 
 def test_features_not_available_yet_are_refused_not_ignored():
     data = with_route(proxy={"cluster": "app"}, plugins={"cache": {"ttl": 5}})
-    data["admin"] = {"address": "127.0.0.1:6190"}
+    data["access_log"] = {"format": "json"}
     got = problems(data)
-    assert got[0].startswith("admin: not available yet")
+    assert got[0].startswith("access_log: not available yet")
     assert got[1].startswith("routes[1].plugins.cache: not available yet")
+
+
+def test_admin_off_loopback_needs_a_token():
+    assert problems({**BASE, "admin": {"address": "0.0.0.0:9180"}}) == [
+        "admin: a 'token' is required to serve the admin API on 0.0.0.0:9180 (not a loopback address)"]
+    assert parse_config({**BASE, "admin": {"address": "0.0.0.0:9180", "token": "x" * 16}}).admin.token
+    assert parse_config({**BASE, "admin": {"address": "[::1]:9180"}}).admin.token is None
 
 
 def test_server_section_is_a_server_conf():

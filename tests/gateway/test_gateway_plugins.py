@@ -179,7 +179,7 @@ def test_ip_deny_body_size_and_python_plugin(gateway_run, tmp_path):
     assert gw.request(path="/py", headers={"X-Block": "1"})[:3:2] == (418, b"blocked by plugin")
     # edited plugin code goes live on reload, without a restart
     (tmp_path / "gw_test_plugin.py").write_text(PLUGIN.replace("{version}", "v2"))
-    gw.reload(gw.conf_path.read_text(), wait_for="configuration version 2 applied")
+    gw.reload(gw.conf_path.read_text(), wait_for="reload 1 of this process")
     assert gw.request(path="/py")[1]["x-stamp"] == "one-v2"
 
 

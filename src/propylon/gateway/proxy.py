@@ -8,6 +8,7 @@ another upstream failure 502.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Optional
 
 from ..errors import Error, ErrorSource, ErrorType
@@ -16,7 +17,7 @@ from ..proxy.proxy_trait import FailToProxy, default_error_status
 from ..upstreams.peer import HttpPeer
 from .plugins.respond import respond
 from .router import normalize_host
-from .runtime import PROXY, REDIRECT, Gateway, RequestCtx
+from .runtime import PROXY, REDIRECT, Gateway, RequestCtx, Snapshot
 
 __all__ = ["GatewayProxy"]
 
@@ -39,9 +40,13 @@ class GatewayProxy(ProxyHttp):
     def __init__(self, gateway: Gateway, listener: str) -> None:
         self.gateway = gateway
         self.listener = listener
+        self.stats = gateway.stats
+        #: Set when a reload removes this listener: requests still arriving on its open
+        #: connections are served by the last snapshot that had it.
+        self.retired: Optional[Snapshot] = None
 
     def new_ctx(self) -> RequestCtx:
-        return RequestCtx(self.gateway.current)
+        return RequestCtx(self.retired or self.gateway.current)
 
     async def request_filter(self, session, ctx: RequestCtx) -> bool:
         snap = ctx.snapshot
@@ -124,6 +129,9 @@ class GatewayProxy(ProxyHttp):
         code = 504 if e.etype in _TIMEOUTS and e.esource is ErrorSource.UPSTREAM else default_error_status(e)
         if code > 0:
             await session.respond_error(code)
+        route, backend = ctx.route, ctx.backend
+        self.stats.error(route.name if route is not None else None, code, str(e),
+                         str(backend.addr) if backend is not None else None)
         return FailToProxy(code, False)
 
     async def logging(self, session, e: Optional[Error], ctx: RequestCtx) -> None:
@@ -132,6 +140,9 @@ class GatewayProxy(ProxyHttp):
         for guard in ctx.guards:
             guard.release()
         route = ctx.route
+        resp = session.response_written()
+        self.stats.observe(route.name if route is not None else "(no route)",
+                           resp.status if resp is not None else 0, time.monotonic() - ctx.started)
         if route is not None:
             for hook in route.logging_hooks:
                 await hook(session, e, ctx)

@@ -19,6 +19,8 @@ import logging
 import os
 import re
 import signal
+import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -26,9 +28,11 @@ from ..shutdown import ShutdownWatch
 from .clusters import ClusterRuntime, PreparedCluster, assemble_cluster, prepare_cluster
 from .config import GatewayConfig, GatewayConfigError, load_config
 from .config.load import ConfigProblem
-from .config.models import HeaderRules, Route
+from .config.models import HeaderRules, Listener, Route
 from .plugins import build_chain, defined_hooks
 from .router import CompiledRoute, Router
+from .state import ConfigState, digest_of
+from .stats import RouteStats
 
 __all__ = ["Gateway", "Snapshot", "RouteRuntime", "RequestCtx", "CompiledHeaderRules", "prepare", "assemble"]
 
@@ -100,10 +104,11 @@ class RequestCtx:
     """Per-request state: the snapshot it started with, its route, and plugin values."""
 
     __slots__ = ("snapshot", "route", "captures", "backend", "cluster", "tried", "vars", "guards",
-                 "body_limit")
+                 "body_limit", "started")
 
     def __init__(self, snapshot: "Snapshot") -> None:
         self.snapshot = snapshot
+        self.started = time.monotonic()
         self.route: Optional[RouteRuntime] = None
         self.captures: dict = {}
         self.backend: Any = None
@@ -190,7 +195,7 @@ def assemble(prepared: Prepared, version: int, previous: Optional[Snapshot]) -> 
 
 
 #: Sections opened once at start; a reload that changes them is refused.
-RESTART_ONLY = ("listeners", "server", "metrics")
+RESTART_ONLY = ("server", "metrics", "admin")
 
 
 def restart_only_changes(old: GatewayConfig, new: GatewayConfig) -> list[ConfigProblem]:
@@ -205,43 +210,139 @@ def python_modules(conf: GatewayConfig) -> set:
     return {py.plugin.partition(":")[0] for r in conf.routes for py in r.plugins.python}
 
 
+def read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise GatewayConfigError([ConfigProblem("", f"{path}: cannot read: {e.strerror or e}")]) from None
+
+
+def load_text(text: str, path: str) -> GatewayConfig:
+    """Validate ``text`` as if it were the content of ``path`` (its includes and relative
+    file names resolve beside ``path``). Raises :class:`GatewayConfigError`."""
+    fd, tmp = tempfile.mkstemp(prefix=".propylon-candidate-", suffix=".yaml",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        try:
+            return load_config(tmp)
+        except GatewayConfigError as e:
+            raise GatewayConfigError([ConfigProblem(p.path, p.message.replace(tmp, path))
+                                      for p in e.problems]) from None
+    finally:
+        os.unlink(tmp)
+
+
+class Candidate:
+    """A file's text, validated and built off the loop, ready to be applied."""
+
+    def __init__(self, text: str, prepared: Prepared) -> None:
+        self.text = text
+        self.prepared = prepared
+
+
 class Gateway:
-    """The current snapshot, reloads, and the clusters' background loops (per process).
+    """The current snapshot, reloads, served listeners and the clusters' loops (per process).
 
     Run :meth:`start` as a background service: it starts each cluster's discovery and
-    health-check loop, reloads on SIGHUP, and stops the loops at shutdown.
+    health-check loop, reloads on SIGHUP and when the file changes, and stops the loops
+    at shutdown. ``server_conf`` and ``listeners`` are set by ``add_gateway_services``
+    (the endpoints opened at start), so that a reload can open and close listeners.
     """
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    #: How often the file is looked at, and how long it must stay unchanged before a reload.
+    WATCH_INTERVAL = 0.25
+    WATCH_SETTLE = 0.2
+
+    def __init__(self, snapshot: Snapshot, text: str = "", state: Optional[ConfigState] = None) -> None:
         self.current = snapshot
         self.path = snapshot.source
+        self.text = text
+        self.state = state
+        self.server_conf: Any = None
+        #: listener name -> (its configuration, the Service serving it in this process, its proxy)
+        self.listeners: dict[str, tuple[Listener, Any, Any]] = {}
+        self._opened: list = []  # Services opened by reloads, drained at shutdown
+        self._shutdown: Optional[ShutdownWatch] = None
         self._loops: dict[int, tuple[ClusterRuntime, ShutdownWatch, asyncio.Task]] = {}
         self._reloading: Optional[asyncio.Task] = None
         self._again = False
+        self._lock = asyncio.Lock()
+        self._reloads = 0
         self.last_problems: list[ConfigProblem] = []
+        self.stats = RouteStats()
 
     @classmethod
-    def from_file(cls, path: str) -> "Gateway":
-        """Load, validate and build from ``path``. Raises :class:`GatewayConfigError`."""
-        conf = load_config(path)
-        return cls(assemble(prepare(conf, path), 1, None))
+    def from_file(cls, path: str, keep_state: bool = True) -> "Gateway":
+        """Load, validate and build from ``path``; if the file is refused, from the last
+        good copy kept in the state directory (loudly). Raises :class:`GatewayConfigError`
+        when neither can be used. ``keep_state=False`` (``run -t``) checks the file only
+        and writes nothing."""
+        if not keep_state:
+            return cls(assemble(prepare(load_config(path), path), 1, None), read_text(path))
+        state = ConfigState(path)
+        try:
+            text = read_text(path)
+            conf = load_config(path)
+            prepared = prepare(conf, path)
+        except GatewayConfigError as e:
+            good = state.last_good()
+            if good is None:
+                raise
+            try:
+                conf = load_text(good, path)
+                prepared = prepare(conf, path)
+            except GatewayConfigError:
+                raise e from None
+            log.error("%s is refused; STARTING FROM THE LAST GOOD COPY %s instead. Fix the file "
+                      "(the problems follow) and reload:\n%s", path, state.last_good_path,
+                      "\n".join(f"  {p}" for p in e.problems))
+            text = good
+        if conf.admin is not None and conf.admin.history != state.keep:
+            state.keep = conf.admin.history
+        version = state.record(text, "start")
+        state.save_last_good(text)
+        return cls(assemble(prepared, version, None), text, state)
 
     # --- reload ---------------------------------------------------------------------------
-    async def reload(self, path: Optional[str] = None) -> list[ConfigProblem]:
-        """Apply the file ``path`` (default: the current one); returns the problems that
-        refused it (empty when applied). The running snapshot serves until the swap."""
-        path = path or self.path
-        current = self.current
+    def check(self, text: str) -> Candidate:
+        """Validate and build ``text`` as the new content of the file (blocking: call it in a
+        thread). Raises :class:`GatewayConfigError` with every problem."""
+        conf = load_text(text, self.path)  # type: ignore[arg-type]
+        problems = restart_only_changes(self.current.conf, conf)
+        problems += self._listener_problems(conf)
+        if problems:
+            raise GatewayConfigError(problems)
+        return Candidate(text, prepare(conf, self.path, python_modules(conf)))
 
-        def work() -> Prepared:
-            conf = load_config(path)  # type: ignore[arg-type]
-            problems = restart_only_changes(current.conf, conf)
-            if problems:
-                raise GatewayConfigError(problems)
-            return prepare(conf, path, python_modules(conf))
+    def _listener_problems(self, conf: GatewayConfig) -> list[ConfigProblem]:
+        from .serve import listener_problems
+
+        return listener_problems(conf)
+
+    async def reload(self, path: Optional[str] = None, who: str = "reload",
+                     text: Optional[str] = None, only_if_changed: bool = False) -> list[ConfigProblem]:
+        """Apply ``text`` (default: the content of the file ``path``, default the current
+        one); returns the problems that refused it (empty when applied). The running
+        snapshot serves until the swap. Reloads run one at a time."""
+        async with self._lock:
+            return await self._reload(path or self.path, who, text, only_if_changed)
+
+    async def _reload(self, path: str, who: str, text: Optional[str],
+                      only_if_changed: bool) -> list[ConfigProblem]:
+        current = self.current
+        self.path = path
+
+        def work() -> Optional[Candidate]:
+            body = read_text(path) if text is None else text
+            if only_if_changed and body == self.text:
+                return None
+            return self.check(body)
 
         try:
-            prepared = await asyncio.to_thread(work)
+            candidate = await asyncio.to_thread(work)
         except GatewayConfigError as e:
             self.last_problems = e.problems
             log.error("reload of %s refused; still serving version %d:\n%s", path, current.version,
@@ -251,16 +352,96 @@ class Gateway:
             log.exception("reload of %s failed; still serving version %d", path, current.version)
             self.last_problems = [ConfigProblem("", f"reload failed: {type(e).__name__}: {e}")]
             return self.last_problems
-        if self.current is not current:  # another reload won meanwhile: build on it
-            current = self.current
-        snapshot = assemble(prepared, current.version + 1, current)
+        if candidate is None:
+            return []
+        try:
+            opened = await self._open_listeners(current.conf, candidate.prepared.conf)
+        except GatewayConfigError as e:
+            self.last_problems = e.problems
+            log.error("reload of %s refused; still serving version %d:\n%s", path, current.version,
+                      "\n".join(f"  {p}" for p in e.problems))
+            return e.problems
+        version = await asyncio.to_thread(self._record, candidate.text, who)
+        snapshot = assemble(candidate.prepared, version, current)
         self.current = snapshot
-        self.path = path
+        self.text = candidate.text
         self.last_problems = []
+        await self._swap_listeners(current, snapshot.conf, opened)
         self._sync_loops()
-        log.warning("configuration version %d applied from %s", snapshot.version, path)
+        self._reloads += 1
+        log.warning("configuration version %d applied from %s (%s; reload %d of this process)",
+                    snapshot.version, path, who, self._reloads)
         return []
 
+    def _record(self, text: str, who: str) -> int:
+        if self.state is None:
+            return self.current.version + 1
+        version = self.state.record(text, who)
+        self.state.save_last_good(text)
+        self.state.report_worker(version, digest_of(text))
+        return version
+
+    # --- listeners ------------------------------------------------------------------------
+    def _listener_changes(self, old: GatewayConfig, new: GatewayConfig) -> tuple[list, list]:
+        before = {listener.name: listener for listener in old.listeners}
+        after = {listener.name: listener for listener in new.listeners}
+        gone = [name for name, conf in before.items() if after.get(name) != conf]
+        added = [conf for name, conf in after.items() if before.get(name) != conf]
+        return gone, added
+
+    async def _open_listeners(self, old: GatewayConfig, new: GatewayConfig) -> list:
+        """Bind the sockets of listeners the new file adds or changes (nothing is served
+        from them yet). A listener whose address stays is closed first, then bound again."""
+        if self.server_conf is None:  # not serving (tests of the snapshot only)
+            return []
+        from .serve import listener_service
+
+        gone, added = self._listener_changes(old, new)
+        same_address = {conf.address for conf in added} & {self.listeners[n][0].address for n in gone
+                                                            if n in self.listeners}
+        for name in gone:
+            if name in self.listeners and self.listeners[name][0].address in same_address:
+                self._close_listener(name)
+        opened, problems = [], []
+        for conf in added:
+            service, proxy = listener_service(self.server_conf, self, conf)
+            endpoint = service.listeners[0]
+            try:
+                sock = endpoint.bind(reuseport=self.server_conf.threads > 1)
+            except OSError as e:
+                i = next(i for i, listener in enumerate(new.listeners) if listener.name == conf.name)
+                problems.append(ConfigProblem(f"listeners[{i}].address",
+                                              f"cannot listen on {conf.address}: {e.strerror or e}"))
+                continue
+            opened.append((conf, service, proxy, endpoint, sock))
+        if problems:
+            for *_, sock in opened:
+                sock.close()
+            raise GatewayConfigError(problems)
+        return opened
+
+    async def _swap_listeners(self, old: Snapshot, new: GatewayConfig, opened: list) -> None:
+        if self.server_conf is None:
+            return
+        gone, _ = self._listener_changes(old.conf, new)
+        for name in gone:
+            self._close_listener(name, old)
+        for conf, service, proxy, endpoint, sock in opened:
+            await service.start_serving([(endpoint, sock)], self._shutdown or ShutdownWatch())
+            self.listeners[conf.name] = (conf, service, proxy)
+            self._opened.append(service)
+            log.warning("listener %s opened on %s", conf.name, conf.address)
+
+    def _close_listener(self, name: str, last: Optional[Snapshot] = None) -> None:
+        entry = self.listeners.pop(name, None)
+        if entry is not None:
+            # Connections already accepted go on until they finish, on the last
+            # snapshot that had their listener.
+            entry[2].retired = last or self.current
+            entry[1].stop_accepting()
+            log.warning("listener %s on %s closed", name, entry[0].address)
+
+    # --- SIGHUP and the file ---------------------------------------------------------------
     def _on_sighup(self) -> None:
         # One reload at a time; a signal during one asks for another right after it,
         # so the file's latest content is always what ends up applied.
@@ -272,9 +453,34 @@ class Gateway:
     async def _reload_until_settled(self) -> None:
         while True:
             self._again = False
-            await self.reload()
+            await self.reload(who="SIGHUP")
             if not self._again:
                 return
+
+    @staticmethod
+    def _stat(path: str) -> Optional[tuple]:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    async def _watch(self, shutdown: ShutdownWatch) -> None:
+        """Reload when the file changes (polled; a change must settle before it is read)."""
+        seen = self._stat(self.path)  # type: ignore[arg-type]
+        while not shutdown.triggered:
+            await asyncio.sleep(self.WATCH_INTERVAL)
+            now = self._stat(self.path)  # type: ignore[arg-type]
+            if now == seen or now is None:
+                continue
+            await asyncio.sleep(self.WATCH_SETTLE)
+            if self._stat(self.path) != now:  # still being written
+                continue
+            seen = now
+            try:
+                await self.reload(who="file change", only_if_changed=True)
+            except Exception:  # the watcher must outlive any one reload
+                log.exception("reload after a change of %s failed", self.path)
 
     # --- background loops ------------------------------------------------------------------
     def _sync_loops(self) -> None:
@@ -297,22 +503,33 @@ class Gateway:
             log.exception("cluster %s: discovery/health loop failed", cluster.name)
 
     async def start(self, shutdown: ShutdownWatch) -> None:
-        """The background service: cluster loops and SIGHUP, until shutdown."""
+        """The background service: cluster loops, SIGHUP and the file watch, until shutdown."""
         loop = asyncio.get_running_loop()
+        self._shutdown = shutdown
         try:
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         except (ValueError, RuntimeError, NotImplementedError):
             log.warning("cannot handle SIGHUP here; reload through Gateway.reload() only")
         self._sync_loops()
+        if self.state is not None:
+            self.state.report_worker(self.current.version, digest_of(self.text))
+        # A worker restarted by the master starts from what the master loaded: catch up.
+        await self.reload(who="worker start", only_if_changed=True)
+        watcher = loop.create_task(self._watch(shutdown)) if self.path else None
         log.info("gateway serving configuration version %d from %s; SIGHUP reloads it",
                  self.current.version, self.path)
         try:
             await shutdown.wait()
         finally:
             loop.remove_signal_handler(signal.SIGHUP)
+            if watcher is not None:
+                watcher.cancel()
+            for service in self._opened:
+                service.stop_accepting()
             for _, stop, _ in self._loops.values():
                 stop.trigger()
             tasks = [t for _, _, t in self._loops.values()]
+            tasks += [loop.create_task(s.wait_drained()) for s in self._opened]
             self._loops.clear()
             if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.wait(tasks, timeout=self.server_conf.grace_period if self.server_conf else 5)

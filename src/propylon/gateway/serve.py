@@ -10,11 +10,11 @@ from ..protocols.tls.settings import TlsConfigError, TlsSettings
 from ..proxy import http_proxy_service
 from ..services import background_service
 from .config.load import ConfigProblem
-from .config.models import Listener
+from .config.models import GatewayConfig, Listener
 from .proxy import GatewayProxy
 from .runtime import PROXY, REDIRECT, Gateway, Snapshot
 
-__all__ = ["add_gateway_services", "routing_table", "listener_problems"]
+__all__ = ["add_gateway_services", "listener_service", "routing_table", "routes_data", "listener_problems"]
 
 
 def _tls_settings(listener: Listener) -> TlsSettings:
@@ -29,10 +29,10 @@ def _tls_settings(listener: Listener) -> TlsSettings:
     return settings
 
 
-def listener_problems(snapshot: Snapshot) -> list[ConfigProblem]:
-    """Certificates that cannot be loaded, named by path (checked by ``-t`` too)."""
+def listener_problems(conf: GatewayConfig) -> list[ConfigProblem]:
+    """Certificates that cannot be loaded, named by path (checked by ``-t`` and reloads)."""
     out = []
-    for i, listener in enumerate(snapshot.conf.listeners):
+    for i, listener in enumerate(conf.listeners):
         if listener.tls is not None:
             try:
                 _tls_settings(listener).build_context()
@@ -41,22 +41,37 @@ def listener_problems(snapshot: Snapshot) -> list[ConfigProblem]:
     return out
 
 
+def listener_service(server_conf: Any, gateway: Gateway, listener: Listener) -> tuple[Any, GatewayProxy]:
+    """The proxy service of one listener, with its one endpoint (not bound yet), and its proxy."""
+    t = listener.timeouts
+    options = HttpServerOptions(header_read_timeout=t.header_read, keepalive_timeout=t.keepalive,
+                                body_read_timeout=t.body_read, write_timeout=t.write, h2c=listener.h2c)
+    proxy = GatewayProxy(gateway, listener.name)
+    service = http_proxy_service(server_conf, proxy, name=f"gateway listener {listener.name}",
+                                 server_options=options)
+    if listener.tls is not None:
+        service.add_tls_with_settings(listener.address, _tls_settings(listener))
+    else:
+        service.add_tcp(listener.address)
+    return service, proxy
+
+
 def add_gateway_services(server: Any, gateway: Gateway) -> None:
-    """One proxy service per listener, the gateway's background service, and metrics."""
+    """One proxy service per listener, the gateway's background service, metrics, admin."""
     conf = gateway.current.conf
+    gateway.server_conf = server.configuration
     services: list = []
     for listener in conf.listeners:
-        t = listener.timeouts
-        options = HttpServerOptions(header_read_timeout=t.header_read, keepalive_timeout=t.keepalive,
-                                    body_read_timeout=t.body_read, write_timeout=t.write, h2c=listener.h2c)
-        service = http_proxy_service(server.configuration, GatewayProxy(gateway, listener.name),
-                                     name=f"gateway listener {listener.name}", server_options=options)
-        if listener.tls is not None:
-            service.add_tls_with_settings(listener.address, _tls_settings(listener))
-        else:
-            service.add_tcp(listener.address)
+        service, proxy = listener_service(server.configuration, gateway, listener)
+        gateway.listeners[listener.name] = (listener, service, proxy)
         services.append(service)
     services.append(background_service("gateway", gateway))
+    if conf.admin is not None:
+        from .admin import admin_service
+
+        admin = admin_service(gateway, conf.admin)
+        admin.add_tcp(conf.admin.address)
+        services.append(admin)
     if conf.metrics is not None:
         from ..metrics import prometheus_http_service
 
@@ -84,6 +99,19 @@ def _action(snapshot: Snapshot, route: Any) -> str:
     if plugins:
         text += f"  [{', '.join(plugins)}]"
     return text
+
+
+def routes_data(snapshot: Snapshot) -> list[dict]:
+    """The effective table as data, in the order routes are tried (for the admin API)."""
+    out = []
+    for listener in snapshot.conf.listeners:
+        for host, compiled in snapshot.router.table(listener.name):
+            for c in compiled:
+                route = snapshot.routes[c.index]
+                out.append({"listener": listener.name, "host": host, "match": c.describe_match(),
+                            "route": c.name, "priority": c.conf.priority, "kind": route.kind,
+                            "cluster": route.cluster, "action": _action(snapshot, route)})
+    return out
 
 
 def routing_table(snapshot: Snapshot) -> str:

@@ -11,6 +11,7 @@ loop: it sleeps in ``sigtimedwait`` and reacts to signals.
 * SIGTERM and SIGINT are relayed to the workers; the master exits once they all
   did (workers still running after the grace period, the shutdown timeout and a
   margin are killed).
+* SIGHUP is passed on to every worker.
 * SIGQUIT hands the listening sockets to the new process (``-u``), then stops
   the workers as on SIGTERM.
 * SIGUSR1 is relayed to the workers (an access log reopens its file); a worker
@@ -110,7 +111,10 @@ class Master:
             self._stop(signal.SIGTERM, self.conf.grace_period + self.conf.graceful_shutdown_timeout
                        + _KILL_MARGIN)
         elif signo == signal.SIGHUP:
-            log.info("SIGHUP received and ignored")
+            # Reloading is the workers' business (the gateway's configuration, say).
+            log.info("SIGHUP received, passing it to the workers")
+            for pid in self.workers:
+                _kill(pid, signal.SIGHUP)
         elif signo == signal.SIGUSR1:
             # logrotate's "reopen your files": the workers hold them.
             log.info("SIGUSR1 received, relayed to the workers")

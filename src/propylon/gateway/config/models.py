@@ -12,6 +12,7 @@ cluster exists) live in :mod:`propylon.gateway.config.crossref`.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal, Optional
 
@@ -60,7 +61,6 @@ PATTERN_HINTS = {
 #: uses them is refused with this reason rather than having them ignored.
 NOT_AVAILABLE = {
     "access_log": "not available yet (the access log comes with the built-in observability)",
-    "admin": "not available yet (the admin API is not part of this release)",
     "cache": "not available yet (the cache plugin comes with the cache work)",
     "compression": "not available yet",
     "traffic_split": "not available yet",
@@ -510,6 +510,35 @@ class MetricsConf(Model):
     address: Address
 
 
+def _is_loopback(address: str) -> bool:
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class AdminConf(Model):
+    """The admin API and dashboard: loopback only unless a bearer ``token`` is set.
+
+    ``history`` is how many applied versions are kept (in ``.propylon-state`` beside
+    the file, with the last good copy and the version each worker runs).
+    """
+
+    address: Address = "127.0.0.1:9180"
+    token: Optional[str] = Field(None, min_length=16)
+    history: int = Field(20, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> "AdminConf":
+        if self.token is None and not _is_loopback(self.address):
+            raise ValueError(f"a 'token' is required to serve the admin API on {self.address} "
+                             "(not a loopback address)")
+        return self
+
+
 class GatewayConfig(Model):
     """A whole gateway file."""
 
@@ -520,4 +549,4 @@ class GatewayConfig(Model):
     clusters: dict[str, Cluster] = {}
     metrics: Optional[MetricsConf] = None
     access_log: Optional[dict[str, Any]] = None
-    admin: Optional[dict[str, Any]] = None
+    admin: Optional[AdminConf] = None
