@@ -135,7 +135,8 @@ def test_the_shipped_example_config_against_the_lab(gateway_run, lab, tmp_path):
     text = (REPO / "conf" / "gateway.yaml").read_text()
     metrics = free_port()
     text = (text.replace("127.0.0.1:18080", "{blue}").replace("127.0.0.1:18081", "{green}")
-            .replace("127.0.0.1:6188", "127.0.0.1:{port}").replace("127.0.0.1:6192", f"127.0.0.1:{metrics}"))
+            .replace("127.0.0.1:6188", "127.0.0.1:{port}").replace("127.0.0.1:6192", f"127.0.0.1:{metrics}")
+            .replace("127.0.0.1:6191", f"127.0.0.1:{free_port()}"))
     shutil.copy(REPO / "conf" / "gateway_plugins.py", tmp_path)  # beside the file, as in conf/
     gw = gateway_run(text)
     assert gw.request(path="/healthz")[:3:2] == (200, b"ok\n")
