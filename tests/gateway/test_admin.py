@@ -221,6 +221,12 @@ def test_threads_two_workers_both_report_the_new_version(gateway_run):
     gw.popen.send_signal(signal.SIGHUP)  # to the master, which passes it on
     assert wait_until(lambda: versions() == [2, 2], 2, "both workers on version 2")
     assert all(body_of(gw.port) == GREEN for _ in range(20))
+    # SIGHUP with the file unchanged: only the master's relay makes each worker reload.
+    before = gw.log().count("(SIGHUP; reload")
+    gw.popen.send_signal(signal.SIGHUP)
+    lines = wait_until(lambda: [line for line in gw.log().splitlines() if "(SIGHUP; reload" in line][before:]
+                       if gw.log().count("(SIGHUP; reload") >= before + 2 else None, 3, "both workers reloading")
+    assert len({line.split("[")[1].split("]")[0] for line in lines}) == 2, lines
     # A worker that dies is restarted on the current version, not the one the master loaded.
     pids = [w["pid"] for w in admin.call("GET", "/api/workers")[1]["workers"]]
     os.kill(pids[0], signal.SIGKILL)
