@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import re
 import signal
-import socket
 import socketserver
 import subprocess
 import threading

@@ -6,10 +6,12 @@ never changed afterwards. :class:`Gateway` holds the current one; a request take
 it once, when it starts, and keeps it to the end (``RequestCtx.snapshot``), so a
 reload never changes a request half-way.
 
-Reload (SIGHUP, or :meth:`Gateway.reload`): read and validate the file and build the
-routes and plugins in a worker thread (file reads, imports, DNS), assemble the
-clusters on the event loop, then assign ``Gateway.current``. Any problem leaves the
-running snapshot in place and is logged, one line per problem.
+Reload (SIGHUP, a change of the watched file, the admin API, or :meth:`Gateway.reload`):
+read and validate the file and build the routes and plugins in a worker thread (file
+reads, imports, DNS), bind the sockets of added listeners, assemble the clusters on the
+event loop, then assign ``Gateway.current`` and open and close listeners. Any problem
+leaves the running snapshot in place and is logged, one line per problem. Versions,
+history and the last good file are kept by :class:`~propylon.gateway.state.ConfigState`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..shutdown import ShutdownWatch
-from .clusters import ClusterRuntime, PreparedCluster, assemble_cluster, prepare_cluster
+from .clusters import ClusterRuntime, assemble_cluster, prepare_cluster
 from .config import GatewayConfig, GatewayConfigError, load_config
 from .config.load import ConfigProblem
 from .config.models import HeaderRules, Listener, Route
@@ -311,16 +313,12 @@ class Gateway:
         """Validate and build ``text`` as the new content of the file (blocking: call it in a
         thread). Raises :class:`GatewayConfigError` with every problem."""
         conf = load_text(text, self.path)  # type: ignore[arg-type]
-        problems = restart_only_changes(self.current.conf, conf)
-        problems += self._listener_problems(conf)
+        from .serve import listener_problems  # serve builds on this module
+
+        problems = restart_only_changes(self.current.conf, conf) + listener_problems(conf)
         if problems:
             raise GatewayConfigError(problems)
         return Candidate(text, prepare(conf, self.path, python_modules(conf)))
-
-    def _listener_problems(self, conf: GatewayConfig) -> list[ConfigProblem]:
-        from .serve import listener_problems
-
-        return listener_problems(conf)
 
     async def reload(self, path: Optional[str] = None, who: str = "reload",
                      text: Optional[str] = None, only_if_changed: bool = False) -> list[ConfigProblem]:

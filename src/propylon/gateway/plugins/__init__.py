@@ -8,7 +8,6 @@ not import) are returned with their config path, like validation errors.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from typing import Iterable, Optional
 
