@@ -197,7 +197,7 @@ def assemble(prepared: Prepared, version: int, previous: Optional[Snapshot]) -> 
 
 
 #: Sections opened once at start; a reload that changes them is refused.
-RESTART_ONLY = ("server", "metrics", "admin")
+RESTART_ONLY = ("server", "metrics", "admin", "config_store")
 
 
 def restart_only_changes(old: GatewayConfig, new: GatewayConfig) -> list[ConfigProblem]:
@@ -275,6 +275,7 @@ class Gateway:
         self._reloads = 0
         self.last_problems: list[ConfigProblem] = []
         self.stats = RouteStats()
+        self.store: Any = None  # the RedisConfigStore of this process, with config_store
 
     @classmethod
     def from_file(cls, path: str, keep_state: bool = True) -> "Gateway":
@@ -366,6 +367,8 @@ class Gateway:
         self.last_problems = []
         await self._swap_listeners(current, snapshot.conf, opened)
         self._sync_loops()
+        if self.store is not None:
+            self.store.applied(candidate.text, who)
         self._reloads += 1
         log.warning("configuration version %d applied from %s (%s; reload %d of this process)",
                     snapshot.version, path, who, self._reloads)
@@ -514,14 +517,21 @@ class Gateway:
         # A worker restarted by the master starts from what the master loaded: catch up.
         await self.reload(who="worker start", only_if_changed=True)
         watcher = loop.create_task(self._watch(shutdown)) if self.path else None
+        store_task = None
+        if self.current.conf.config_store is not None:
+            from .store import RedisConfigStore
+
+            self.store = RedisConfigStore(self, self.current.conf.config_store)
+            store_task = loop.create_task(self.store.run(shutdown))
         log.info("gateway serving configuration version %d from %s; SIGHUP reloads it",
                  self.current.version, self.path)
         try:
             await shutdown.wait()
         finally:
             loop.remove_signal_handler(signal.SIGHUP)
-            if watcher is not None:
-                watcher.cancel()
+            for task in (watcher, store_task):
+                if task is not None:
+                    task.cancel()
             for service in self._opened:
                 service.stop_accepting()
             for _, stop, _ in self._loops.values():

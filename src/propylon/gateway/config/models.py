@@ -539,6 +539,15 @@ class AdminConf(Model):
         return self
 
 
+class ConfigStoreConf(Model):
+    """Share applied configurations between instances through Redis: each apply is
+    stored under ``key`` and announced; the other instances apply it and write it to
+    their file. An instance that loses Redis keeps serving and catches up when it returns."""
+
+    redis: str = Field(pattern=r"^rediss?://")
+    key: str = Field("propylon:gateway:config", min_length=1)
+
+
 class GatewayConfig(Model):
     """A whole gateway file."""
 
@@ -550,3 +559,4 @@ class GatewayConfig(Model):
     metrics: Optional[MetricsConf] = None
     access_log: Optional[dict[str, Any]] = None
     admin: Optional[AdminConf] = None
+    config_store: Optional[ConfigStoreConf] = None
