@@ -29,7 +29,7 @@ from ..apps.base import ListeningApp
 from ..protocols.http.header import ResponseHeader
 from ..protocols.http.v1.server import H1ServerConnection, HttpServerOptions
 from ..protocols.http.v1.server_session import H1ServerSession
-from ..server.shutdown import ShutdownWatch
+from ..shutdown import ShutdownWatch
 from ..services.listening import Service
 from .config import GatewayConfigError
 from .config.models import AdminConf

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import yaml
 
-from ..server.shutdown import ShutdownWatch
+from ..shutdown import ShutdownWatch
 from .config.models import ConfigStoreConf
 from .state import digest_of, write_atomically
 

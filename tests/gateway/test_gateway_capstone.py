@@ -11,7 +11,7 @@ import subprocess
 import urllib.request
 from collections import Counter
 
-from gateway_support import REPO, free_port
+from support import REPO, free_port
 
 BLUE, GREEN = b"Response from BLUE", b"Response from GREEN"
 

@@ -5,17 +5,10 @@ and the other catches up when Redis is back."""
 from __future__ import annotations
 
 import http.client
-import pathlib
-import shutil
-import sys
 import time
 
-import pytest
-
-from gateway_support import GatewayProcess, fill, free_port
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "limits"))
-from test_limits_redis import RedisServer  # noqa: E402  (the suite's redis-server helper)
+from gateway_support import GatewayProcess, fill
+from support import free_port
 
 BLUE, GREEN = b"Response from BLUE", b"Response from GREEN"
 
@@ -58,10 +51,8 @@ def wait_for(port: int, expected: bytes, timeout: float) -> float:
     return time.monotonic() - started
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
-def test_two_instances_converge_through_redis_and_survive_its_outage(lab, tmp_path):
-    redis = RedisServer()
-    redis.start()
+def test_two_instances_converge_through_redis_and_survive_its_outage(lab, tmp_path, redis_server):
+    redis = redis_server
     instances = []
     try:
         for name in ("a", "b"):
@@ -99,4 +90,3 @@ def test_two_instances_converge_through_redis_and_survive_its_outage(lab, tmp_pa
     finally:
         for gw, _ in instances:
             gw.stop()
-        redis.stop()

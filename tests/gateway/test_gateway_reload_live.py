@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 
-from gateway_support import free_port
+from support import free_port
 
 BLUE, GREEN = b"Response from BLUE", b"Response from GREEN"
 TOKEN = "live-reload-token-0123456789"

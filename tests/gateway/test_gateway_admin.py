@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from gateway_support import REPO, free_port
+from support import REPO, free_port
 
 BLUE, GREEN = b"Response from BLUE", b"Response from GREEN"
 TOKEN = "s3cret-token-for-tests"

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from gateway_support import free_port
+from support import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
