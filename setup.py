@@ -5,12 +5,18 @@ file next to each declares its classes as extension types, so a compiled build
 keeps their fields in C structs. When Cython or a C compiler is missing, the
 build says so and installs the pure-Python package, which behaves the same, only
 slower.
+
+``NATIVE`` modules exist only as Cython (``.pyx``) and bind a C library: the HTTP/2
+codec on libnghttp2. Each is built when its library's headers are found, and is
+skipped otherwise; the pure-Python ``h2`` codec takes its place (see
+``propylon.protocols.http.v2.codec``).
 """
 
 import os
 import sys
+import sysconfig
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 COMPILED = [
@@ -26,6 +32,31 @@ COMPILED = [
     "propylon/proxy/session.py",
     "propylon/proxy/engine.py",
 ]
+
+# (module, its .pyx, the header it needs, the libraries it links)
+NATIVE = [
+    ("propylon.protocols.http.v2._nghttp2", "propylon/protocols/http/v2/_nghttp2.pyx",
+     "nghttp2/nghttp2.h", ["nghttp2"]),
+]
+
+
+def _has_header(header: str) -> bool:
+    dirs = [sysconfig.get_config_var("INCLUDEDIR") or "/usr/include", "/usr/include", "/usr/local/include"]
+    for var in ("CPATH", "C_INCLUDE_PATH"):
+        dirs += [d for d in os.environ.get(var, "").split(os.pathsep) if d]
+    return any(os.path.exists(os.path.join(d, header)) for d in dirs)
+
+
+def native_extensions() -> list:
+    """The NATIVE modules whose C library headers are present."""
+    found = []
+    for name, pyx, header, libs in NATIVE:
+        if _has_header(header):
+            found.append(Extension(name, [os.path.join("src", pyx)], libraries=libs))
+        else:
+            print(f"propylon: not building {name} ({header} not found); "
+                  "the pure-Python fallback is used", file=sys.stderr)
+    return found
 
 
 class OptionalBuildExt(build_ext):
@@ -55,7 +86,7 @@ def extensions():
         return []
     try:
         return cythonize(
-            [os.path.join("src", m) for m in COMPILED],
+            [os.path.join("src", m) for m in COMPILED] + native_extensions(),
             compiler_directives={"language_level": "3", "binding": True},
             nthreads=os.cpu_count() or 1,
             quiet=True,

@@ -30,27 +30,18 @@ import logging
 from collections import deque
 from typing import Optional
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
-
 from ....errors import Error, ErrorType
 from ...digest import Digest, SocketDigest
 from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader, ResponseHeader
 from ..v1.common import WRITE_HIGH_WATER
-from .common import (DEFAULT_WINDOW, _ConnBase, _StreamBase, h2_fields, header_map,
-                     reset_code_name)
+from .codec import (CANCEL, DATA, END, GOAWAY, HEADERS, NO_ERROR, PING_ACK, REFUSED_STREAM, RESET,
+                    SETTINGS, TRAILERS, WINDOW, Codec, CodecError, reset_code_name)
+from .common import _ConnBase, _StreamBase, h2_fields, header_map
 
 log = logging.getLogger("propylon.http.v2")
 
 __all__ = ["H2ClientConnection", "H2ClientStream"]
-
-_NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
-_H2_FAILURES = (h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError)
 
 
 class H2ClientStream(_StreamBase):
@@ -98,9 +89,8 @@ class H2ClientStream(_StreamBase):
                   (b":authority", authority), (b":path", req.raw_path or b"/")]
         fields += h2_fields(req.headers, keep_te_trailers=True, drop=frozenset((b"host",)))
         try:
-            sid = conn._h2.get_next_available_stream_id()
-            conn._h2.send_headers(sid, fields, end_stream=not has_body)
-        except _H2_FAILURES as exc:
+            sid = conn._codec.request(fields, not has_body)
+        except CodecError as exc:
             err = Error.because(ErrorType.H2_ERROR, "cannot send the request head", exc).into_up()
             err.set_retry(True)  # nothing went out
             raise err from None
@@ -214,10 +204,7 @@ class H2ClientStream(_StreamBase):
         sid = self.stream_id
         if sid and not self._reset and not conn._closed and not (self._recv_done and self._end_sent):
             self._reset = True
-            try:
-                conn._h2.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
-            except _H2_FAILURES:
-                pass
+            conn._codec.reset_stream(sid, CANCEL)
             conn._want_flush()
         self._out.clear()
         self._out_len = 0
@@ -288,7 +275,7 @@ class H2ClientStream(_StreamBase):
         self._out.clear()
         self._out_len = 0
         self.conn._send_blocked.pop(self.stream_id, None)
-        if code == _NO_ERROR and self._recv_done:
+        if code == NO_ERROR and self._recv_done:
             # The origin answered in full and needs no more of the request body
             # (RFC 9113 8.1): a clean end, not an error.
             self._end_sent = True
@@ -298,7 +285,7 @@ class H2ClientStream(_StreamBase):
             return
         err = Error.explain(ErrorType.H2_ERROR,
                             f"upstream reset the stream ({reset_code_name(code)})").into_up()
-        if code == h2.errors.ErrorCodes.REFUSED_STREAM:
+        if code == REFUSED_STREAM:
             err.set_retry(True)  # RFC 9113 8.7: not processed, safe to retry
         self.fail(err)
         self.conn._active.discard(self)
@@ -316,8 +303,7 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
     def __init__(self, max_streams: int = 100, initial_window_size: int = 1 << 20,
                  connection_window_size: int = 4 << 20) -> None:
         self._init_base()
-        cfg = h2.config.H2Configuration(client_side=True, header_encoding=None)
-        self._h2 = h2.connection.H2Connection(config=cfg)
+        self._codec: Codec = None  # type: ignore[assignment]  # made with the connection
         self.max_streams = max_streams
         self._initial_window = initial_window_size
         self._conn_window = connection_window_size
@@ -339,7 +325,7 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
         """Streams that may still be opened now (peer's limit and local cap)."""
         if not self.is_usable():
             return 0
-        limit = min(self._h2.remote_settings.max_concurrent_streams, self.max_streams)
+        limit = min(self._codec.peer_max_concurrent_streams(), self.max_streams)
         return max(0, limit - len(self._active))
 
     @property
@@ -368,7 +354,7 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
         fut = self._loop.create_future()
         self._pings[opaque] = fut
         start = self._loop.time()
-        self._h2.ping(opaque)
+        self._codec.ping(opaque)
         self._want_flush()
         try:
             await asyncio.wait_for(fut, timeout)
@@ -382,11 +368,9 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
         """Say GOAWAY and close the connection; open streams fail."""
         if self._closed:
             return
-        try:
-            self._h2.close_connection()
-        except h2.exceptions.ProtocolError:
-            pass
-        self._flush()
+        if self._codec is not None:
+            self._codec.goaway(NO_ERROR)
+            self._flush()
         self._shut(Error.explain(ErrorType.CONNECTION_CLOSED, "upstream connection closed locally").into_in())
 
     def abort(self) -> None:
@@ -413,26 +397,19 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
             host = peer[0]
             host = f"[{host}]" if ":" in host else host
             self.default_authority = f"{host}:{peer[1]}".encode()
-        S = h2.settings.SettingCodes
-        self._h2.local_settings = h2.settings.Settings(client=True, initial_values={
-            S.ENABLE_PUSH: 0,
-            S.INITIAL_WINDOW_SIZE: self._initial_window,
-        })
-        self._h2.initiate_connection()
-        extra = self._conn_window - DEFAULT_WINDOW
-        if extra > 0:
-            self._h2.increment_flow_control_window(extra)
+        self._codec = Codec(True, initial_window_size=self._initial_window,
+                            connection_window_size=self._conn_window)
         self._flush()
 
     def data_received(self, data: bytes) -> None:
-        """Feed h2; dispatch its events to the streams; one write for all replies."""
+        """Feed the codec; dispatch its events to the streams; one write for all replies."""
         if self._closed:
             return
         self._in_receive = True
         try:
             try:
-                events = self._h2.receive_data(data)
-            except h2.exceptions.ProtocolError as exc:
+                events = self._codec.receive(data)
+            except CodecError as exc:
                 log.info("HTTP/2 protocol error from upstream %s: %s", self._peer(), exc)
                 self._flush()
                 self._shut(Error.because(ErrorType.INVALID_H2, "upstream broke HTTP/2", exc).into_up())
@@ -440,9 +417,8 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
             for ev in events:
                 try:
                     self._on_event(ev)
-                except _H2_FAILURES as exc:
-                    log.debug("HTTP/2 event %s from upstream %s not handled: %s",
-                              type(ev).__name__, self._peer(), exc)
+                except CodecError as exc:
+                    log.debug("HTTP/2 event %d from upstream %s not handled: %s", ev[0], self._peer(), exc)
         finally:
             self._in_receive = False
         if not self._closed:
@@ -483,48 +459,49 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
             self.transport.close()
 
     # --- events ---------------------------------------------------------------------------
-    def _on_event(self, ev: h2.events.Event) -> None:
-        E = h2.events
-        sid = getattr(ev, "stream_id", None)
+    def _on_event(self, ev: tuple) -> None:
+        kind, sid, a, b = ev
         st = self._streams.get(sid) if sid else None
-        if isinstance(ev, E.DataReceived):
+        if kind == DATA:
             if st is not None and not st._released:
-                st._on_data(ev.data, ev.flow_controlled_length)
+                st._on_data(a, b)
             else:
-                self._h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-        elif isinstance(ev, (E.ResponseReceived, E.InformationalResponseReceived)):
+                self._codec.acknowledge(sid, b)
+        elif kind == HEADERS:
             if st is not None:
-                st._on_head(ev.headers)
-        elif isinstance(ev, E.StreamEnded):
+                if a is None:
+                    st.fail(Error.explain(ErrorType.H2_ERROR, "upstream response head too large").into_up())
+                    st.close()
+                else:
+                    st._on_head(a)
+        elif kind == END:
             if st is not None:
                 st._on_end()
-        elif isinstance(ev, E.WindowUpdated):
-            if ev.stream_id == 0:
+        elif kind == WINDOW:
+            if sid == 0:
                 self._pump_all()
-            elif ev.stream_id in self._send_blocked:
-                self._pump(self._send_blocked[ev.stream_id])
-        elif isinstance(ev, E.TrailersReceived):
+            elif sid in self._send_blocked:
+                self._pump(self._send_blocked[sid])
+        elif kind == TRAILERS:
             if st is not None:
-                st.trailers = header_map(ev.headers)
-        elif isinstance(ev, E.StreamReset):
+                st.trailers = header_map(a)
+        elif kind == RESET:
             if st is not None:
-                st._on_peer_reset(ev.error_code)
-        elif isinstance(ev, E.RemoteSettingsChanged):
-            if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in ev.changed_settings:
+                st._on_peer_reset(a)
+        elif kind == SETTINGS:
+            if a:
                 self._pump_all()
-        elif isinstance(ev, E.PingAckReceived):
-            fut = self._pings.get(ev.ping_data)
+        elif kind == PING_ACK:
+            fut = self._pings.get(a)
             if fut is not None and not fut.done():
                 fut.set_result(None)
-        elif isinstance(ev, E.ConnectionTerminated):
-            self._on_goaway(ev)
+        elif kind == GOAWAY:
+            self._on_goaway(sid, a)
 
-    def _on_goaway(self, ev: h2.events.ConnectionTerminated) -> None:
+    def _on_goaway(self, last: int, code: int) -> None:
         self._goaway = True
-        last = ev.last_stream_id if ev.last_stream_id is not None else 0
-        graceful = ev.error_code == _NO_ERROR
-        log.debug("GOAWAY from upstream %s (last stream %s, %s)", self._peer(), last,
-                  reset_code_name(ev.error_code))
+        graceful = code == NO_ERROR
+        log.debug("GOAWAY from upstream %s (last stream %s, %s)", self._peer(), last, reset_code_name(code))
         for sid, st in list(self._streams.items()):
             if sid > last:
                 err = Error.explain(ErrorType.H2_ERROR, "stream refused by upstream GOAWAY").into_up()
@@ -535,17 +512,18 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
                 self._send_blocked.pop(sid, None)
             elif not graceful and not st._recv_done:
                 err = Error.explain(ErrorType.H2_ERROR,
-                                    f"upstream ended the connection ({reset_code_name(ev.error_code)})").into_up()
+                                    f"upstream ended the connection ({reset_code_name(code)})").into_up()
                 if not st._got_response:
                     err.set_retry_reused_only()
                 st.fail(err)
-        if graceful and any(sid <= last and not st._recv_done for sid, st in self._streams.items()):
-            # h2 takes GOAWAY as the end of everything, but streams up to its last
-            # id still complete (RFC 9113 6.8): put the state machine back.
-            self._h2.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
-        else:
+        if not (graceful and any(sid <= last and not st._recv_done for sid, st in self._streams.items())):
+            # Streams up to the last id still complete after a graceful GOAWAY
+            # (RFC 9113 6.8); otherwise the connection is done.
             self._flush()
             self._shut(Error.explain(ErrorType.CONNECTION_CLOSED, "upstream sent GOAWAY").into_up())
+
+    def _on_terminated(self) -> None:
+        self._shut(Error.explain(ErrorType.INVALID_H2, "upstream broke HTTP/2").into_up())
 
     def _after_release(self) -> None:
         if self._goaway and not self._closed and not self._active and not self._send_blocked:

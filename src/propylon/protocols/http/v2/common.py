@@ -1,15 +1,15 @@
 """What both sides of the HTTP/2 codec share: header mapping, and the per-stream
 send and receive buffers with their flow control.
 
-The ``h2`` library does the framing, HPACK and the protocol state; this module keeps
-the two things ``h2`` leaves to its user:
+The codec (``codec``: libnghttp2 or the ``h2`` library) does the framing, HPACK and
+the protocol state; this module keeps the two things the codec leaves to its user:
 
-* **Sending** – ``h2`` refuses to send more DATA than the peer's windows allow. A
+* **Sending** – the codec is given no more DATA than the peer's windows allow. A
   stream keeps what did not fit in its own small queue (``_StreamBase._out``) and the
   connection sends it when a WINDOW_UPDATE arrives. A stream with queued bytes is
   *write blocked*: its writer awaits ``drain()``, so memory stays bounded by one
   window plus one piece per stream.
-* **Receiving** – DATA is acknowledged (``acknowledge_received_data``) only when the
+* **Receiving** – DATA is acknowledged (``Codec.acknowledge``) only when the
   application reads it, so the peer can never send more than the windows we granted:
   a slow reader back-pressures the sender.
 
@@ -23,12 +23,9 @@ import asyncio
 from collections import deque
 from typing import Optional
 
-import h2.connection
-import h2.errors
-import h2.exceptions
-
 from ...digest import Digest
 from ..header import HeaderMap, named_by_connection
+from .codec import INTERNAL_ERROR, Codec, CodecError
 
 # RFC 9113 8.2.2: fields that describe one connection; an HTTP/2 message carrying
 # them is malformed, so they are dropped when a message goes out.
@@ -36,11 +33,8 @@ CONNECTION_SPECIFIC = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te")
 )
 
-# Flush early once this much DATA waits in h2's output buffer within one loop turn.
+# Flush early once this much DATA waits in the codec's output within one loop turn.
 FLUSH_EARLY = 64 * 1024
-
-# The HTTP/2 default window before SETTINGS change it (RFC 9113 6.9.2).
-DEFAULT_WINDOW = 65535
 
 
 def h2_fields(headers: HeaderMap, keep_te_trailers: bool = False,
@@ -97,7 +91,7 @@ def fields_size(fields: list) -> int:
 class _ConnBase:
     """Transport plumbing both protocol classes share (mixed into asyncio.Protocol)."""
 
-    _h2: h2.connection.H2Connection
+    _codec: Codec
     transport: Optional[asyncio.Transport]
     digest: Optional[Digest]
 
@@ -118,9 +112,14 @@ class _ConnBase:
     def _flush(self) -> None:
         self._flush_handle = None
         self._unflushed = 0
-        data = self._h2.data_to_send()
+        data = self._codec.data_to_send()
         if data and not self._closed and self.transport is not None:
             self.transport.write(data)
+        if self._codec.terminated and not self._closed:
+            self._on_terminated()
+
+    def _on_terminated(self) -> None:
+        """The codec ended the connection (a protocol error it answered with GOAWAY)."""
 
     def _want_flush(self) -> None:
         """Flush at the end of this loop turn (or now, when much is waiting)."""
@@ -136,12 +135,12 @@ class _ConnBase:
     # --- flow control of sending --------------------------------------------------
     def _pump(self, st: "_StreamBase") -> None:
         """Send what the windows allow of ``st``'s queue, then its end if asked."""
-        h2c = self._h2
+        codec = self._codec
         sid = st.stream_id
         out = st._out
         try:
             while out:
-                room = min(h2c.local_flow_control_window(sid), h2c.max_outbound_frame_size)
+                room = codec.send_window(sid)
                 if room <= 0:
                     break
                 piece = out[0]
@@ -152,7 +151,7 @@ class _ConnBase:
                     out.popleft()
                 st._out_len -= len(piece)
                 last = not out and st._end_asked and st._end_trailers is None
-                h2c.send_data(sid, piece, end_stream=last)
+                codec.send_data(sid, piece, last)
                 self._unflushed += len(piece)
                 self._data_frames_sent += 1
                 if last:
@@ -161,11 +160,11 @@ class _ConnBase:
             if not out and st._end_asked and not st._end_sent:
                 st._end_sent = True
                 if st._end_trailers:
-                    h2c.send_headers(sid, st._end_trailers, end_stream=True)
+                    codec.send_headers(sid, st._end_trailers, True)
                 else:
-                    h2c.end_stream(sid)
+                    codec.end_stream(sid)
                 st._on_end_sent()
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as exc:
+        except CodecError as exc:
             # The peer reset the stream (or the connection is going): nothing more
             # of this stream can leave.
             out.clear()
@@ -243,11 +242,7 @@ class _StreamBase:
         # Usually the peer reset the stream already; if not, tell it this stream
         # is dead rather than leave it waiting.
         self._reset = True
-        conn = self.conn
-        try:
-            conn._h2.reset_stream(self.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-            pass
+        self.conn._codec.reset_stream(self.stream_id, INTERNAL_ERROR)
 
     def _on_end_sent(self) -> None:
         """The END_STREAM flag went out (subclasses may free things then)."""
@@ -289,7 +284,7 @@ class _StreamBase:
         padding = flow_len - len(data)
         if padding > 0:
             # Padding is never read by anyone: give its window back at once.
-            self.conn._h2.acknowledge_received_data(padding, self.stream_id)
+            self.conn._codec.acknowledge(self.stream_id, padding)
         self._wake()
 
     def _take(self) -> bytes:
@@ -306,22 +301,10 @@ class _StreamBase:
             self._unacked = 0
             conn = self.conn
             if not conn._closed:
-                try:
-                    conn._h2.acknowledge_received_data(n, self.stream_id)
-                except h2.exceptions.ProtocolError:
-                    return
+                conn._codec.acknowledge(self.stream_id, n)
                 conn._want_flush()
 
     def _wake(self) -> None:
         w = self._waiter
         if w is not None and not w.done():
             w.set_result(None)
-
-
-def reset_code_name(code: int) -> str:
-    """A readable name for an HTTP/2 error code."""
-    try:
-        return h2.errors.ErrorCodes(code).name
-    except ValueError:
-        return str(code)
-

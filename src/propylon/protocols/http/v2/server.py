@@ -2,8 +2,9 @@
 
 Theory of operation
 -------------------
-``H2ServerConnection`` is an asyncio protocol; the ``h2`` library turns the bytes it
-receives into events and the frames it must send into bytes. Each request stream
+``H2ServerConnection`` is an asyncio protocol; the codec (``codec``: libnghttp2, or
+the ``h2`` library) turns the bytes it receives into events and the frames it must
+send into bytes. Each request stream
 becomes an ``H2ServerStream`` (a ``DownstreamSession``) served by one task of its own
 running the engine's handler, so a slow stream never holds up a fast one.
 
@@ -24,7 +25,8 @@ Protection (limits in ``H2Options``, guards in ``guard``):
 * floods of control frames (PING, SETTINGS, WINDOW_UPDATE, RST_STREAM, PRIORITY,
   empty DATA or CONTINUATION) and clients that keep cancelling streams or opening
   more than allowed (rapid reset, CVE-2023-44487) get GOAWAY (ENHANCE_YOUR_CALM)
-  and are disconnected; the frames are counted before ``h2`` parses them;
+  and are disconnected; the frames are counted before the codec parses them, by the
+  same guard whichever codec is in use;
 * a client that does not read what we send is not read from either: while more
   than ``max_write_buffer`` bytes wait to be sent, reading pauses, so replies to
   its frames (PING and SETTINGS acknowledgements) cannot pile up;
@@ -49,28 +51,19 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable, Optional
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
-
 from ....errors import Error, ErrorType
 from ...digest import Digest, SocketDigest
 from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader, ResponseHeader
-from .common import (DEFAULT_WINDOW, _ConnBase, _StreamBase, fields_size, h2_fields, header_map,
-                     reset_code_name)
+from .codec import (DATA, END, ENHANCE_YOUR_CALM, GOAWAY, HEADERS, INTERNAL_ERROR, NO_ERROR, REFUSED,
+                    REFUSED_STREAM, RESET, SETTINGS, TRAILERS, WINDOW, Codec, CodecError, reset_code_name)
+from .common import _ConnBase, _StreamBase, fields_size, h2_fields, header_map
 from .guard import FrameGuard, ResetGuard
 from .options import HEAD_SLACK, H2Options
 
 log = logging.getLogger("propylon.http.v2")
 
 __all__ = ["H2Options", "H2ServerConnection", "H2ServerStream"]
-
-_NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
-_CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
 
 def _options(options: Any) -> H2Options:
     """H2Options as given, or derived from the HTTP/1 options the app holds."""
@@ -159,8 +152,8 @@ class H2ServerStream(_StreamBase):
         if self._reset or conn._closed:
             return
         try:
-            conn._h2.send_headers(self.stream_id, fields, end_stream=end_stream)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as exc:
+            conn._codec.send_headers(self.stream_id, fields, end_stream)
+        except CodecError as exc:
             log.debug("stream %d: head not sent: %s", self.stream_id, exc)
             self._on_send_failed(exc)
             return
@@ -252,8 +245,7 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         self._shutdown = shutdown
         self._opts = opts = _options(options)
         self._tracker = tracker
-        cfg = h2.config.H2Configuration(client_side=False, header_encoding=None)
-        self._h2 = h2.connection.H2Connection(config=cfg)
+        self._codec: Codec = None  # type: ignore[assignment]  # made with the connection
         self._streams: dict[int, H2ServerStream] = {}
         self._tasks: set[asyncio.Task] = set()
         self._guard = ResetGuard(opts.rapid_reset_max, opts.rapid_reset_window,
@@ -289,23 +281,12 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         if self._tracker is not None:
             self._tracker.add(self)
         opts = self._opts
-        S = h2.settings.SettingCodes
-        self._h2.local_settings = h2.settings.Settings(client=False, initial_values={
-            S.MAX_CONCURRENT_STREAMS: opts.max_concurrent_streams,
-            S.MAX_HEADER_LIST_SIZE: opts.max_header_list_size,
-            S.INITIAL_WINDOW_SIZE: opts.initial_window_size,
-        })
         # Heads a little over the limit are decoded and answered 431 by us; only
         # absurd ones make HPACK give up on the whole connection.
-        self._h2.decoder.max_header_list_size = opts.max_header_list_size * HEAD_SLACK
-        self._h2.initiate_connection()
-        # h2 treats a stream over the advertised limit as a connection error; a
-        # client may open streams before our SETTINGS reach it, so h2 is given room
-        # and such streams are refused one by one (REFUSED_STREAM) in _on_request.
-        self._h2.local_settings._settings[S.MAX_CONCURRENT_STREAMS][0] = 2 ** 31 - 1
-        extra = opts.connection_window_size - DEFAULT_WINDOW
-        if extra > 0:
-            self._h2.increment_flow_control_window(extra)
+        self._codec = Codec(False, initial_window_size=opts.initial_window_size,
+                            connection_window_size=opts.connection_window_size,
+                            max_concurrent_streams=opts.max_concurrent_streams,
+                            max_header_list_size=opts.max_header_list_size, header_slack=HEAD_SLACK)
         self._flush()
         self._idle_since = self._loop.time()
         self._timer = self._loop.call_later(opts.idle_timeout, self._on_timeout)
@@ -379,22 +360,25 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
 
     def _feed(self, data: Any) -> None:
         self._in_receive = True
+        codec = self._codec
         try:
-            try:
-                events = self._h2.receive_data(data)
-            except h2.exceptions.ProtocolError as exc:
-                log.info("HTTP/2 protocol error from %s: %s", self._peer(), exc)
-                self._flush()
-                self._close()
-                return
-            for ev in events:
-                if self._closed:
-                    break
+            while data is not None and not self._closed:
                 try:
-                    self._on_event(ev)
-                except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as exc:
-                    # A stream that changed state under us: only that stream suffers.
-                    log.debug("HTTP/2 event %s from %s not handled: %s", type(ev).__name__, self._peer(), exc)
+                    events = codec.receive(data)
+                except CodecError as exc:
+                    log.info("HTTP/2 protocol error from %s: %s", self._peer(), exc)
+                    self._flush()
+                    self._close()
+                    return
+                for ev in events:
+                    if self._closed:
+                        break
+                    try:
+                        self._on_event(ev)
+                    except CodecError as exc:
+                        # A stream that changed state under us: only that stream suffers.
+                        log.debug("HTTP/2 event %d from %s not handled: %s", ev[0], self._peer(), exc)
+                data = codec.unconsumed  # the codec paused: its events are handled, go on
         finally:
             self._in_receive = False
         if not self._closed:
@@ -427,44 +411,48 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         self._wake_all_drains()
 
     # --- events -----------------------------------------------------------------------------
-    def _on_event(self, ev: h2.events.Event) -> None:
-        E = h2.events
-        if isinstance(ev, E.DataReceived):
-            st = self._streams.get(ev.stream_id)
+    def _on_event(self, ev: tuple) -> None:
+        kind, sid, a, b = ev
+        if kind == DATA:
+            st = self._streams.get(sid)
             if st is not None and not st._reset:
-                st._feed(ev.data, ev.flow_controlled_length)
+                st._feed(a, b)
             else:
-                self._h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-        elif isinstance(ev, E.RequestReceived):
-            self._on_request(ev)
-        elif isinstance(ev, E.StreamEnded):
-            st = self._streams.get(ev.stream_id)
+                self._codec.acknowledge(sid, b)
+        elif kind == HEADERS:
+            self._on_request(sid, a, b)
+        elif kind == END:
+            st = self._streams.get(sid)
             if st is not None:
                 st.body_received = True
                 st._wake()
-        elif isinstance(ev, E.WindowUpdated):
-            if ev.stream_id == 0:
+        elif kind == WINDOW:
+            if sid == 0:
                 self._pump_all()
             else:
-                st = self._send_blocked.get(ev.stream_id)
+                st = self._send_blocked.get(sid)
                 if st is not None:
                     self._pump(st)
             if self._goaway_sent and not self._streams and not self._send_blocked:
                 self._close_after_flush()
-        elif isinstance(ev, E.TrailersReceived):
-            st = self._streams.get(ev.stream_id)
+        elif kind == TRAILERS:
+            st = self._streams.get(sid)
             if st is not None:
-                st.trailers = header_map(ev.headers)
-        elif isinstance(ev, E.StreamReset):
-            self._on_reset(ev)
-        elif isinstance(ev, E.RemoteSettingsChanged):
-            if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in ev.changed_settings:
+                st.trailers = header_map(a)
+        elif kind == RESET:
+            self._on_reset(sid, a)
+        elif kind == REFUSED:
+            # Refused by the codec itself (over the limit it enforces): counted as
+            # the streams the connection refuses are.
+            if self._guard.on_reset():
+                self._calm_down("too many cancelled or refused streams")
+        elif kind == SETTINGS:
+            if a:
                 self._pump_all()
-        elif isinstance(ev, E.ConnectionTerminated):
-            self._on_goaway(ev)
+        elif kind == GOAWAY:
+            self._on_goaway(sid, a)
 
-    def _on_request(self, ev: h2.events.RequestReceived) -> None:
-        sid = ev.stream_id
+    def _on_request(self, sid: int, fields: Optional[list], ended: bool) -> None:
         if (self._goaway_sent and sid > self._last_stream) or \
                 len(self._streams) >= self._opts.max_concurrent_streams:
             # A refused stream costs us a decoded head and a reply: it counts as
@@ -473,12 +461,12 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
             if self._guard.on_reset():
                 self._calm_down("too many cancelled or refused streams")
                 return
-            try:
-                self._h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
-            except h2.exceptions.StreamClosedError:
-                pass  # the client reset it already, later in the same read
+            self._codec.reset_stream(sid, REFUSED_STREAM)
             return
-        fields = ev.headers
+        if fields is None or fields_size(fields) > self._opts.max_header_list_size:
+            log.info("refusing request from %s: header list too large (431)", self._peer())
+            self._answer_directly(sid, 431, ended)
+            return
         pseudo = {}
         for name, value in fields:
             if name[:1] != b":":
@@ -486,11 +474,6 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
             pseudo[name] = value
         method = pseudo.get(b":method", b"")
         path = pseudo.get(b":path")
-        ended = ev.stream_ended is not None
-        if fields_size(fields) > self._opts.max_header_list_size:
-            log.info("refusing request from %s: header list too large (431)", self._peer())
-            self._answer_directly(sid, 431, ended)
-            return
         if method == b"CONNECT" or path is None:
             self._answer_directly(sid, 405 if method == b"CONNECT" else 400, ended)
             return
@@ -516,31 +499,31 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         task.add_done_callback(self._tasks.discard)
 
     def _answer_directly(self, sid: int, status: int, ended: bool) -> None:
-        self._h2.send_headers(sid, [(b":status", b"%d" % status), (b"content-length", b"0")],
-                              end_stream=True)
+        self._codec.send_headers(sid, [(b":status", b"%d" % status), (b"content-length", b"0")], True)
         if not ended:
             # The answer is complete: the client need not send the body.
-            self._h2.reset_stream(sid, _NO_ERROR)
+            self._codec.reset_stream(sid, NO_ERROR)
 
-    def _on_reset(self, ev: h2.events.StreamReset) -> None:
-        st = self._streams.get(ev.stream_id)
+    def _on_reset(self, sid: int, code: int) -> None:
+        st = self._streams.get(sid)
         if st is None or st._reset:
             return
-        self._send_blocked.pop(ev.stream_id, None)
+        self._send_blocked.pop(sid, None)
         unanswered = not (st.finished and st._end_sent)
         st._lost(Error.new_down(ErrorType.CONNECTION_CLOSED,
-                                f"client reset the stream ({reset_code_name(ev.error_code)})"))
+                                f"client reset the stream ({reset_code_name(code)})"))
         if unanswered and self._guard.on_reset():
             self._calm_down("too many cancelled or refused streams")
 
-    def _on_goaway(self, ev: h2.events.ConnectionTerminated) -> None:
-        if ev.error_code == _NO_ERROR and self._streams:
-            # h2 takes GOAWAY as the end of everything, but streams up to its last
-            # id may still be answered (RFC 9113 6.8): put the state machine back.
-            self._h2.state_machine.state = h2.connection.ConnectionState.SERVER_OPEN
+    def _on_goaway(self, last_stream: int, code: int) -> None:
+        if code == NO_ERROR and self._streams:
+            # Streams already open may still be answered (RFC 9113 6.8).
             self._goaway_sent = True
-            self._last_stream = self._h2.highest_inbound_stream_id
+            self._last_stream = self._codec.last_stream_id()
             return
+        self._close()
+
+    def _on_terminated(self) -> None:
         self._close()
 
     def _calm_down(self, why: str) -> None:
@@ -552,10 +535,7 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         log.warning("closing HTTP/2 connection from %s: %s (this window: %s; streams: %d "
                     "cancelled or refused, %d complete)", self._peer(), why, counts or "-",
                     self._guard.resets, self._guard.completed)
-        try:
-            self._h2.close_connection(error_code=_CALM)
-        except h2.exceptions.ProtocolError:
-            pass
+        self._codec.goaway(ENHANCE_YOUR_CALM)
         self._flush()
         transport = self.transport
         if transport is not None and transport.get_write_buffer_size():
@@ -578,16 +558,13 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         sid = st.stream_id
         self._streams.pop(sid, None)
         if not self._closed and not st._reset:
-            try:
-                if not st.finished:
-                    # No complete response will come: tell the client so.
-                    self._send_blocked.pop(sid, None)
-                    st._reset = True
-                    self._h2.reset_stream(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
-                elif not st.body_received and st._end_sent:
-                    self._h2.reset_stream(sid, _NO_ERROR)  # answered: stop the upload
-            except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-                pass
+            if not st.finished:
+                # No complete response will come: tell the client so.
+                self._send_blocked.pop(sid, None)
+                st._reset = True
+                self._codec.reset_stream(sid, INTERNAL_ERROR)
+            elif not st.body_received and st._end_sent:
+                self._codec.reset_stream(sid, NO_ERROR)  # answered: stop the upload
             st._ack_all()
             self._want_flush()
         if not self._streams:
@@ -600,14 +577,9 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         if self._goaway_sent or self._closed:
             return
         self._goaway_sent = True
-        self._last_stream = self._h2.highest_inbound_stream_id
-        state = self._h2.state_machine.state
-        try:
-            self._h2.close_connection(error_code=_NO_ERROR, last_stream_id=self._last_stream)
-        except h2.exceptions.ProtocolError:
-            return
-        # Open streams must still finish: keep h2 willing to send on them.
-        self._h2.state_machine.state = state
+        self._last_stream = self._codec.last_stream_id()
+        # Open streams still finish after a graceful GOAWAY.
+        self._codec.goaway(NO_ERROR, self._last_stream)
         self._flush()
 
     def _on_shutdown(self) -> None:
