@@ -1,7 +1,7 @@
 """Install this checkout (``pip install -e .``) unless it is installed and current.
 
 "Current" means ``import propylon`` finds this checkout's sources and no compiled
-hot-path module is older than its ``.py``/``.pxd`` (see setup.py). Used by the
+hot-path module is older than its ``.py``/``.pxd``/``.pyx`` (see setup.py). Used by the
 test suite (which refuses stale modules) and by ``make run``, so that starting the
 gateway does not rebuild it every time.
 """
@@ -16,13 +16,14 @@ SRC = ROOT / "src"
 
 
 def stale_modules(src: pathlib.Path = SRC) -> list[str]:
-    """The compiled modules under ``src`` older than their ``.py`` or ``.pxd``."""
+    """The compiled modules under ``src`` older than their ``.py``, ``.pxd`` or
+    ``.pyx`` (the native modules exist only as ``.pyx``)."""
     stale = []
     for built in src.rglob("*.so"):
         py = built.with_name(built.name.split(".", 1)[0] + ".py")
-        sources = [p for p in (py, py.with_suffix(".pxd")) if p.exists()]
+        sources = [p for p in (py, py.with_suffix(".pxd"), py.with_suffix(".pyx")) if p.exists()]
         if sources and max(p.stat().st_mtime for p in sources) > built.stat().st_mtime:
-            stale.append(str(py.relative_to(src)))
+            stale.append(str(sources[0].relative_to(src)))
     return sorted(stale)
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Propylon's tests, examples and benchmarks use on a fresh Debian machine:
-# the system tools (nginx, redis-server, curl, nghttp2-client, wrk, netcat, gcc, and chromium
-# for the dashboard's browser test, driven by Playwright without its own browser download) and the
+# the system tools (nginx, redis-server, curl, nghttp2-client, wrk, netcat, gcc, libnghttp2-dev,
+# and chromium for the dashboard's browser test, driven by Playwright without its own browser
+# download) and the
 # package itself with its dev extra (which compiles the hot path, see setup.py).
 # Safe to run again: it skips what is present.
 set -euo pipefail
@@ -16,6 +17,9 @@ for pair in nginx:nginx redis-server:redis-server curl:curl h2load:nghttp2-clien
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
 [ -e /usr/include/stdio.h ] || need+=(libc6-dev)
+# libnghttp2's headers let the build compile the native HTTP/2 codec; without them
+# the pure-Python h2 codec is used.
+[ -e /usr/include/nghttp2/nghttp2.h ] || need+=(libnghttp2-dev)
 "$PY" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   || need+=(python3-dev)
 if [ ${#need[@]} -gt 0 ]; then

@@ -20,6 +20,11 @@ from ensure_installed import stale_modules  # noqa: E402
 pytest_plugins = ["propylon.lab.pytest_plugin"]
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    from propylon.protocols.http.v2.codec import CODEC
+    return f"HTTP/2 codec: {CODEC} (PROPYLON_H2_CODEC=native|h2 chooses)"
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     stale = stale_modules()
     if stale:

@@ -1,4 +1,5 @@
-"""HTTP/2 on both sides, built on the ``h2`` library.
+"""HTTP/2 on both sides, on libnghttp2 when the native codec was built, else on the
+``h2`` library (``codec`` says which; ``PROPYLON_H2_CODEC=native|h2`` chooses).
 
 * ``server``: ``H2ServerConnection`` (one per client connection) and
   ``H2ServerStream`` (a ``DownstreamSession`` per request stream);
@@ -6,7 +7,8 @@
 * ``client``: ``H2ClientConnection`` (one per origin connection, shared) and
   ``H2ClientStream`` (an ``UpstreamExchange`` per stream);
 * ``guard``: the frame-flood and rapid-reset guards; ``common``: header mapping
-  and flow control.
+  and flow control;
+* ``codec``: the codec interface and the ``h2`` one; ``_nghttp2``: the native one.
 
 The limits and defences are described in docs/http2-limits.md.
 """

@@ -313,8 +313,7 @@ cdef class NativeCodec:
             err, self._error = self._error, None
             raise err
         if rv < 0:
-            self.terminated = True
-            raise CodecError(f"HTTP/2 input refused: {nghttp2_strerror(<int>rv).decode()}")
+            raise CodecError(f"HTTP/2 input refused: {nghttp2_strerror(<int>rv).decode()}", rv in _FLOODS)
         return events
 
     # --- output ------------------------------------------------------------------------
@@ -468,6 +467,11 @@ cdef class NativeCodec:
 
     def last_stream_id(self) -> int:
         return nghttp2_session_get_last_proc_stream_id(self.session)
+
+
+# nghttp2's own flood limits (by number: older headers lack some of the names):
+# TOO_MANY_SETTINGS, FLOODED (replies queued unread), TOO_MANY_CONTINUATIONS.
+_FLOODS = frozenset((-537, -904, -905))
 
 
 cdef int _check(int rv) except -1:

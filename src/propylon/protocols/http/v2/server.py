@@ -366,6 +366,9 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
                 try:
                     events = codec.receive(data)
                 except CodecError as exc:
+                    if exc.abuse:
+                        self._calm_down(str(exc))
+                        return
                     log.info("HTTP/2 protocol error from %s: %s", self._peer(), exc)
                     self._flush()
                     self._close()
