@@ -9,10 +9,15 @@ is written. Three figures, each the best of ``--repeat`` runs of process CPU tim
 
 * ``downstream only`` – parse a request, wake the connection task, write a reply;
 * ``codecs only``     – the same plus an upstream exchange with a bare handler;
-* ``engine``          – ``http_proxy_service``'s engine with a plain forwarder.
+* ``engine``          – ``http_proxy_service``'s engine with a plain forwarder;
+* ``h2 engine``       – the same engine with the client on HTTP/2 (one connection,
+  one stream per request, the origin on HTTP/1 as in the ``propylon-h2`` benchmark),
+  on the HTTP/2 codec in use (``PROPYLON_H2_CODEC``).
 
-The difference between the last two is the engine's own cost; the rest is codec
-and event-loop work. Socket and kernel time come on top (see ``python -m bench``).
+The difference between ``codecs only`` and ``engine`` is the engine's own cost; the
+rest is codec and event-loop work. Socket and kernel time come on top (see
+``python -m bench``). ``--only NAME`` runs one scenario (for cachegrind: run it
+with two request counts and divide the difference of the instruction counts).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import uvloop
 from propylon import HttpPeer, ProxyHttp
 from propylon.protocols.http.v1.client import H1ClientConnection
 from propylon.protocols.http.v1.server import H1ServerConnection, HttpServerOptions
+from propylon.protocols.http.v2.codec import CODEC
+from propylon.protocols.http.v2.server import H2Options, H2ServerConnection
 from propylon.proxy.service import HttpProxyApp
 from propylon.shutdown import ShutdownWatch
 
@@ -33,6 +40,16 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept:
 RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sat, 21 Nov 2026 23:00:00 GMT\r\n"
             b"Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello")
 PEER_ADDR = ("127.0.0.1", 9)
+
+# The HTTP/2 client's side, written once: the preface, empty SETTINGS, an ACK of the
+# server's, and the connection window opened wide (the responses add up past 64 KiB).
+H2_START = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+            + b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
+            + b"\x00\x00\x04\x08\x00\x00\x00\x00\x00" + (2 ** 31 - 1 - 65535).to_bytes(4, "big"))
+# The request of REQUEST as an HPACK block that leaves the dynamic table alone, so
+# every stream can send the same bytes: :method GET, :scheme http, :path / (static
+# entries), then :authority, user-agent and accept as literals not indexed.
+H2_BLOCK = (b"\x82\x86\x84" + b"\x01\x0e127.0.0.1:8080" + b"\x0f\x2b\x03wrk" + b"\x0f\x04\x03*/*")
 
 
 class MemoryTransport:
@@ -107,6 +124,38 @@ async def codecs_only(requests: int) -> float:
     return await _drive(lambda: H1ServerConnection(bare, ShutdownWatch(), HttpServerOptions()), requests)
 
 
+def _h2_request(stream_id: int) -> bytes:
+    # HEADERS with END_STREAM and END_HEADERS.
+    return len(H2_BLOCK).to_bytes(3, "big") + b"\x01\x05" + stream_id.to_bytes(4, "big") + H2_BLOCK
+
+
+async def h2_engine(requests: int) -> float:
+    loop = asyncio.get_running_loop()
+    app = HttpProxyApp(Forwarder())
+    app.engine.connector.pool.put(HttpPeer(PEER_ADDR, False, "").reuse_key(), _upstream(loop))
+    waiting: list = [None]
+
+    def on_write(data: bytes) -> None:
+        # A request is done when its response body went out.
+        fut = waiting[0]
+        if b"hello" in data and fut is not None and not fut.done():
+            fut.set_result(None)
+
+    conn = H2ServerConnection(app.process_new_http, ShutdownWatch(), H2Options())
+    conn.connection_made(MemoryTransport(on_write))
+    conn.data_received(H2_START)
+    sid = 1
+    for count in (2000, requests):  # warm-up, then the measured run
+        started = time.process_time()
+        for _ in range(count):
+            waiting[0] = loop.create_future()
+            conn.data_received(_h2_request(sid))
+            sid += 2
+            await waiting[0]
+        took = time.process_time() - started
+    return took / requests * 1e6
+
+
 async def engine(requests: int) -> float:
     app = HttpProxyApp(Forwarder())
     app.engine.connector.pool.put(HttpPeer(PEER_ADDR, False, "").reuse_key(),
@@ -118,10 +167,18 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", choices=sorted(SCENARIOS), help="run this scenario alone")
     args = parser.parse_args(argv)
-    for name, fn in (("downstream only", downstream_only), ("codecs only", codecs_only), ("engine", engine)):
+    for name, fn in SCENARIOS.items():
+        if args.only and name != args.only:
+            continue
         best = min(uvloop.run(fn(args.requests)) for _ in range(args.repeat))
-        print(f"{name:16} {best:6.2f} us CPU per request")
+        label = f"{name} ({CODEC})" if fn is h2_engine else name
+        print(f"{label:20} {best:6.2f} us CPU per request")
+
+
+SCENARIOS = {"downstream only": downstream_only, "codecs only": codecs_only, "engine": engine,
+             "h2 engine": h2_engine}
 
 
 if __name__ == "__main__":
