@@ -16,14 +16,23 @@ is written. Three figures, each the best of ``--repeat`` runs of process CPU tim
 
 The difference between ``codecs only`` and ``engine`` is the engine's own cost; the
 rest is codec and event-loop work. Socket and kernel time come on top (see
-``python -m bench``). ``--only NAME`` runs one scenario (for cachegrind: run it
-with two request counts and divide the difference of the instruction counts).
+``python -m bench``). ``--only NAME`` runs one scenario.
+
+``--instructions`` counts instructions instead of timing: each scenario runs under
+``valgrind --tool=cachegrind`` with ``--requests`` and with three times as many,
+and the difference of the two counts divided by the difference of the requests is
+printed, free of the start-up and of the timing noise of a busy machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
 import time
 
 import uvloop
@@ -168,13 +177,35 @@ def main(argv=None) -> None:
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", choices=sorted(SCENARIOS), help="run this scenario alone")
+    parser.add_argument("--instructions", action="store_true",
+                        help="instructions per request under cachegrind instead of CPU time")
     args = parser.parse_args(argv)
     for name, fn in SCENARIOS.items():
         if args.only and name != args.only:
             continue
+        if args.instructions:
+            low, high = args.requests, 3 * args.requests
+            per = (_instructions(name, high) - _instructions(name, low)) / (high - low)
+            label = f"{name} ({CODEC})" if fn is h2_engine else name
+            print(f"{label:20} {per:10,.0f} instructions per request", flush=True)
+            continue
         best = min(uvloop.run(fn(args.requests)) for _ in range(args.repeat))
         label = f"{name} ({CODEC})" if fn is h2_engine else name
         print(f"{label:20} {best:6.2f} us CPU per request")
+
+
+def _instructions(name: str, requests: int) -> int:
+    """Instructions of one run of scenario ``name`` (warm-up included) under cachegrind."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--instructions needs valgrind")
+    out = subprocess.run([valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                          sys.executable, "-m", "bench.cost", "--only", name, "--requests", str(requests),
+                          "--repeat", "1"], capture_output=True, text=True, env=os.environ, check=True)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+    if found is None:
+        raise SystemExit(f"no instruction count from cachegrind: {out.stderr[-500:]}")
+    return int(found.group(1).replace(",", ""))
 
 
 SCENARIOS = {"downstream only": downstream_only, "codecs only": codecs_only, "engine": engine,

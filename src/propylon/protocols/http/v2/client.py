@@ -523,7 +523,9 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
             self._shut(Error.explain(ErrorType.CONNECTION_CLOSED, "upstream sent GOAWAY").into_up())
 
     def _on_terminated(self) -> None:
-        self._shut(Error.explain(ErrorType.INVALID_H2, "upstream broke HTTP/2").into_up())
+        # After a GOAWAY either way (or the codec's answer to a protocol error) with
+        # no stream left to finish.
+        self._shut(Error.explain(ErrorType.CONNECTION_CLOSED, "upstream HTTP/2 connection ended").into_up())
 
     def _after_release(self) -> None:
         if self._goaway and not self._closed and not self._active and not self._send_blocked:

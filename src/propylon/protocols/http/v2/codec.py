@@ -116,7 +116,7 @@ class H2Codec:
     # --- input -------------------------------------------------------------------------
     def receive(self, data) -> list:
         try:
-            events = self._h2.receive_data(bytes(data))
+            events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             raise CodecError(str(exc)) from None
         out = []
