@@ -102,7 +102,6 @@ PENDING = {
     ("propylon/protocols/http/v2/server.py", "_ConnBase"),
     ("propylon/protocols/http/v2/server.py", "_StreamBase"),
     ("propylon/protocols/http/v2/server.py", "_want_flush"),
-    ("propylon/protocols/http/v2/server.py", "_settings"),
     ("propylon/protocols/http/v2/server.py", "_ack_all"),
     ("propylon/protocols/http/v2/server.py", "_loop"),
     ("propylon/protocols/http/v2/server.py", "_wake"),

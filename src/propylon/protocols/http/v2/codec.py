@@ -104,9 +104,11 @@ class H2Codec:
         c.initiate_connection()
         if max_concurrent_streams is not None:
             # h2 treats a stream over the advertised limit as a connection error; a
-            # client may open streams before our SETTINGS reach it, so h2 is given
-            # room and the server refuses such streams one by one (REFUSED_STREAM).
-            c.local_settings._settings[_S.MAX_CONCURRENT_STREAMS][0] = 2 ** 31 - 1
+            # client may open streams before our SETTINGS reach it, so once they are
+            # sent h2 is given room (settings already in force, nothing left for the
+            # client's ACK to apply) and the server refuses such streams one by one.
+            initial[_S.MAX_CONCURRENT_STREAMS] = 2 ** 31 - 1
+            c.local_settings = h2.settings.Settings(client=client_side, initial_values=initial)
         extra = connection_window_size - 65535
         if extra > 0:
             c.increment_flow_control_window(extra)
