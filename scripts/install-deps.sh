@@ -2,8 +2,7 @@
 # Installs what Propylon's tests, examples and benchmarks use on a fresh Debian machine:
 # the system tools (nginx, redis-server, curl, nghttp2-client, wrk, netcat, gcc, libnghttp2-dev,
 # and chromium for the dashboard's browser test, driven by Playwright without its own browser
-# download) and the
-# package itself with its dev extra (which compiles the hot path, see setup.py).
+# download) and the package itself with its dev extra (which compiles the hot path, see setup.py).
 # Safe to run again: it skips what is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
