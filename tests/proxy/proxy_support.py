@@ -40,11 +40,13 @@ class RunningProxy:
 
 @pytest.fixture
 def start_proxy(loop_thread: LoopThread):
-    """``start_proxy(proxy, conf=None, options=None)`` serves ``proxy`` on a free port."""
+    """``start_proxy(proxy, conf=None, options=None, ssl=None, compression=None)`` serves
+    ``proxy`` on a free port."""
     started: list[RunningProxy] = []
 
-    def start(proxy, conf=None, options: Optional[HttpServerOptions] = None, ssl=None) -> RunningProxy:
-        app = HttpProxyApp(proxy, conf, options)
+    def start(proxy, conf=None, options: Optional[HttpServerOptions] = None, ssl=None,
+              compression=None) -> RunningProxy:
+        app = HttpProxyApp(proxy, conf, options, compression=compression)
         shutdown = ShutdownWatch()
 
         async def serve():

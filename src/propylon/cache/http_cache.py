@@ -183,6 +183,22 @@ class HttpCache:
         """Count a stale entry sent to the client."""
         self.storage.stats.stale_served += 1
 
+    def hand_over_refresh(self) -> "HttpCache":
+        """Stale-while-revalidate: a new ``HttpCache`` for the background request that
+        refreshes the entry. It takes this request's write lock and the stale entry
+        (phase STALE); this request keeps the entry to serve it."""
+        self._expect("hand_over_refresh", CachePhase.STALE)
+        if self._permit is None:
+            raise RuntimeError("hand_over_refresh() without the write lock")
+        other = HttpCache()
+        other.enable(self.storage, self.eviction, self.predictor, self._lock)
+        other.set_cache_key(self.cache_key())
+        other._max_file_size = self._max_file_size
+        other._hit = self._hit
+        other._phase = CachePhase.STALE
+        other._permit, self._permit = self._permit, None
+        return other
+
     def set_stale_updating(self) -> None:
         """The stale copy is served while a background refresh runs."""
         self._expect("set_stale_updating", CachePhase.STALE)
@@ -254,6 +270,10 @@ class HttpCache:
             self.predictor.mark_cacheable(self._key)
         self.release_write_lock(LockStatus.DONE)
         return True
+
+    def is_filling(self) -> bool:
+        """True between :meth:`set_miss_handler` and the end of the fill."""
+        return self._miss is not None
 
     def set_variance(self, variance: Optional[bytes]) -> None:
         """Select the variant the upstream response belongs to (before the fill)."""

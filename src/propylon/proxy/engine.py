@@ -29,6 +29,7 @@ from ..connectors.http import HttpConnector
 from ..upstreams.peer import HttpPeer
 from .proxy_trait import (HOOKS, FailToProxy, ProxyHttp, default_error_status, default_request_summary,
                           resolve_hooks)
+from . import cache_stage
 from .session import Session
 from .tunnel import tunnel
 
@@ -40,6 +41,8 @@ __all__ = ["HttpProxyEngine"]
 _AT = {name: i for i, name in enumerate(HOOKS)}
 EARLY = _AT["early_request_filter"]
 REQUEST = _AT["request_filter"]
+REQ_CACHE = _AT["request_cache_filter"]
+IS_PURGE = _AT["is_purge"]
 PROXY_UPSTREAM = _AT["proxy_upstream_filter"]
 FAIL_CONNECT = _AT["fail_to_connect"]
 CONNECTED = _AT["connected_to_upstream"]
@@ -83,7 +86,9 @@ class HttpProxyEngine:
         self.hooks = hooks = resolve_hooks(proxy)
         self.new_ctx = proxy.new_ctx if type(proxy).new_ctx is not ProxyHttp.new_ctx else None
         self.upstream_peer = proxy.upstream_peer
-        self.before_upstream = self.new_ctx is not None or any(
+        # The cache stage runs only for a proxy that may enable the cache or purge.
+        self.caching = hooks[REQ_CACHE] is not None or hooks[IS_PURGE] is not None
+        self.before_upstream = self.new_ctx is not None or self.caching or any(
             hooks[i] is not None for i in (EARLY, REQUEST, PROXY_UPSTREAM))
         self.body_filtered = hooks[UP_BODY] is not None or hooks[BODY] is not None
         # Observability (propylon.metrics): ``observer.request_start(session)`` gives a
@@ -121,6 +126,9 @@ class HttpProxyEngine:
                 if h is not None and await h(session, ctx):
                     await self._logging(session, None, ctx)
                     return self._reusable(ds)
+                if self.caching and await cache_stage.run(self, session, ctx):
+                    await self._logging(session, None, ctx)
+                    return self._reusable(ds)
                 h = hooks[PROXY_UPSTREAM]
                 if h is not None and not await h(session, ctx):
                     if ds.written_head is None:
@@ -156,6 +164,9 @@ class HttpProxyEngine:
                 session.observation.upstream_done(error)
             log.warning("Fail to proxy: %s, tries: %d, retry: true, %s", error, tries, self.summary(session, ctx))
         if error is not None:
+            if session.http_cache is not None and await cache_stage.on_error(self, session, ctx, error):
+                await self._logging(session, None, ctx)
+                return self._reusable(ds)
             return await self._handle_error(session, error, ctx, before_upstream=False, tries=tries)
         if self.at_end:
             await self._logging(session, None, ctx)
@@ -199,13 +210,16 @@ class HttpProxyEngine:
             has_body = ds.has_body or retry_body is not None
             up_req = session.req_header
             h = hooks[UP_REQUEST]
-            if has_body or ds.expect_continue or h is not None or up_req.version != (1, 1):
+            if (has_body or ds.expect_continue or h is not None or up_req.version != (1, 1)
+                    or session.http_cache is not None):
                 # The upstream gets its own copy when anything may change it; a
                 # plain request goes out as received (hop-by-hop fields were set
                 # aside by the downstream codec).
                 up_req = up_req.copy()
                 if ds.expect_continue:
                     up_req.headers.remove(b"expect")
+                if session.http_cache is not None:
+                    cache_stage.upstream_request(session, up_req)
                 if h is not None:
                     await h(session, up_req, ctx)
             opts = peer.settings()
@@ -225,6 +239,8 @@ class HttpProxyEngine:
             finally:
                 ds.on_lost = None
         except Error as e:
+            if session.http_cache is not None and e.esource is ErrorSource.DOWNSTREAM:
+                await cache_stage.finish_fill(session, conn)  # the client left: the fill completes
             conn.abort()
             # I/O errors were tagged upstream where they happened; an error a hook
             # raised keeps its own source (unset → 500, as in Pingora).
@@ -341,6 +357,10 @@ class HttpProxyEngine:
         h = hooks[UP_RESPONSE]
         if h is not None:
             await h(session, resp, ctx)
+        if session.http_cache is not None:
+            conn = await cache_stage.admit(self, session, ctx, resp, conn)
+            if conn is None:
+                return  # answered from the cache (304 revalidation, stale-if-error)
         h = hooks[RESPONSE]
         if h is not None:
             await h(session, resp, ctx)

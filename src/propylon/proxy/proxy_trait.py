@@ -4,10 +4,16 @@ Subclass it and override the hooks you need; only :meth:`ProxyHttp.upstream_peer
 is required. The engine calls the hooks at fixed points of each request's life, in
 this order (see ``docs/phases.md``)::
 
-    new_ctx → early_request_filter → request_filter → proxy_upstream_filter
+    new_ctx → early_request_filter → request_filter
+      → cache stage, when the proxy caches (request_cache_filter → cache_key_callback
+        → is_purge [→ purge_response_filter] → lookup: cache_vary_filter,
+        cache_hit_filter, should_serve_stale; a hit is answered here:
+        cache_not_modified_filter → range_header_filter → response_filter → body)
+      → proxy_upstream_filter
       → [upstream_peer → connect (fail_to_connect) → connected_to_upstream
          → upstream_request_filter → request_body_filter per chunk
-         → upstream_response_filter → response_filter
+         → upstream_response_filter → response_cache_filter / cache_vary_filter
+           / cache_miss → response_filter
          → upstream_response_body_filter / response_body_filter per chunk
          → upstream_response_trailer_filter → response_trailer_filter]
                                                 (retried while the error says so)
@@ -26,11 +32,15 @@ object, so per-request state lives there.
 
 from __future__ import annotations
 
+import enum
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
-from ..errors import Error
+from ..cache import (CacheKey, CacheMeta, NoCacheReason, RangeRequest, default_cache_key, not_modified, range_request,
+                     variance_from_vary)
+from ..cache.storage import HitHandler
+from ..errors import Error, ErrorSource
 from ..protocols.digest import Digest
 from ..protocols.http.header import HeaderMap, RequestHeader, ResponseHeader
 from ..upstreams.peer import HttpPeer
@@ -38,7 +48,7 @@ from ..upstreams.peer import HttpPeer
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["ProxyHttp", "FailToProxy", "HOOKS", "AWAITED", "CALLED", "overridden_hooks", "resolve_hooks"]
+__all__ = ["ProxyHttp", "FailToProxy", "ForcedFreshness", "PurgeStatus", "HOOKS", "AWAITED", "CALLED", "overridden_hooks", "resolve_hooks"]
 
 
 @dataclass(slots=True)
@@ -48,6 +58,28 @@ class FailToProxy:
 
     error_code: int
     can_reuse_downstream: bool = False
+
+
+class ForcedFreshness(enum.Enum):
+    """What ``cache_hit_filter`` may decide about an entry found in the cache."""
+
+    FORCE_FRESH = "force_fresh"      #: serve it as a HIT even if it is stale
+    FORCE_EXPIRED = "force_expired"  #: treat it as stale: revalidate with the origin
+    FORCE_MISS = "force_miss"        #: ignore it: fetch and store a new copy
+
+
+class PurgeStatus(enum.Enum):
+    """The outcome of a purge, given to ``purge_response_filter``."""
+
+    PURGED = 200
+    NOT_FOUND = 404
+    NOT_ENABLED = 405
+    ERROR = 500
+
+
+#: The reason ``response_cache_filter``'s default gives: nothing is cached unless the
+#: proxy says how (as in Pingora).
+DEFAULT_UNCACHEABLE = NoCacheReason.custom("default")
 
 
 class ProxyHttp:
@@ -77,6 +109,88 @@ class ProxyHttp:
         further. Return ``False`` to continue to the upstream. Default: ``False``.
         """
         return False
+
+    # --- cache stage (runs only when the proxy overrides request_cache_filter or is_purge)
+    def request_cache_filter(self, session: "Session", ctx: Any) -> None:
+        """Decide whether this request uses the cache: call
+        ``session.cache.enable(storage, eviction, predictor, lock)`` (and optionally
+        ``session.cache.set_max_file_size_bytes(n)``) to turn it on.
+
+        Runs after ``request_filter``. An exception is logged and the request goes on
+        uncached. Default: nothing (the cache stays off and costs nothing).
+        """
+
+    def cache_key_callback(self, session: "Session", ctx: Any) -> CacheKey:
+        """The cache key of this request; runs only when the cache is enabled.
+
+        Default: :func:`propylon.cache.default_cache_key`, the Host and the request
+        target (path and query). The method is not part of it, so HEAD is answered
+        from a GET's entry and a PURGE names the same entry. An exception disables the
+        cache for the request (StorageError).
+        """
+        return default_cache_key(session.req_header)
+
+    def cache_miss(self, session: "Session", ctx: Any) -> None:
+        """Runs when the lookup found nothing and this request will fetch and fill the
+        entry. Default: ``session.cache.cache_miss()``; an override must call it too
+        unless it disables or bypasses the cache."""
+        session.cache.cache_miss()
+
+    async def cache_hit_filter(self, session: "Session", meta: CacheMeta, hit: HitHandler,
+                               is_fresh: bool, ctx: Any) -> Optional[ForcedFreshness]:
+        """Runs when the lookup found an entry, before it is used. ``meta`` is its head
+        and timestamps, ``is_fresh`` whether it is within its lifetime. Return a
+        :class:`ForcedFreshness` to override that (serve it anyway, revalidate it, or
+        ignore it), or None to go by its freshness. Default: None.
+        """
+        return None
+
+    def cache_vary_filter(self, meta: CacheMeta, ctx: Any, req: RequestHeader) -> Optional[bytes]:
+        """The variance (secondary key) of this request for a resource whose response
+        ``meta`` describes; used at lookup and when a response is stored.
+
+        Default: built from the request's values of the fields the response's ``Vary``
+        names (None when it has no ``Vary``: one variant). Pingora's default ignores
+        ``Vary``; storing variants apart is the safe reading of RFC 9111 §4.1.
+        """
+        return variance_from_vary(meta.header.headers.get_all_bytes(b"vary"), req.headers)
+
+    def cache_not_modified_filter(self, session: "Session", resp: ResponseHeader, ctx: Any) -> bool:
+        """Whether the client's conditionals (``If-None-Match``, ``If-Modified-Since``)
+        say its copy of the cached ``resp`` is current; True sends a 304 without body.
+        Default: :func:`propylon.cache.not_modified` (RFC 9110 §13.2.2 order)."""
+        return not_modified(session.req_header, resp)
+
+    def range_header_filter(self, session: "Session", resp: ResponseHeader, ctx: Any) -> RangeRequest:
+        """How to answer the client's ``Range`` from the cached ``resp``: the whole body,
+        one range (206), several (206 ``multipart/byteranges``) or none satisfiable
+        (416). Called only when the body can be sliced (complete, known length).
+        Default: :func:`propylon.cache.range_request` (at most 199 ranges; overlapping
+        ones serve the whole body)."""
+        return range_request(session.req_header, resp)
+
+    def is_purge(self, session: "Session", ctx: Any) -> bool:
+        """Whether this request purges its cache key instead of being served (e.g. the
+        ``PURGE`` method). Called even when the cache is off, which answers 405.
+        A purge removes every ``Vary`` variant of the key and answers 200 when
+        something was removed, 404 when nothing was there. Default: False."""
+        return False
+
+    def purge_response_filter(self, session: "Session", ctx: Any, status: PurgeStatus,
+                              resp: ResponseHeader) -> None:
+        """Change the response to a purge (status, headers) before it is sent. An
+        exception turns it into a 500. Default: nothing."""
+
+    def should_serve_stale(self, session: "Session", ctx: Any, error: Optional[Error]) -> bool:
+        """Whether a stale entry may be served. ``error`` is None when asked for
+        stale-while-revalidate (the entry is in its SWR window and another request, or
+        a background refresh, fetches the new copy), else the upstream error that made
+        the fetch fail (stale-if-error, within its window).
+
+        Default (Pingora's): only on errors from the upstream, so
+        stale-while-revalidate is off until a proxy returns True for None.
+        """
+        return error is not None and error.esource is ErrorSource.UPSTREAM
 
     async def proxy_upstream_filter(self, session: "Session", ctx: Any) -> bool:
         """Decide whether to go upstream at all (runs after the request filters).
@@ -138,6 +252,18 @@ class ProxyHttp:
         """Change the upstream's response head; runs before any cache logic and
         before ``response_filter``. Default: nothing.
         """
+
+    def response_cache_filter(self, session: "Session", resp: ResponseHeader,
+                              ctx: Any) -> Union[CacheMeta, NoCacheReason]:
+        """Decide whether an upstream response may be stored (runs after
+        ``upstream_response_filter``, only for requests that use the cache). Return a
+        :class:`CacheMeta` (usually ``resp_cacheable(CacheControl.from_headers(resp.headers),
+        resp, auth_present, defaults)``) to store it, or a :class:`NoCacheReason`.
+        For a 304 that revalidates a stale entry, ``resp`` is the stored head merged
+        with the 304's freshness fields. Default: ``NoCacheReason.custom("default")``:
+        nothing is stored unless the proxy says how long.
+        """
+        return DEFAULT_UNCACHEABLE
 
     async def response_filter(self, session: "Session", upstream_response: ResponseHeader,
                               ctx: Any) -> None:
@@ -263,12 +389,23 @@ CALLED = "called"
 HOOKS: dict[str, str] = {
     "early_request_filter": AWAITED,
     "request_filter": AWAITED,
+    "request_cache_filter": CALLED,
+    "cache_key_callback": CALLED,
+    "is_purge": CALLED,
+    "purge_response_filter": CALLED,
+    "cache_vary_filter": CALLED,
+    "cache_hit_filter": AWAITED,
+    "cache_miss": CALLED,
+    "should_serve_stale": CALLED,
+    "cache_not_modified_filter": CALLED,
+    "range_header_filter": CALLED,
     "proxy_upstream_filter": AWAITED,
     "fail_to_connect": CALLED,
     "connected_to_upstream": AWAITED,
     "upstream_request_filter": AWAITED,
     "request_body_filter": AWAITED,
     "upstream_response_filter": AWAITED,
+    "response_cache_filter": CALLED,
     "response_filter": AWAITED,
     "upstream_response_body_filter": CALLED,
     "response_body_filter": CALLED,

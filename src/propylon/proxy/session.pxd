@@ -5,6 +5,7 @@ cdef class Session:
     cdef public object req_header, compression, observation
     cdef readonly bint retry_buffer_truncated
     cdef public bint upstream_reused
+    cdef public object http_cache
     cdef list _retry_buf
     cdef Py_ssize_t _retry_len
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional, Union
 
+from ..cache.http_cache import HttpCache
 from ..errors import Error, ErrorType
 from ..protocols.digest import Digest, SocketAddr
 from ..protocols.http.compression import CompressionOptions
@@ -37,7 +38,7 @@ class Session:
     """
 
     __slots__ = ("downstream", "req_header", "_retry_buf", "_retry_len", "retry_buffer_truncated",
-                 "upstream_reused", "compression", "observation")
+                 "upstream_reused", "compression", "observation", "http_cache")
 
     def __init__(self, downstream: "DownstreamSession",
                  compression: Optional[CompressionOptions] = None) -> None:
@@ -50,6 +51,19 @@ class Session:
         self.upstream_reused = False
         #: the observer's record of this request (``propylon.metrics``), or None
         self.observation = None
+        self.http_cache: Optional[HttpCache] = None
+
+    @property
+    def cache(self) -> HttpCache:
+        """This request's cache state (Pingora's ``session.cache``): ``enable(storage,
+        eviction, predictor, lock)`` in ``request_cache_filter``,
+        ``set_max_file_size_bytes``, ``phase()``, ``enabled()``, ``lock_duration()``,
+        ``bypass()``, ``disable(reason)``. Made on first use: a proxy that never
+        caches never creates one."""
+        cache = self.http_cache
+        if cache is None:
+            cache = self.http_cache = HttpCache()
+        return cache
 
     # --- the connection ------------------------------------------------------------
     @property
