@@ -35,6 +35,7 @@ def _split_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--alpn", default="http/1.1")
     parser.add_argument("--gzip-level", type=int, default=0)
     parser.add_argument("--observe")
+    parser.add_argument("--cache", action="store_true")
     ours, rest = parser.parse_known_args(argv)
     if ours.backend_port is None:
         parser.error("--backend-port (or BENCH_BACKEND_PORT) is required")
@@ -64,6 +65,25 @@ def main(argv: list[str] | None = None) -> None:
         async def upstream_peer(self, session, ctx):
             return HttpPeer(backend, tls=False, sni="")
 
+    proxy_class = Forwarder
+    if ours.cache:
+        from propylon.cache import CacheControl, CacheLock, CacheMetaDefaults, MemCache, resp_cacheable
+
+        storage = MemCache(256 * 1024 * 1024)
+        lock = CacheLock(age_timeout=5.0, stats=storage.stats)
+        defaults = CacheMetaDefaults(lambda status: None)
+
+        class CachingForwarder(Forwarder):
+            """The forwarder with a MemCache: what the backend's Cache-Control allows."""
+
+            def request_cache_filter(self, session, ctx):
+                session.cache.enable(storage, lock=lock)
+
+            def response_cache_filter(self, session, resp, ctx):
+                return resp_cacheable(CacheControl.from_headers(resp.headers), resp, False, defaults)
+
+        proxy_class = CachingForwarder
+
     # Server.from_args() reads sys.argv like Pingora's Opt; show it only its own flags.
     sys.argv = [sys.argv[0], *rest]
     server = Server.from_args()
@@ -78,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
 
         observer = Observability(server.configuration, access_log=AccessLogConfig(
             path=os.path.join(ours.observe, "access.log"), format="json"))
-    svc = http_proxy_service(server.configuration, Forwarder(), compression=compression, observer=observer)
+    svc = http_proxy_service(server.configuration, proxy_class(), compression=compression, observer=observer)
     if ours.tls_cert:
         svc.add_tls_context(ours.listen, _tls_context(ours.tls_cert, ours.tls_key, ours.alpn))
     else:

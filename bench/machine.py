@@ -13,7 +13,7 @@ from typing import Iterable
 __all__ = ["APT_PACKAGES", "find_tools", "machine_info", "missing_tools_message"]
 
 # Debian package providing each program.
-APT_PACKAGES = {"nginx": "nginx", "wrk": "wrk", "h2load": "nghttp2-client"}
+APT_PACKAGES = {"nginx": "nginx", "wrk": "wrk", "h2load": "nghttp2-client", "varnishd": "varnish"}
 
 
 def _which(name: str) -> str | None:
@@ -47,7 +47,7 @@ def missing_tools_message(missing: list[str]) -> str:
     return (
         f"missing: {', '.join(missing)}\n"
         f"install with: apt-get install {pkgs}\n"
-        "(all benchmark tools: apt-get install nginx wrk nghttp2-client)"
+        "(all benchmark tools: apt-get install nginx wrk nghttp2-client varnish)"
     )
 
 

@@ -10,6 +10,9 @@ The roles, all on 127.0.0.1:
 * **gzip**: the plain proxy compressing with ``gzip on; gzip_comp_level 1;
   gzip_types text/plain; gzip_min_length 0`` (loaded on ``/text``, where the backend
   serves :data:`BACKEND_TEXT`, 4 KiB of text, from a file in its prefix).
+* **cache**: the plain proxy with ``proxy_cache`` in a zone on tmpfs (``/dev/shm``
+  when writable), loaded on ``/1k``, where the backend serves :data:`CACHE_BODY`
+  (1 KiB, ``Cache-Control: public, max-age=3600``): fetched once, then hits.
 
 Choices that keep the comparison fair: access logs are off everywhere (Propylon's
 forwarder logs nothing per request either), and ``keepalive_requests`` is raised so
@@ -33,14 +36,18 @@ from typing import Literal
 
 from .procs import BenchProcess, ProcessSet, StartError, free_port, lost_port_race, wait_http_ok
 
-__all__ = ["BACKEND_BODY", "BACKEND_TEXT", "NginxRole", "NginxServer", "render_conf", "start_nginx"]
+__all__ = ["BACKEND_BODY", "BACKEND_TEXT", "CACHE_BODY", "CACHE_PATH", "NginxRole", "NginxServer", "render_conf", "start_nginx"]
 
 BACKEND_BODY = b"hello"
 #: The compressible body of the backend's ``/text`` (4 KiB of log-like lines).
 BACKEND_TEXT = b"".join(b"%04d GET /api/items?page=%d 200 text/plain keep-alive upstream=backend\n"
                         % (i, i % 7) for i in range(60))[:4096]
 
-NginxRole = Literal["backend", "proxy", "tls", "h2", "gzip"]
+#: The cacheable object of the cache-hit scenarios: 1 KiB at ``/1k`` on the backend.
+CACHE_PATH = "/1k"
+CACHE_BODY = b"x" * 1024
+
+NginxRole = Literal["backend", "proxy", "tls", "h2", "gzip", "cache"]
 
 _KEEPALIVE_REQUESTS = 1_000_000
 _WANTED_NOFILE = 65536
@@ -88,6 +95,11 @@ def _server_block(role: NginxRole, port: int, cert: Path | None, key: Path | Non
             "            default_type text/plain;\n"
             f"            alias {prefix / 'text.txt'};\n"
             "        }\n"
+            f"        location = {CACHE_PATH} {{\n"
+            "            default_type text/plain;\n"
+            '            add_header Cache-Control "public, max-age=3600";\n'
+            f'            return 200 "{CACHE_BODY.decode()}";\n'
+            "        }\n"
             "    }\n"
         )
     listen = f"127.0.0.1:{port}"
@@ -103,12 +115,16 @@ def _server_block(role: NginxRole, port: int, cert: Path | None, key: Path | Non
         # gzip_vary: Propylon adds Vary: Accept-Encoding too, so both send the same head.
         extra = ("        gzip on;\n        gzip_comp_level 1;\n        gzip_types text/plain;\n"
                  "        gzip_min_length 0;\n        gzip_vary on;\n")
+    cache = ""
+    if role == "cache":
+        cache = "            proxy_cache bench_cache;\n            proxy_cache_lock on;\n"
     return (
         "    server {\n"
         f"        listen {listen} backlog=4096;\n"
         f"        keepalive_requests {_KEEPALIVE_REQUESTS};\n"
         f"{extra}"
         "        location / {\n"
+        f"{cache}"
         "            proxy_pass http://bench_backend;\n"
         "            proxy_http_version 1.1;\n"
         '            proxy_set_header Connection "";\n'
@@ -126,12 +142,13 @@ def render_conf(
     backend_port: int | None = None,
     cert: Path | None = None,
     key: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> str:
     """Return the text of ``nginx.conf`` for ``role`` listening on ``127.0.0.1:port``.
 
     ``prefix`` is the directory holding the pid file, error log and temp paths;
     ``workers`` becomes ``worker_processes``. Front roles need ``backend_port``; the
-    TLS roles need ``cert`` and ``key`` (PEM files).
+    TLS roles need ``cert`` and ``key`` (PEM files), the cache role ``cache_dir``.
     """
     if role != "backend" and backend_port is None:
         raise ValueError(f"nginx role {role!r} needs backend_port")
@@ -142,8 +159,13 @@ def render_conf(
         for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     upstream = ""
+    if role == "cache":
+        if cache_dir is None:
+            raise ValueError("nginx role 'cache' needs cache_dir")
+        upstream = (f"    proxy_cache_path {cache_dir} levels=1:2 keys_zone=bench_cache:10m "
+                    "max_size=256m inactive=1h use_temp_path=off;\n")
     if role != "backend":
-        upstream = (
+        upstream += (
             "    upstream bench_backend {\n"
             f"        server 127.0.0.1:{backend_port};\n"
             "        keepalive 64;\n"
@@ -187,6 +209,7 @@ def start_nginx(
     backend_port: int | None = None,
     cert: Path | None = None,
     key: Path | None = None,
+    cache_dir: Path | None = None,
     ready_timeout: float = 10.0,
     attempts: int = 3,
 ) -> NginxServer:
@@ -206,7 +229,8 @@ def start_nginx(
     for attempt in range(1, attempts + 1):
         port = free_port()
         conf.write_text(
-            render_conf(role, prefix, port, workers, backend_port=backend_port, cert=cert, key=key)
+            render_conf(role, prefix, port, workers, backend_port=backend_port, cert=cert, key=key,
+                        cache_dir=cache_dir)
         )
         proc = procs.start(f"nginx-{role}", argv, prefix / "stderr.log",
                            stop_signal=signal.SIGTERM)

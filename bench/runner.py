@@ -11,11 +11,14 @@ nothing, so only the front being loaded competes for the cores.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +27,14 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 from . import h2load as h2load_mod
 from . import wrk as wrk_mod
 from .h2probe import h2_get_status
-from .nginx import BACKEND_BODY, NginxRole, NginxServer, start_nginx
+from .nginx import BACKEND_BODY, CACHE_PATH, NginxRole, NginxServer, start_nginx
 from .procs import (
     BenchProcess, ProcessSet, StartError, free_port, group_cpu_seconds, lost_port_race,
     wait_http_ok,
 )
 from .results import LoadResult, ParseError
 from .tlscert import make_self_signed
+from .varnish import start_varnish
 
 if TYPE_CHECKING:
     from .scenarios import Scenario
@@ -140,17 +144,30 @@ class Workbench:
 
     def nginx_front(self, role: NginxRole, tag: str = "", backend_port: int | None = None,
                     path: str = "/", headers: tuple[str, ...] = ()) -> Target:
-        """Start an nginx front (``proxy``, ``tls``, ``h2`` or ``gzip``) before the
-        backend (or before another origin on ``backend_port``); ``tag`` names its
-        directory; the load asks for ``path`` with ``headers``."""
+        """Start an nginx front (``proxy``, ``tls``, ``h2``, ``gzip`` or ``cache``)
+        before the backend (or before another origin on ``backend_port``); ``tag``
+        names its directory; the load asks for ``path`` with ``headers``. The cache
+        role keeps its cache on tmpfs (``/dev/shm`` when writable), removed at exit."""
         port = self.backend().port if backend_port is None else backend_port
         cert, key = self.cert() if role in ("tls", "h2") else (None, None)
+        cache_dir = None
+        if role == "cache":
+            shm = Path("/dev/shm")
+            base = shm if shm.is_dir() and os.access(shm, os.W_OK) else self.root
+            cache_dir = Path(tempfile.mkdtemp(prefix="propylon-bench-cache-", dir=base))
+            atexit.register(shutil.rmtree, cache_dir, True)
         server = start_nginx(
             self.procs, self.tools["nginx"], role, self.root / (tag or f"nginx-{role}"),
-            self.params.workers, backend_port=port, cert=cert, key=key,
+            self.params.workers, backend_port=port, cert=cert, key=key, cache_dir=cache_dir,
         )
         scheme = "https" if role in ("tls", "h2") else "http"
         return Target(f"{scheme}://127.0.0.1:{server.port}{path}", server.proc, headers)
+
+    def varnish_front(self) -> Target:
+        """Start Varnish before the backend, loaded with the cacheable ``/1k``."""
+        server = start_varnish(self.procs, self.tools["varnishd"], self.root / "varnish",
+                               self.params.workers, self.backend().port)
+        return Target(f"http://127.0.0.1:{server.port}{CACHE_PATH}", server.proc)
 
     def propylon_unavailable(self) -> str | None:
         """Why Propylon's public API cannot be imported, or ``None`` if it can."""
@@ -170,7 +187,8 @@ class Workbench:
 
     def propylon_front(self, tag: str = "propylon", tls_alpn: str | None = None,
                        backend_port: int | None = None, gzip_level: int = 0, path: str = "/",
-                       headers: tuple[str, ...] = (), observe: bool = False) -> Target:
+                       headers: tuple[str, ...] = (), observe: bool = False,
+                       cache: bool = False) -> Target:
         """Start ``bench/forwarder.py`` with ``threads: workers`` before the backend
         (or before another origin on ``backend_port``).
 
@@ -178,7 +196,8 @@ class Workbench:
         with the run's certificate and offers those ALPN protocols; with ``gzip_level``
         it compresses ``text/plain`` responses. ``tag`` names its directory and process
         in logs; the load asks for ``path`` with ``headers``. ``observe`` turns on the
-        built-in metrics and a JSON access log in that directory.
+        built-in metrics and a JSON access log in that directory; ``cache`` caches what
+        the origin's Cache-Control allows in a MemCache.
         """
         if backend_port is None:
             backend_port = self.backend().port
@@ -204,6 +223,8 @@ class Workbench:
                 argv += ["--gzip-level", str(gzip_level)]
             if observe:
                 argv += ["--observe", str(home)]
+            if cache:
+                argv.append("--cache")
             # SIGINT is the fast shutdown; SIGTERM would start a long graceful drain.
             proc = self.procs.start(tag, argv, home / f"{tag}.log", env=env,
                                     stop_signal=signal.SIGINT)

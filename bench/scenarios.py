@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Literal
 
+from .nginx import CACHE_PATH
+
 if TYPE_CHECKING:
     from .runner import Target, Workbench
 
@@ -39,11 +41,13 @@ class Scenario:
     description: str
     start: Callable[[Workbench], Target]
     unavailable: Callable[[Workbench], str | None] = _never
+    #: External programs this scenario needs, when more than nginx and its load generator.
+    needs: tuple[str, ...] = ()
 
     @property
     def tools(self) -> tuple[str, ...]:
         """External programs this scenario needs."""
-        return ("nginx", self.loadgen)
+        return ("nginx", self.loadgen, *self.needs)
 
 
 # What the compression group's load generator asks for (curl and browsers send more).
@@ -94,6 +98,16 @@ SCENARIOS: dict[str, Scenario] = {
                  "Propylon forwarder compressing with gzip level 1, same 4 KiB text/plain",
                  lambda bench: bench.propylon_front("propylon-gzip", gzip_level=1, path="/text",
                                                     headers=_GZIP),
+                 lambda bench: bench.propylon_unavailable()),
+        Scenario("nginx-cache", "cache-hit", "reference", "wrk",
+                 "nginx proxy_cache on tmpfs, hits of a 1 KiB object (/1k)",
+                 lambda bench: bench.nginx_front("cache", path=CACHE_PATH)),
+        Scenario("varnish-cache", "cache-hit", "reference", "wrk",
+                 "Varnish (malloc storage), hits of the same 1 KiB object",
+                 lambda bench: bench.varnish_front(), needs=("varnishd",)),
+        Scenario("propylon-cache", "cache-hit", "propylon", "wrk",
+                 "Propylon forwarder caching in a MemCache, hits of the same 1 KiB object",
+                 lambda bench: bench.propylon_front("propylon-cache", path=CACHE_PATH, cache=True),
                  lambda bench: bench.propylon_unavailable()),
     )
 }
