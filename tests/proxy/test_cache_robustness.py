@@ -12,7 +12,7 @@ import pytest
 
 from propylon.cache import CacheLock
 
-from cache_support import CachingProxy, Origin, fixed, get, phases, response
+from cache_support import CachingProxy, Origin, get, phases, response
 
 
 @pytest.fixture

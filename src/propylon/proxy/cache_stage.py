@@ -33,10 +33,9 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..cache import (CacheControl, CachePhase, HttpCache, LockStatus, NoCacheReason, RangeKind,
+from ..cache import (CacheMeta, CachePhase, HttpCache, LockStatus, NoCacheReason, RangeKind,
                      apply_range_headers, merge_304_header, multipart_head_and_parts, to_304,
                      upstream_request_for_cache)
-from ..cache.meta import CacheMeta
 from ..cache.storage import CacheHit, FillAbandoned, HitHandler, StorageError
 from ..errors import Error, ErrorSource, ErrorType
 from ..protocols.http.compression import response_coding
@@ -163,7 +162,7 @@ async def _lookup(engine: "HttpProxyEngine", session: "Session", ctx: Any, cache
                 else:
                     cache.cache_miss()
                 return False
-        status = await cache.wait_lock(reader)
+        await cache.wait_lock(reader)
         if not cache.enabled():
             return False  # lock timeout or give-up: upstream, uncached
     cache.disable(NoCacheReason.CACHE_LOCK_GIVE_UP)
@@ -261,6 +260,8 @@ async def serve(engine: "HttpProxyEngine", session: "Session", ctx: Any, hit: Ca
     if h is not None:
         await h(session, resp, ctx)
     if ds.is_head or body is None or resp.status in (204, 304):
+        if hit.body is not None:
+            await hit.body.aclose()
         ds.write_header(resp, end_of_stream=True)
         await ds.drain()
         return
@@ -292,7 +293,7 @@ async def serve(engine: "HttpProxyEngine", session: "Session", ctx: Any, hit: Ca
                 elif ds.closed:
                     raise Error.explain(ErrorType.WRITE_ERROR, "client went away").into_down()
     except FillAbandoned as exc:
-        ds.keepalive = False
+        session.downstream.keepalive = False
         raise Error.because(ErrorType.READ_ERROR, "the cache fill this response streamed from failed",
                             exc).into_up() from None
     finally:
