@@ -48,6 +48,9 @@ class FlowControl:
     ``resume_writing`` (a tunnel resumes reading its other side there).
     """
 
+    # Slots: one per connection, and connections may sit idle by the thousand.
+    __slots__ = ("transport", "high", "low", "write_paused", "read_paused", "lost", "on_writable", "_waiters")
+
     def __init__(self, transport: asyncio.BaseTransport, high: int = 256 * 1024,
                  low: Optional[int] = None) -> None:
         self.transport = transport
@@ -57,7 +60,8 @@ class FlowControl:
         self.read_paused = False
         self.lost = False
         self.on_writable: Optional[Callable[[], object]] = None
-        self._waiters: list = []  # drain() callers (HTTP/2 streams may share a pause)
+        # drain() callers (HTTP/2 streams may share a pause); a list once one waits.
+        self._waiters: Optional[list] = None
 
     # --- the transport's callbacks, forwarded by the owner --------------------------
     def pause_writing(self) -> None:
@@ -87,8 +91,8 @@ class FlowControl:
 
     def _wake_all(self, how) -> None:
         waiters = self._waiters
-        self._waiters = []
-        for w in waiters:
+        self._waiters = None
+        for w in waiters:  # type: ignore[union-attr]
             wake(w, how)
 
     # --- writing ---------------------------------------------------------------------------
@@ -104,6 +108,8 @@ class FlowControl:
             return DRAINED
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
+        if self._waiters is None:
+            self._waiters = []
         self._waiters.append(waiter)
         timer = loop.call_later(timeout, wake, waiter, DRAIN_TIMED_OUT) if timeout is not None else None
         try:
@@ -111,7 +117,7 @@ class FlowControl:
         finally:
             if timer is not None:
                 timer.cancel()
-            if waiter in self._waiters:  # timed out or cancelled: still listed
+            if self._waiters is not None and waiter in self._waiters:  # timed out or cancelled: still listed
                 self._waiters.remove(waiter)
 
     # --- reading ---------------------------------------------------------------------------

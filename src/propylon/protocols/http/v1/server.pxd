@@ -6,18 +6,18 @@ from propylon.protocols.flow cimport FlowControl
 from propylon.protocols.http.v1.server_session cimport H1ServerSession
 
 cdef class H1ServerConnection:
-    cdef readonly object options, loop, transport, digest, shutdown, requests_left
+    cdef readonly object options, loop, transport, shutdown, requests_left
     cdef readonly FlowControl flow
     cdef readonly bint closed
     cdef readonly Py_ssize_t requests_served
-    cdef object _handler, _tracker, _parser
+    cdef object _handler, _tracker, _parser, _wheel, _digest
     cdef list _ready, _raw
-    cdef object _url, _waiter, _timer, _first_version
+    cdef object _url, _first_version
     cdef H1ServerSession _last, _parsing, _active
-    cdef object _tunnel, _tunnel_eof, _h2_factory, _task
+    cdef object _tunnel, _tunnel_eof, _h2_factory, _task, _waiter
     cdef list _hdrs
-    cdef Py_ssize_t _max_header_bytes, _max_request_line, _raw_len, _upgrade_body_left
-    cdef double _idle_since
+    cdef Py_ssize_t _max_header_bytes, _max_request_line, _raw_len, _upgrade_body_left, _wheel_key
+    cdef double _idle_since, _accepted
     cdef bint _switched
     cdef object __weakref__
 
@@ -25,3 +25,6 @@ cdef class H1ServerConnection:
     cpdef pause_reading(self)
     cpdef resume_reading(self)
     cpdef bint send(self, bytes data)
+    cpdef bint input_pending(self)
+    cdef _became_idle(self)
+    cdef _leave_wheel(self)

@@ -36,7 +36,10 @@ a refused message reaches the application.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import termios
+import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Optional
 
@@ -49,6 +52,7 @@ from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader
 from ..small_response import small_response
 from .common import HIGH_WATER, HOP_BY_HOP, LOW_WATER, WRITE_HIGH_WATER, is_chunked_only, strip_hop_by_hop
+from .idle import idle_wheel
 from .server_session import H1ServerSession
 
 log = logging.getLogger("propylon.http.v1")
@@ -113,11 +117,39 @@ def _discard(data: bytes) -> None:
     return None
 
 
+#: During shutdown, a connection idle for less than this may still have a request
+#: on its way (a busy client sends the next one as soon as it has an answer): it
+#: is given this long before it is closed, and such a request is answered.
+LAST_CALL = 0.1
+
+
+def _unread(transport) -> int:
+    """Bytes waiting in the socket's receive buffer, not yet read by the loop."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        buf = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    return int.from_bytes(buf, "little")
+
+
 Handler = Callable[[H1ServerSession], Awaitable[bool]]
 
 
 class H1ServerConnection:
     """One downstream HTTP/1 connection. See the module docstring."""
+
+    # Slots: thousands of these may sit idle at once (the compiled build declares
+    # the same fields in server.pxd).
+    __slots__ = (
+        "_handler", "shutdown", "options", "_tracker", "loop", "_wheel", "flow", "transport", "_digest",
+        "_accepted", "_parser", "_ready", "_last", "_parsing", "_url", "_hdrs", "_max_header_bytes",
+        "_max_request_line", "_first_version", "_wheel_key", "_idle_since", "closed", "_active",
+        "_tunnel", "_tunnel_eof", "_raw", "_raw_len", "_upgrade_body_left", "requests_left",
+        "_h2_factory", "_switched", "requests_served", "_task", "_waiter", "__weakref__",
+    )
 
     def __init__(self, handler: Handler, shutdown, options: HttpServerOptions,
                  tracker: Optional[set] = None,
@@ -126,21 +158,25 @@ class H1ServerConnection:
         self.shutdown = shutdown
         self.options = options
         self._tracker = tracker
-        self.loop = asyncio.get_event_loop()
+        self.loop = loop = asyncio.get_event_loop()
+        self._wheel = idle_wheel(loop)
         self.flow: Optional[FlowControl] = None
         self.transport: Optional[asyncio.Transport] = None
-        self.digest: Optional[Digest] = None
+        self._digest: Optional[Digest] = None  # made when first asked for
+        self._accepted = 0.0
         self._parser = httptools.HttpRequestParser(self)
-        self._ready: list = []  # pipelined requests waiting their turn (a few at most)
+        # Lists are made when first needed: an idle connection holds none.
+        self._ready: Optional[list] = None  # pipelined requests waiting their turn (a few at most)
+        # The request whose head came last, until its response is done (an upgrade
+        # request's body and tunnel bytes are routed to it).
         self._last: Optional[H1ServerSession] = None
         self._parsing: Optional[H1ServerSession] = None
         self._url = b""
-        self._hdrs: list = []
+        self._hdrs: Optional[list] = None
         self._max_header_bytes = options.max_header_bytes
         self._max_request_line = options.max_request_line
         self._first_version: Optional[tuple] = None
-        self._waiter: Optional[asyncio.Future] = None
-        self._timer: Optional[asyncio.TimerHandle] = None
+        self._wheel_key = -1  # the slot of the loop's IdleWheel it is registered in (-1: none)
         self._idle_since = 0.0
         self.closed = False
         self._active: Optional[H1ServerSession] = None
@@ -148,14 +184,18 @@ class H1ServerConnection:
         # an upgraded connection, a refused one).
         self._tunnel: Optional[Callable[[bytes], None]] = None
         self._tunnel_eof: Optional[Callable[[], None]] = None
-        self._raw: list = []  # bytes after an upgrade head, until the tunnel takes over
+        self._raw: Optional[list] = None  # bytes after an upgrade head, until the tunnel takes over
         self._raw_len = 0
         self._upgrade_body_left = 0  # Content-Length body of an upgrade request still to come
         self.requests_left = options.keepalive_request_limit  # None: no limit
         self._h2_factory = h2_factory
         self._switched = False
         self.requests_served = 0
+        # The task serving requests. Between requests it waits on ``_waiter`` for the
+        # next head; a connection still idle at the next tick of the IdleWheel lets
+        # it end ("parks"), and the next request head starts another.
         self._task: Optional[asyncio.Task] = None
+        self._waiter: Optional[asyncio.Future] = None
 
     @property
     def shutting_down(self) -> bool:
@@ -166,17 +206,26 @@ class H1ServerConnection:
         self.transport = transport
         transport.set_write_buffer_limits(WRITE_HIGH_WATER)
         self.flow = FlowControl(transport, HIGH_WATER, LOW_WATER)
-        self.digest = Digest(SocketDigest.from_transport(transport), tls_digest(transport))
+        self._accepted = time.time()
         if self._h2_factory is not None:
-            tls = self.digest.tls
-            if tls is not None and tls.alpn == "h2":
+            sslobj = transport.get_extra_info("ssl_object")
+            if sslobj is not None and sslobj.selected_alpn_protocol() == "h2":
                 self._become_h2(b"")  # ALPN chose HTTP/2 during the handshake
                 return
-            if tls is None and self.options.h2c:
+            if sslobj is None and self.options.h2c:
                 self._tunnel = self._sniff_preface
         if self._tracker is not None:
             self._tracker.add(self)
-        self._task = self.loop.create_task(self._run())
+        self._became_idle()
+
+    @property
+    def digest(self) -> Optional[Digest]:
+        """Addresses and TLS facts of the connection, gathered on first use."""
+        d = self._digest
+        if d is None and self.transport is not None:
+            t = self.transport
+            d = self._digest = Digest(SocketDigest.from_transport(t), tls_digest(t), self._accepted)
+        return d
 
     def _sniff_preface(self, data: bytes) -> None:
         # The first bytes of a cleartext connection: HTTP/2 with prior knowledge
@@ -184,12 +233,9 @@ class H1ServerConnection:
         self._tunnel = None
         if data.startswith(b"PRI "):
             self._switched = True
-            wake(self._waiter)
             if self._tracker is not None:
                 self._tracker.discard(self)
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._leave_wheel()
             self._become_h2(data)
         else:
             self.data_received(data)
@@ -226,7 +272,8 @@ class H1ServerConnection:
         else:
             # A head (or trailer block) still incomplete after a read is measured
             # here, so it cannot grow by more than one read past the limit.
-            if self._hdrs and _block_size(self._hdrs) > self._max_header_bytes:
+            hdrs = self._hdrs
+            if hdrs and _block_size(hdrs) > self._max_header_bytes:
                 self._refuse(431, "request header fields too large")
 
     def eof_received(self) -> Optional[bool]:
@@ -238,7 +285,10 @@ class H1ServerConnection:
         p = self._parsing
         if p is not None and not p.body_received:
             p.fail_body(Error.new_down(ErrorType.CONNECTION_CLOSED, "client closed the connection mid-body"))
-        wake(self._waiter)
+        if self._task is None:
+            self.close()  # parked: nothing left to answer
+        else:
+            wake(self._waiter)
         return None
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
@@ -249,9 +299,7 @@ class H1ServerConnection:
             active.on_lost()
         if self._tracker is not None:
             self._tracker.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._leave_wheel()
         if self._tunnel_eof is not None:
             self._tunnel_eof()
         for s in (self._parsing, self._active):
@@ -274,14 +322,19 @@ class H1ServerConnection:
             raise _Refuse(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # After the head, fields are trailers: on_headers_complete gave _hdrs a new list.
-        self._hdrs.append((name.lower(), name, value))
+        # After the head, fields are trailers (on_headers_complete took the head's list).
+        hdrs = self._hdrs
+        if hdrs is None:
+            self._hdrs = hdrs = []
+        hdrs.append((name.lower(), name, value))
 
     def on_headers_complete(self) -> None:
         hdrs = self._hdrs
-        if _block_size(hdrs) > self._max_header_bytes:
+        if hdrs is None:
+            hdrs = []
+        elif _block_size(hdrs) > self._max_header_bytes:
             raise _Refuse(431, "request header fields too large")
-        self._hdrs = []  # collects the trailers, if any
+        self._hdrs = None  # the trailers, if any, go to a list of their own
         parser = self._parser
         method = parser.get_method()
         version = self._first_version
@@ -297,11 +350,19 @@ class H1ServerConnection:
         w = self._waiter
         if w is not None and not self._ready and not w.done():
             w.set_result(sess)
+        elif self._task is None:
+            # Parked: a new task serves it; the wheel looks at the connection again
+            # at its next tick (to park it again if it became idle).
+            self._task = self.loop.create_task(self._run(sess))
+            self._leave_wheel()
+            self._wheel_key = self._wheel.add(self, self.loop.time())
         else:
-            self._ready.append(sess)
-            if self._active is not None or w is not None:
-                # A pipelined request: hold it, and read no further until its turn.
-                self.flow.pause_reading()  # type: ignore[union-attr]
+            # A pipelined request: hold it, and read no further until its turn.
+            ready = self._ready
+            if ready is None:
+                self._ready = ready = []
+            ready.append(sess)
+            self.flow.pause_reading()  # type: ignore[union-attr]
 
     def _check_framing(self, sess: H1ServerSession, hdrs: list, version: tuple, method: bytes) -> None:
         if method == b"CONNECT" and not self.options.allow_connect_method_proxying:
@@ -355,7 +416,7 @@ class H1ServerConnection:
         if p is not None:
             if self._hdrs:
                 p.trailers = HeaderMap(self._hdrs)
-                self._hdrs = []
+            self._hdrs = None
             if not self._upgrade_body_left:  # else _upgrade_data ends it
                 p.end_body()
         self._parsing = None
@@ -387,7 +448,9 @@ class H1ServerConnection:
                 sess.end_body()  # type: ignore[union-attr]
             data = data[len(body):]
         if data:
-            self._raw.append(data)
+            if self._raw is None:
+                self._raw = []
+            self._raw.append(data)  # type: ignore[union-attr]
             self._raw_len += len(data)
             self.flow.received(self._raw_len)  # type: ignore[union-attr]
 
@@ -401,7 +464,7 @@ class H1ServerConnection:
             # The head was fine but its body is not: the handler sees a read error
             # and answers through fail_to_proxy (a downstream error: 400).
             sess.fail_body(Error.new_down(ErrorType.INVALID_HTTP_HEADER, reason))
-        if self._active is not None or self._ready or (self._waiter is not None and self._waiter.done()):
+        if self._task is not None and (self._waiter is None or self._waiter.done()):
             return  # the request being served ends the connection when it is done
         self.write(small_response(status, f"{reason}\n".encode(), extra=((b"Connection", b"close"),)))
         self.close()
@@ -447,8 +510,8 @@ class H1ServerConnection:
         to ``on_data``, the end of the connection to ``on_eof``, and ``on_writable``
         runs when the client took the bytes it was slow to take. Returns the bytes
         that already arrived after the upgrade request."""
-        pending = b"".join(self._raw)
-        self._raw.clear()
+        pending = b"".join(self._raw) if self._raw is not None else b""
+        self._raw = None
         self._raw_len = 0
         self._tunnel = on_data
         self._tunnel_eof = on_eof
@@ -477,52 +540,73 @@ class H1ServerConnection:
             self.transport.abort()
         self.closed = True
 
-    # --- the request loop ---------------------------------------------------------
-    def _on_timeout(self) -> None:
-        # One timer per connection, re-armed lazily: a request costs no timer of its own.
-        self._timer = None
-        if self.closed:
-            return
+    # --- idleness, shutdown and the request loop ----------------------------------------
+    def _idle_timeout(self) -> float:
         opts = self.options
-        timeout = opts.keepalive_timeout if self.requests_served else opts.header_read_timeout
-        if self._active is not None or self._ready:
-            self._timer = self.loop.call_later(timeout, self._on_timeout)
+        return opts.keepalive_timeout if self.requests_served else opts.header_read_timeout
+
+    def _became_idle(self) -> None:
+        self._idle_since = now = self.loop.time()
+        if self._wheel_key < 0:
+            # Registered once, for the wheel's next tick; a busy connection stays
+            # registered and is looked at once per tick (see idle.py).
+            self._wheel_key = self._wheel.add(self, now)
+
+    def _leave_wheel(self) -> None:
+        if self._wheel_key >= 0:
+            self._wheel.discard(self, self._wheel_key)
+            self._wheel_key = -1
+
+    def idle_deadline_passed(self) -> None:
+        """The loop's IdleWheel calls this when the connection's slot comes (it has
+        dropped the connection). Busy: look again at the next tick. Idle: end the
+        waiting task (the next head starts another), and close the connection once
+        it stayed idle (or slow to send a head) for its timeout."""
+        self._wheel_key = -1
+        if self.closed or self._switched:
             return
-        idle = self.loop.time() - self._idle_since
-        if idle >= timeout:
-            log.debug("closing idle or slow connection from %s", self._peer())
-            self.close()
+        now = self.loop.time()
+        if self._task is not None and self._waiter is None:
+            when = now  # serving a request: no idle timeout meanwhile
         else:
-            self._timer = self.loop.call_later(timeout - idle, self._on_timeout)
+            timeout = self._idle_timeout()
+            if now - self._idle_since >= timeout:
+                log.debug("closing idle or slow connection from %s", self._peer())
+                self.close()
+                return
+            wake(self._waiter, _PARK)
+            when = self._idle_since + timeout
+        self._wheel_key = self._wheel.add(self, when)
+
+    def input_pending(self) -> bool:
+        """True when bytes of another request already arrived: parsed (a pipelined
+        request, a head being read) or still in the socket's receive buffer."""
+        p = self._parsing
+        return bool(self._ready or (p is not None and p is not self._active) or self._url or self._hdrs
+                    or (self.transport is not None and not self.closed and _unread(self.transport)))
 
     def close_if_idle(self) -> None:
-        """Called when shutdown begins: idle keep-alive connections end now."""
-        if self._active is None and not self._ready and self._parsing is None:
-            self.close()
+        """Called when shutdown begins and while it drains: a connection with nothing
+        to answer ends now. Requests whose bytes already arrived are answered first
+        (the last answer says ``Connection: close``), and a connection that became
+        idle less than ``LAST_CALL`` seconds ago gets that long for a request
+        already on its way."""
+        if self.closed or self._switched or (self._task is not None and self._waiter is None):
+            return
+        if self.input_pending():
+            return
+        if self.loop.time() - self._idle_since < LAST_CALL:
+            return
+        self.close()
 
-    async def _run(self) -> None:
+    async def _run(self, sess: H1ServerSession) -> None:
+        """Serve ``sess`` and the requests that follow, until the connection ends or
+        the task is parked (see ``idle_deadline_passed``)."""
         handler = self._handler
         loop = self.loop
-        ready = self._ready
+        close = True
         try:
             while True:
-                if ready:
-                    sess = ready.pop(0)
-                else:
-                    if self.closed:
-                        break
-                    self._idle_since = loop.time()
-                    if self._timer is None:
-                        opts = self.options
-                        timeout = opts.keepalive_timeout if self.requests_served else opts.header_read_timeout
-                        self._timer = loop.call_later(timeout, self._on_timeout)
-                    self._waiter = waiter = loop.create_future()
-                    try:
-                        sess = await waiter
-                    finally:
-                        self._waiter = None
-                    if sess is None:
-                        break
                 self._active = sess
                 if self.requests_left is not None:
                     self.requests_left -= 1
@@ -533,11 +617,39 @@ class H1ServerConnection:
                     keep = False
                 self.requests_served += 1
                 self._active = None
-                if not keep or self.closed or self.shutdown.triggered:
+                if self._last is sess:
+                    self._last = None  # done: an idle connection keeps no request
+                if not keep or self.closed or self._tunnel is _discard:
                     break
                 if self.flow.read_paused:  # type: ignore[union-attr]
                     self.resume_reading()
+                ready = self._ready
+                if ready:
+                    sess = ready.pop(0)
+                    continue
+                if self.shutdown.triggered and not self.input_pending():
+                    break
+                self._became_idle()
+                self._waiter = waiter = loop.create_future()
+                try:
+                    got = await waiter
+                finally:
+                    self._waiter = None
+                if got is None:
+                    break
+                if got is _PARK:
+                    if self._ready:  # a head completed after the wheel parked us
+                        sess = self._ready.pop(0)
+                        continue
+                    close = False
+                    break
+                sess = got
         finally:
             self._active = None
-            if not self._switched:
+            self._task = None
+            if close and not self._switched:
                 self.close()
+
+
+#: What a parked connection's waiter receives (see ``idle_deadline_passed``).
+_PARK = object()

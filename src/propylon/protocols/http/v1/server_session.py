@@ -188,7 +188,9 @@ class H1ServerSession:
                     self._resp_mode = 3
                     self.keepalive = False
         conn = self.conn
-        if conn.shutdown.triggered or conn.requests_left == 0:
+        if conn.requests_left == 0 or (conn.shutdown.triggered and not conn.input_pending()):
+            # Shutting down: this is the last answer unless another request already
+            # arrived (it is answered too, see H1ServerConnection.close_if_idle).
             self.keepalive = False
         if self.upgrade and status != 101:
             self.keepalive = False  # bytes after the head were not HTTP: no reuse
