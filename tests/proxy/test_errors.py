@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
@@ -87,3 +88,73 @@ def test_hook_error_after_connect_keeps_its_source(lab, start_proxy):
 
     p = start_proxy(Late())
     assert status(p.url + "/")[0] == 500
+
+
+# --- what the error log says -------------------------------------------------------
+
+
+class _To(ProxyHttp):
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    async def upstream_peer(self, session, ctx):
+        return HttpPeer(("127.0.0.1", self.port), False, "")
+
+
+def _proxy_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "propylon.proxy"]
+
+
+def _wait_line(caplog, text: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(text in line for line in _proxy_lines(caplog)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_dead_origin_is_logged_once_per_interval_with_a_count(start_proxy, caplog):
+    import logging
+    import socket
+
+    from proxy_support import raw_exchange
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # nothing listens there once closed
+    p = start_proxy(_To(dead))
+    p.app.engine.repeats.interval = 0.5
+    with caplog.at_level(logging.INFO, logger="propylon.proxy"):
+        for _ in range(20):
+            out = raw_exchange(p.port, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert out.startswith(b"HTTP/1.1 502 ")
+        _wait_line(caplog, "more in the last")
+    lines = [line for line in _proxy_lines(caplog) if "Fail to proxy" in line]
+    # The first failure of an interval in full: cause, peer, attempts and the
+    # request; the others counted in one line when the interval ends.
+    assert "ConnectRefused" in lines[0] and f"127.0.0.1:{dead}" in lines[0]
+    assert "tries: 1" in lines[0] and "GET /x" in lines[0]
+    counted = [int(re.search(r"\(and (\d+) more in the last 0.5 s\)$", line).group(1))
+               for line in lines if "more in the last" in line]
+    full = [line for line in lines if "more in the last" not in line]
+    assert counted and len(full) + sum(counted) == 20, lines
+    assert len(lines) <= 10  # a busy machine may take more than one interval for 20 requests
+    assert all("ConnectRefused" in line and f"127.0.0.1:{dead}" in line for line in lines)
+
+
+def test_a_body_cut_short_after_its_head_is_logged_with_the_status_sent(start_proxy, upstream, caplog):
+    import logging
+
+    from proxy_support import raw_exchange, read_request
+
+    async def truncated(up, reader, writer) -> None:
+        await read_request(up, reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
+        await writer.drain()
+
+    up = upstream(truncated)
+    p = start_proxy(_To(up.port))
+    with caplog.at_level(logging.INFO, logger="propylon.proxy"):
+        out = raw_exchange(p.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        _wait_line(caplog, "Fail to proxy")
+    assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"only ten b")
+    lines = [line for line in _proxy_lines(caplog) if "Fail to proxy" in line]
+    assert len(lines) == 1 and "status: 200" in lines[0], lines

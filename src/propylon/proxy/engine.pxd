@@ -10,7 +10,7 @@ cdef class _BodySender:
 
 cdef class HttpProxyEngine:
     cdef readonly HttpConnector connector
-    cdef readonly object proxy, upstream_peer, new_ctx, compression, observer
+    cdef readonly object proxy, upstream_peer, new_ctx, compression, observer, repeats
     cdef readonly tuple hooks
     cdef readonly Py_ssize_t max_retries
     cdef readonly bint before_upstream, body_filtered, at_end, caching

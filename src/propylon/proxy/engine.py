@@ -30,6 +30,7 @@ from ..upstreams.peer import HttpPeer
 from .proxy_trait import (HOOKS, FailToProxy, ProxyHttp, default_error_status, default_request_summary,
                           resolve_hooks)
 from . import cache_stage
+from .repeats import RepeatedErrors
 from .session import Session
 from .tunnel import tunnel
 
@@ -96,6 +97,7 @@ class HttpProxyEngine:
         # recorded or called.
         self.observer = observer
         self.at_end = hooks[LOGGING] is not None or observer is not None
+        self.repeats = RepeatedErrors()
 
     def summary(self, session: Session, ctx: Any) -> str:
         """The request's line in logs: the proxy's ``request_summary``, or the default."""
@@ -485,13 +487,19 @@ class HttpProxyEngine:
                     pass  # the client is gone too: nothing more to tell it
         h = hooks[SUPPRESS]
         if h is None or not h(session, ctx, e):
-            summary = self.summary(session, ctx)
-            if res.error_code == 0 and e.esource is ErrorSource.DOWNSTREAM:
-                log.info("Fail to proxy: %s, status: %d, tries: %d, retry: false, %s",
-                         e, res.error_code, tries, summary)
-            else:
-                log.error("Fail to proxy: %s, status: %d, tries: %d, retry: false, %s",
-                          e, res.error_code, tries, summary)
+            # The status the client got: a body cut short after its head went out
+            # keeps the head's status (the connection is closed instead).
+            head = ds.written_head
+            status = head.status if head is not None else res.error_code
+            # The same failure again (e.g. an origin that is down): counted, and
+            # summed up in one line per interval, instead of a line per request.
+            key = (e.etype, e.esource, e.context, status, tries)
+            if not self.repeats.repeated(key):
+                level = logging.INFO if res.error_code == 0 and e.esource is ErrorSource.DOWNSTREAM \
+                    else logging.ERROR
+                line = f"Fail to proxy: {e}, status: {status}, tries: {tries}, retry: false"
+                log.log(level, "%s, %s", line, self.summary(session, ctx))
+                self.repeats.logged(key, log, level, line)
         await self._logging(session, e, ctx)
         if ds.written_head is not None and not ds.finished:
             return False
