@@ -14,6 +14,10 @@ is written. Three figures, each the best of ``--repeat`` runs of process CPU tim
   one stream per request, the origin on HTTP/1 as in the ``propylon-h2`` benchmark),
   on the HTTP/2 codec in use (``PROPYLON_H2_CODEC``).
 
+* ``failure``         – the plain forwarder with its origin down: each request's
+  connect is refused (a real loopback connect), it is answered 502 and, as in
+  Pingora, the client connection closes, so each request comes on a new one.
+
 The difference between ``codecs only`` and ``engine`` is the engine's own cost; the
 rest is codec and event-loop work. Socket and kernel time come on top (see
 ``python -m bench``). ``--only NAME`` runs one scenario.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import re
 import shutil
@@ -49,6 +54,8 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept:
 RESPONSE = (b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sat, 21 Nov 2026 23:00:00 GMT\r\n"
             b"Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello")
 PEER_ADDR = ("127.0.0.1", 9)
+# Nothing listens on the discard port of loopback here: a connect is refused at once.
+DEAD_ADDR = ("127.0.0.1", 9)
 
 # The HTTP/2 client's side, written once: the preface, empty SETTINGS, an ACK of the
 # server's, and the connection window opened wide (the responses add up past 64 KiB).
@@ -73,6 +80,9 @@ class MemoryTransport:
     def get_extra_info(self, name: str, default=None):
         return ("127.0.0.1", 40000) if name in ("peername", "sockname") else default
 
+    def get_write_buffer_size(self) -> int:
+        return 0
+
     def set_write_buffer_limits(self, *args) -> None: ...
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
@@ -91,7 +101,9 @@ def _upstream(loop) -> H1ClientConnection:
     return up
 
 
-async def _drive(protocol_factory, requests: int) -> float:
+async def _drive(protocol_factory, requests: int, fresh: bool = False) -> float:
+    """Feed ``requests`` requests, each after the answer to the last one; ``fresh``:
+    each on a new client connection (the last one closed after its answer)."""
     loop = asyncio.get_running_loop()
     waiting: list = [None]
 
@@ -105,6 +117,10 @@ async def _drive(protocol_factory, requests: int) -> float:
     for count in (2000, requests):  # warm-up, then the measured run
         started = time.process_time()
         for _ in range(count):
+            if fresh:
+                conn.connection_lost(None)
+                conn = protocol_factory()
+                conn.connection_made(MemoryTransport(on_write))
             waiting[0] = loop.create_future()
             conn.data_received(REQUEST)
             await waiting[0]
@@ -172,6 +188,20 @@ async def engine(requests: int) -> float:
     return await _drive(app.protocol_factory(ShutdownWatch()), requests)
 
 
+class DeadForwarder(ProxyHttp):
+    async def upstream_peer(self, session, ctx):
+        return HttpPeer(DEAD_ADDR, False, "")
+
+
+async def failure(requests: int) -> float:
+    # Error lines are formatted and written as a server would write them (to a sink).
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler(open(os.devnull, "w")))
+    app = HttpProxyApp(DeadForwarder())
+    return await _drive(app.protocol_factory(ShutdownWatch()), requests, fresh=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20000)
@@ -209,7 +239,7 @@ def _instructions(name: str, requests: int) -> int:
 
 
 SCENARIOS = {"downstream only": downstream_only, "codecs only": codecs_only, "engine": engine,
-             "h2 engine": h2_engine}
+             "h2 engine": h2_engine, "failure": failure}
 
 
 if __name__ == "__main__":
