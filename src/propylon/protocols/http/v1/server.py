@@ -164,7 +164,9 @@ class H1ServerConnection:
         self.transport: Optional[asyncio.Transport] = None
         self._digest: Optional[Digest] = None  # made when first asked for
         self._accepted = 0.0
-        self._parser = httptools.HttpRequestParser(self)
+        # The parser (~0.8 KB with its callbacks) is dropped while the connection is
+        # parked between whole requests and made again when bytes come.
+        self._parser: Optional[httptools.HttpRequestParser] = httptools.HttpRequestParser(self)
         # Lists are made when first needed: an idle connection holds none.
         self._ready: Optional[list] = None  # pipelined requests waiting their turn (a few at most)
         # The request whose head came last, until its response is done (an upgrade
@@ -257,8 +259,11 @@ class H1ServerConnection:
             # version is read here rather than formatted by the parser per request.
             end = data.find(b"\r\n", 0, self._max_request_line + 32)
             self._first_version = (1, 1) if end > 0 and data.endswith(b" HTTP/1.1", 0, end) else None
+        parser = self._parser
+        if parser is None:
+            self._parser = parser = httptools.HttpRequestParser(self)
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._on_upgrade(data, exc)
         except _Refuse as r:
@@ -641,6 +646,8 @@ class H1ServerConnection:
                     if self._ready:  # a head completed after the wheel parked us
                         sess = self._ready.pop(0)
                         continue
+                    if self._parsing is None and not self._url and not self._hdrs:
+                        self._parser = None  # between whole requests: no parser state to keep
                     close = False
                     break
                 sess = got
