@@ -8,7 +8,7 @@ import ipaddress
 import logging
 import socket
 import ssl
-from functools import partial
+from functools import lru_cache, partial
 from typing import Callable, Optional
 
 from ..errors import Error, ErrorType
@@ -23,6 +23,17 @@ __all__ = ["HttpConnector"]
 log = logging.getLogger("propylon.connectors")
 
 _NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH}
+
+
+@lru_cache(maxsize=1024)
+def _literal_family(host: str) -> Optional[int]:
+    """The address family of an IP literal, or None for a name to resolve (parsed
+    once per host: every new connection asks)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
 _H2 = ALPN.H2
 
 
@@ -169,7 +180,11 @@ class HttpConnector:
         if peer.is_uds:
             return await self._connect_one(peer, opts, loop, socket.AF_UNIX, peer.address)
         host, port = peer.address  # type: ignore[misc]
-        targets = await self._resolve(host, port, loop)
+        family = _literal_family(host)
+        if family is not None:
+            targets = [(family, (host, port))]  # an IP address: nothing to resolve
+        else:
+            targets = await self._resolve(host, port, loop)
         for i, (family, target) in enumerate(targets):
             try:
                 return await self._connect_one(peer, opts, loop, family, target)
@@ -195,7 +210,9 @@ class HttpConnector:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, int(ka.interval)))
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, max(1, int(ka.count)))
             if opts.connection_timeout is not None:
-                await asyncio.wait_for(loop.sock_connect(sock, target), opts.connection_timeout)
+                # A timeout scope on this task, not wait_for: no task per connect.
+                async with asyncio.timeout(opts.connection_timeout):
+                    await loop.sock_connect(sock, target)
             else:
                 await loop.sock_connect(sock, target)
         except (asyncio.TimeoutError, TimeoutError):
@@ -233,12 +250,6 @@ class HttpConnector:
                 raise Error.because(ErrorType.BIND_ERROR, f"cannot bind to {addr}", e).into_up() from None
 
     async def _resolve(self, host: str, port: int, loop: asyncio.AbstractEventLoop) -> list[tuple[int, tuple]]:
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            pass
-        else:
-            return [((socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (host, port))]
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as e:
