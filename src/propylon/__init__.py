@@ -54,6 +54,8 @@ _WHERE = {
     "Session": "propylon.proxy.session",
     "http_proxy_service": "propylon.proxy.service",
     "prometheus_http_service": "propylon.metrics.prometheus",
+    "Observability": "propylon.metrics.observer",
+    "AccessLogConfig": "propylon.metrics.access_log",
     "TlsSettings": "propylon.protocols.tls.settings",
     "TlsConfigError": "propylon.protocols.tls.settings",
     # load balancing

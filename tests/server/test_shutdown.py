@@ -148,3 +148,17 @@ def test_daemon_drops_privileges(tmp_path):
     finally:
         if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_sigusr1_does_not_stop_a_single_process_server(procs, tmp_path):
+    # logrotate sends SIGUSR1 to every server it rotates for; one with no access log
+    # (threads: 1, so no master to relay it) must keep serving.
+    conf = write_conf(tmp_path / "c.yaml")
+    p = procs([APPS / "hold_server.py", "-c", conf])
+    port = p.port("hold")
+    p.signal(signal.SIGUSR1)
+    held = _connect(port)
+    held.sendall(b"still\n")
+    assert held.recv(100) == b"done still\n"
+    held.close()
+    assert p.popen.poll() is None

@@ -72,6 +72,9 @@ class ProcessRuntime:
         loop.add_signal_handler(signal.SIGINT, self._on_sigint)
         if self.worker_index is None:
             loop.add_signal_handler(signal.SIGQUIT, self._on_sigquit)
+            # logrotate's SIGUSR1 must not kill a server that has no access log to
+            # reopen (its default action); an access log installs its own handler.
+            signal.signal(signal.SIGUSR1, signal.SIG_IGN)
         else:
             signal.signal(signal.SIGQUIT, signal.SIG_IGN)
         try:
