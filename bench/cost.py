@@ -13,6 +13,8 @@ is written. Three figures, each the best of ``--repeat`` runs of process CPU tim
 * ``h2 engine``       – the same engine with the client on HTTP/2 (one connection,
   one stream per request, the origin on HTTP/1 as in the ``propylon-h2`` benchmark),
   on the HTTP/2 codec in use (``PROPYLON_H2_CODEC``).
+* ``observed``        – the ``engine`` scenario with built-in metrics and a JSON access
+  log (to ``os.devnull``) on: the difference to ``engine`` is what observing costs.
 
 * ``failure``         – the plain forwarder with its origin down: each request's
   connect is refused (a real loopback connect), it is answered 502 and, as in
@@ -202,6 +204,21 @@ async def failure(requests: int) -> float:
     return await _drive(app.protocol_factory(ShutdownWatch()), requests, fresh=True)
 
 
+async def observed(requests: int) -> float:
+    from prometheus_client import CollectorRegistry
+
+    from propylon.metrics import AccessLogConfig, Observability
+
+    obs = Observability(registry=CollectorRegistry(), access_log=AccessLogConfig(path=os.devnull))
+    app = HttpProxyApp(Forwarder(), observer=obs)
+    app.engine.connector.pool.put(HttpPeer(PEER_ADDR, False, "").reuse_key(),
+                                  _upstream(asyncio.get_running_loop()))
+    try:
+        return await _drive(app.protocol_factory(ShutdownWatch()), requests)
+    finally:
+        obs.close()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20000)
@@ -239,7 +256,7 @@ def _instructions(name: str, requests: int) -> int:
 
 
 SCENARIOS = {"downstream only": downstream_only, "codecs only": codecs_only, "engine": engine,
-             "h2 engine": h2_engine, "failure": failure}
+             "h2 engine": h2_engine, "failure": failure, "observed": observed}
 
 
 if __name__ == "__main__":
