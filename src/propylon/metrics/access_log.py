@@ -1,11 +1,12 @@
 """The access log: one line per request, in JSON or nginx's ``combined`` format.
 
-Lines are built on the event loop and collected in memory; a writer thread does
-the file I/O, so a slow disk never stalls requests. The buffer goes to the thread
-when it reaches ``buffer_bytes`` or ``flush_interval`` seconds after its first
-line. Should the disk fall so far behind that ``max_pending_bytes`` wait for it,
-lines are dropped and counted (a warning says how many) rather than held without
-bound.
+The event loop only collects a small tuple of raw values per request (a "row");
+a writer thread turns the rows into lines and does the file I/O, so neither the
+formatting nor a slow disk costs the requests' loop. The rows go to the thread
+when about ``buffer_bytes`` of lines are buffered (counted at :data:`LINE_ESTIMATE`
+bytes a line) or ``flush_interval`` seconds after the first row. Should the disk
+fall so far behind that ``max_pending_bytes`` wait for it, lines are dropped and
+counted (a warning says how many) rather than held without bound.
 
 SIGUSR1 reopens the file (what logrotate's ``postrotate`` sends): lines buffered
 before the signal go to the old file, every later one to the new file. Each
@@ -24,9 +25,9 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Callable, Literal, Mapping, Optional
 
-__all__ = ["AccessLogConfig", "AccessLogWriter", "FIELDS", "DEFAULT_FIELDS"]
+__all__ = ["AccessLogConfig", "AccessLogWriter", "FIELDS", "DEFAULT_FIELDS", "LINE_ESTIMATE"]
 
 log = logging.getLogger("propylon.access_log")
 
@@ -36,6 +37,9 @@ FIELDS = ("time", "client_addr", "method", "path", "status", "bytes_sent", "byte
           "user_agent", "referer", "service")
 DEFAULT_FIELDS = ("time", "client_addr", "method", "path", "status", "bytes_sent", "duration",
                   "upstream_duration", "upstream_addr", "retries", "error", "request_id", "user_agent")
+
+#: Bytes a buffered line is counted as, before the writer thread has made it.
+LINE_ESTIMATE = 256
 
 _REOPEN = object()
 _STOP = object()
@@ -95,51 +99,54 @@ class _Pending:
 
 
 class AccessLogWriter:
-    """Buffers lines on the event loop and writes them from a thread (see the module
+    """Buffers rows on the event loop; a thread formats them with ``formatter``
+    (a row -> one line without its newline) and writes them (see the module
     docstring). Made once; starts its thread and signal handler in the process that
-    writes the first line (a forked worker)."""
+    writes the first row (a forked worker)."""
 
-    def __init__(self, config: AccessLogConfig) -> None:
+    def __init__(self, config: AccessLogConfig, formatter: Callable[[tuple], str]) -> None:
         self.config = config
-        self._buf: list[str] = []
-        self._size = 0
+        self.formatter = formatter
+        self._batch = max(1, config.buffer_bytes // LINE_ESTIMATE)
+        self._max_pending = max(1, config.max_pending_bytes // LINE_ESTIMATE)
+        self._buf: list[tuple] = []
         self._timer: Optional[asyncio.TimerHandle] = None
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
         self._pid = 0
-        self._queued_bytes = 0  # updated by both sides; ints under the GIL
-        self._written_bytes = 0
+        self._queued_rows = 0  # updated by both sides; ints under the GIL
+        self._written_rows = 0
         self._dropped = 0
 
-    def write(self, line: str) -> None:
-        """Add one line (without its newline)."""
-        if self._thread is None:  # normally started by the proxy app in its worker
-            self.start()
-        self._buf.append(line)
-        self._size += len(line) + 1
-        if self._size >= self.config.buffer_bytes:
+    def write(self, row: tuple) -> None:
+        """Add one request's row."""
+        buf = self._buf
+        buf.append(row)
+        if len(buf) >= self._batch:
             self.flush()
         elif self._timer is None:
+            if self._thread is None:  # normally started by the proxy app in its worker
+                self.start()
             self._timer = asyncio.get_running_loop().call_later(self.config.flush_interval, self.flush)
 
     def flush(self) -> None:
-        """Hand the buffered lines to the writer thread."""
+        """Hand the buffered rows to the writer thread."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._buf:
+        rows = self._buf
+        if not rows:
             return
-        data = ("\n".join(self._buf) + "\n").encode("utf-8", "replace")
-        count = len(self._buf)
-        self._buf.clear()
-        self._size = 0
-        if self._queued_bytes - self._written_bytes + len(data) > self.config.max_pending_bytes:
+        if self._thread is None:
+            self.start()
+        self._buf = []
+        if self._queued_rows - self._written_rows + len(rows) > self._max_pending:
             if not self._dropped:
                 log.warning("access log %s is not keeping up; dropping lines", self.config.path)
-            self._dropped += count
+            self._dropped += len(rows)
             return
-        self._queued_bytes += len(data)
-        self._queue.put(data)
+        self._queued_rows += len(rows)
+        self._queue.put(rows)
 
     def reopen(self) -> None:
         """Send what is buffered to the current file, then reopen the path."""
@@ -165,10 +172,9 @@ class AccessLogWriter:
             return
         self._pid = os.getpid()
         self._buf = []
-        self._size = 0
         self._timer = None
         self._queue = queue.SimpleQueue()
-        self._queued_bytes = self._written_bytes = 0
+        self._queued_rows = self._written_rows = 0
         self._thread = threading.Thread(target=self._run, name="propylon-access-log", daemon=True)
         self._thread.start()
         try:
@@ -187,6 +193,7 @@ class AccessLogWriter:
             return None
 
     def _run(self) -> None:
+        fmt = self.formatter
         fd = self._open()
         own = self.config.path != "-"
         while True:
@@ -201,12 +208,18 @@ class AccessLogWriter:
                 continue
             if fd is not None:
                 try:
-                    view = memoryview(item)
+                    lines = [fmt(row) for row in item]
+                except Exception:  # a bug here must not stop the log
+                    log.exception("access log %s: cannot format lines", self.config.path)
+                    lines = []
+                lines.append("")
+                try:
+                    view = memoryview("\n".join(lines).encode("utf-8", "replace"))
                     while view:
                         view = view[os.write(fd, view):]
                 except OSError as e:
                     log.error("cannot write access log %s: %s", self.config.path, e)
-            self._written_bytes += len(item)
+            self._written_rows += len(item)
         if own and fd is not None:
             os.close(fd)
 

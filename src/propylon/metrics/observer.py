@@ -12,6 +12,7 @@ log and the spans from it.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from time import perf_counter, time
 from typing import Any, Callable, Optional
@@ -19,12 +20,13 @@ from typing import Any, Callable, Optional
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from .access_log import FIELDS, AccessLogConfig, AccessLogWriter, clf_quote, clf_time, iso_time
-from .builtin import BuiltinMetrics, method_label, status_class
+from .builtin import DURATION_BUCKETS, BuiltinMetrics, Histogram, method_label, status_class
 from .tracing import OtelSpans, TraceContext, new_request_id, otel_tracer, valid_request_id
 
 __all__ = ["Observability", "RequestRecord"]
 
 _X_REQUEST_ID = b"x-request-id"
+_X_REQUEST_ID_WIRE = b"X-Request-Id"
 _TRACEPARENT = b"traceparent"
 
 
@@ -66,11 +68,12 @@ class Observability:
                                  "its label with obs.for_service(name), or pass registry=") from e
         if access_log is not None and not isinstance(access_log, AccessLogConfig):
             access_log = AccessLogConfig.from_mapping(access_log)
-        self.access_log = AccessLogWriter(access_log) if access_log is not None else None
-        # The JSON line writer, made once for the chosen fields (None: combined).
-        self.json_line: Optional[Callable] = None
-        if access_log is not None and access_log.format == "json":
-            self.json_line = json_line_builder(access_log.fields)
+        self.access_log: Optional[AccessLogWriter] = None
+        if access_log is not None:
+            # The loop hands the writer a row per request (see RequestRecord.finish);
+            # the writer thread makes the lines with this formatter.
+            self.access_log = AccessLogWriter(access_log, combined_line if access_log.format == "combined"
+                                              else json_line_builder(access_log.fields))
         self.tracer = None
         if otel is not False:
             self.tracer = otel_tracer(None if otel is True else otel)
@@ -154,14 +157,16 @@ class RequestRecord:
     def _headers_in(self, obs: Observability, headers: Any) -> None:
         if obs.request_id:
             rid = headers.get_bytes(_X_REQUEST_ID)
-            if valid_request_id(rid):
+            if rid is None:
+                # A made id is 32 hex digits: nothing in it for the header's checks to
+                # refuse, so the field goes straight in.
+                self.request_id = new_request_id()
+                headers.fields.append((_X_REQUEST_ID, _X_REQUEST_ID_WIRE, self.request_id.encode()))
+            elif valid_request_id(rid):
                 self.request_id = rid.decode("ascii")
             else:
                 self.request_id = new_request_id()
-                if rid is None:
-                    headers.append(_X_REQUEST_ID, self.request_id.encode())
-                else:
-                    headers.insert(_X_REQUEST_ID, self.request_id.encode())
+                headers.insert(_X_REQUEST_ID, self.request_id.encode())
         if obs.trace_context:
             incoming = headers.get_bytes(_TRACEPARENT)
             self.traceparent_set = incoming is not None
@@ -215,7 +220,12 @@ class RequestRecord:
             metrics.observe(metrics.header_times, (self.obs.service, self.peer_label),
                             perf_counter() - self.connected_at)
         if self.request_id is not None:
-            resp.headers.insert(_X_REQUEST_ID, self.request_id.encode())
+            # The id was checked (or made) on the way in; an upstream's own id is replaced.
+            headers = resp.headers
+            if _X_REQUEST_ID in headers:
+                headers.insert(_X_REQUEST_ID, self.request_id.encode())
+            else:
+                headers.fields.append((_X_REQUEST_ID, _X_REQUEST_ID_WIRE, self.request_id.encode()))
 
     def upstream_done(self, error: Optional[BaseException]) -> None:
         """The attempt ended (``error`` None: the response was relayed). The engine
@@ -239,29 +249,39 @@ class RequestRecord:
         if self.attempt_open:
             self.upstream_done(error)
         duration = perf_counter() - self.start
-        ds = self.session.downstream
+        session = self.session
+        ds = session.downstream
         resp = ds.written_head
         status = resp.status if resp is not None else 0
         if error is not None and error is not self.attempt_error:
             self._count_error(error)
+        sent = getattr(ds, "body_bytes_sent", 0)
+        received = getattr(ds, "body_bytes_read", 0)
         metrics = obs.metrics
         if metrics is not None:
             svc = obs.service
             upstream = self.peer_label or "none"
-            metrics.count(metrics.requests, (svc, method_label(self.session.req_header.method_bytes),
-                                             status_class(status), upstream))
-            metrics.observe(metrics.durations, (svc, upstream), duration)
-            sent = getattr(ds, "body_bytes_sent", 0)
+            req = session.req_header
+            series = metrics.requests
+            key = (svc, method_label(req.method_bytes), status_class(status), upstream)
+            series[key] = series.get(key, 0) + 1
+            key = (svc, upstream)
+            hist = metrics.durations.get(key)
+            if hist is None:
+                hist = metrics.durations[key] = Histogram()
+            hist.counts[bisect_left(DURATION_BUCKETS, duration)] += 1
+            hist.sum += duration
             if sent:
-                metrics.count(metrics.sent, (svc,), sent)
-            received = getattr(ds, "body_bytes_read", 0)
+                series = metrics.sent
+                series[(svc,)] = series.get((svc,), 0) + sent
             if received:
-                metrics.count(metrics.received, (svc,), received)
+                series = metrics.received
+                series[(svc,)] = series.get((svc,), 0) + received
         if obs.access_log is not None:
-            if obs.json_line is None:
-                obs.access_log.write(self._combined_line(status))
-            else:
-                obs.access_log.write(obs.json_line(self, status, duration, error))
+            # Raw values only (see access_row): the writer thread makes the line.
+            obs.access_log.write((time(), session.client_addr, session.req_header, status, sent, received,
+                                  duration, self.upstream_time if self.attempts else None, self.peer_label,
+                                  self.attempts, error, self.request_id, obs.service))
         if self.spans is not None:
             self.spans.end(status, error)
         # The session refers to this record too: break the cycle, so the request's
@@ -278,24 +298,34 @@ class RequestRecord:
                                        etype.name if etype is not None else type(error).__name__,
                                        str(source).lower() if source is not None and str(source) else "unset"))
 
-    # --- for the access-log fields (see _JSON_FIELDS) --------------------------------------------
-    def client(self) -> Optional[str]:
-        addr = self.session.client_addr
-        if addr is None:
-            return None
-        return addr[0] if isinstance(addr, tuple) else str(addr)
 
-    def header(self, name: bytes) -> Optional[str]:
-        value = self.session.req_header.headers.get_bytes(name)
-        return None if value is None else value.decode("latin-1")
 
-    def _combined_line(self, status: int) -> str:
-        req = self.session.req_header
-        major, minor = req.version
-        return (f'{self.client() or "-"} - - [{clf_time(time())}] '
-                f'"{clf_quote(req.method)} {clf_quote(req.uri)} HTTP/{major}.{minor}" '
-                f'{status} {getattr(self.session.downstream, "body_bytes_sent", 0)} '
-                f'"{clf_quote(self.header(b"referer"))}" "{clf_quote(self.header(b"user-agent"))}"')
+# --- access-log lines, made in the writer thread ----------------------------------------------
+# A row (RequestRecord.finish) holds, by index: 0 the wall-clock end time, 1 the client
+# address, 2 the request head, 3 the status, 4 body bytes sent, 5 body bytes received,
+# 6 the duration, 7 the upstream time (None: no attempt), 8 the upstream label,
+# 9 the attempts, 10 the error or None, 11 the request id, 12 the service.
+
+
+def _client(addr: Any) -> Optional[str]:
+    if addr is None:
+        return None
+    return addr[0] if isinstance(addr, tuple) else str(addr)
+
+
+def _header(req: Any, name: bytes) -> Optional[str]:
+    value = req.headers.get_bytes(name)
+    return None if value is None else value.decode("latin-1")
+
+
+def combined_line(r: tuple) -> str:
+    """nginx's ``combined`` line of a row."""
+    req = r[2]
+    major, minor = req.version
+    return (f'{_client(r[1]) or "-"} - - [{clf_time(r[0])}] '
+            f'"{clf_quote(req.method)} {clf_quote(req.uri)} HTTP/{major}.{minor}" '
+            f'{r[3]} {r[4]} "{clf_quote(_header(req, b"referer"))}" '
+            f'"{clf_quote(_header(req, b"user-agent"))}"')
 
 
 def _json_text(value: Optional[str]) -> str:
@@ -306,35 +336,34 @@ def _seconds(value: float) -> str:
     return f"{value:.6f}"
 
 
-# Each access-log field as a JSON text expression over the record ``r``, its request
-# head ``q``, the downstream session ``ds``, the status, the duration ``d`` and the
-# error ``e`` (see json_line_builder).
+# Each access-log field as a JSON text expression over the row ``r`` and its request
+# head ``q`` (see json_line_builder).
 _JSON_FIELDS = {
-    "time": "'\"' + iso_time(time()) + '\"'",
-    "client_addr": "text(r.client())",
+    "time": "'\"' + iso_time(r[0]) + '\"'",
+    "client_addr": "text(client(r[1]))",
     "method": "enc(q.method)",
     "path": "enc(q.path)",
-    "status": "str(status)",
-    "bytes_sent": "str(getattr(ds, 'body_bytes_sent', 0))",
-    "bytes_received": "str(getattr(ds, 'body_bytes_read', 0))",
-    "duration": "seconds(d)",
-    "upstream_duration": "seconds(r.upstream_time) if r.attempts else 'null'",
-    "upstream_addr": "text(r.peer_label)",
-    "retries": "str(max(0, r.attempts - 1))",
-    "error": "'null' if e is None else enc(str(e))",
-    "request_id": "text(r.request_id)",
-    "user_agent": "text(r.header(b'user-agent'))",
-    "referer": "text(r.header(b'referer'))",
-    "service": "enc(r.obs.service)",
+    "status": "str(r[3])",
+    "bytes_sent": "str(r[4])",
+    "bytes_received": "str(r[5])",
+    "duration": "seconds(r[6])",
+    "upstream_duration": "'null' if r[7] is None else seconds(r[7])",
+    "upstream_addr": "text(r[8])",
+    "retries": "str(max(0, r[9] - 1))",
+    "error": "'null' if r[10] is None else enc(str(r[10]))",
+    "request_id": "text(r[11])",
+    "user_agent": "text(header(q, b'user-agent'))",
+    "referer": "text(header(q, b'referer'))",
+    "service": "enc(r[12])",
 }
 assert set(_JSON_FIELDS) == set(FIELDS)
 
 
-def json_line_builder(fields: tuple[str, ...]) -> Callable[[RequestRecord, int, float, Optional[BaseException]], str]:
-    """The function that writes one JSON access-log line with ``fields``.
+def json_line_builder(fields: tuple[str, ...]) -> Callable[[tuple], str]:
+    """The function that makes one JSON access-log line with ``fields`` from a row.
 
     It is compiled once from the expressions above into a single ``join``, so a
-    request pays neither a call per field nor the work of the fields not chosen.
+    line pays neither a call per field nor the work of the fields not chosen.
     """
     parts = ["'{'"]
     for i, name in enumerate(fields):
@@ -342,12 +371,11 @@ def json_line_builder(fields: tuple[str, ...]) -> Callable[[RequestRecord, int, 
             parts.append("','")
         parts += [repr(f'"{name}":'), _JSON_FIELDS[name]]
     parts.append("'}'")
-    source = ("def line(r, status, d, e):\n"
-              "    q = r.session.req_header\n"
-              "    ds = r.session.downstream\n"
+    source = ("def line(r):\n"
+              "    q = r[2]\n"
               f"    return ''.join(({', '.join(parts)}))\n")
-    namespace = {"iso_time": iso_time, "time": time, "text": _json_text, "enc": encode_basestring,
-                 "seconds": _seconds}
+    namespace = {"iso_time": iso_time, "text": _json_text, "enc": encode_basestring,
+                 "seconds": _seconds, "client": _client, "header": _header}
     exec(compile(source, "<access log fields>", "exec"), namespace)
     return namespace["line"]
 
