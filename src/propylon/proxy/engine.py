@@ -123,20 +123,27 @@ class HttpProxyEngine:
                     ctx = self.new_ctx()
                 h = hooks[EARLY]
                 if h is not None:
+                    session.phase = "early_request_filter"
                     await h(session, ctx)
                 h = hooks[REQUEST]
-                if h is not None and await h(session, ctx):
-                    await self._logging(session, None, ctx)
-                    return self._reusable(ds)
-                if self.caching and await cache_stage.run(self, session, ctx):
-                    await self._logging(session, None, ctx)
-                    return self._reusable(ds)
+                if h is not None:
+                    session.phase = "request_filter"
+                    if await h(session, ctx):
+                        await self._logging(session, None, ctx)
+                        return self._reusable(ds)
+                if self.caching:
+                    session.phase = "cache"
+                    if await cache_stage.run(self, session, ctx):
+                        await self._logging(session, None, ctx)
+                        return self._reusable(ds)
                 h = hooks[PROXY_UPSTREAM]
-                if h is not None and not await h(session, ctx):
-                    if ds.written_head is None:
-                        await self._respond_502_keepalive(session)
-                    await self._logging(session, None, ctx)
-                    return self._reusable(ds)
+                if h is not None:
+                    session.phase = "proxy_upstream_filter"
+                    if not await h(session, ctx):
+                        if ds.written_head is None:
+                            await self._respond_502_keepalive(session)
+                        await self._logging(session, None, ctx)
+                        return self._reusable(ds)
             except Error as e:
                 return await self._handle_error(session, e, ctx, before_upstream=True, tries=0)
             except Exception as exc:  # a bug in a hook: answer 500, log it with its traceback
@@ -145,6 +152,7 @@ class HttpProxyEngine:
 
         if ds.body_error is not None:
             # The body was already found malformed: nothing of it goes upstream.
+            session.phase = "request_body"
             return await self._handle_error(session, ds.body_error, ctx, before_upstream=True, tries=0)
         tries = 0
         error: Optional[Error] = None
@@ -164,7 +172,9 @@ class HttpProxyEngine:
                 break
             if session.observation is not None:
                 session.observation.upstream_done(error)
-            log.warning("Fail to proxy: %s, tries: %d, retry: true, %s", error, tries, self.summary(session, ctx))
+            log.warning("Fail to proxy: %s, tries: %d, phase: %s, peer: %s, retry: true, %s", error, tries,
+                        session.phase, _peer_text(session.peer),
+                        self.summary(session, ctx))
         if error is not None:
             if session.http_cache is not None and await cache_stage.on_error(self, session, ctx, error):
                 await self._logging(session, None, ctx)
@@ -178,12 +188,14 @@ class HttpProxyEngine:
         """One attempt: pick the peer, get a connection, exchange the request
         (``retry``: an earlier attempt may have kept some body to send again)."""
         hooks = self.hooks
+        session.phase = "upstream_peer"
         peer = await self.upstream_peer(session, ctx)
         if not isinstance(peer, HttpPeer):
             raise Error.explain(ErrorType.INTERNAL_ERROR,
                                 f"upstream_peer returned {type(peer).__name__}, not HttpPeer").into_in()
         if session.downstream.closed:  # the client left (an HTTP/2 reset...): nothing goes upstream
             raise Error.explain(ErrorType.CONNECTION_CLOSED, "client went away").into_down()
+        session.peer = peer
         rec = session.observation
         if rec is not None:
             rec.upstream_attempt(peer)
@@ -191,6 +203,7 @@ class HttpProxyEngine:
         if conn is not None:
             reused = True
         else:
+            session.phase = "connect"
             try:
                 conn, reused = await self.connector.get(peer)
             except Error as e:
@@ -201,6 +214,7 @@ class HttpProxyEngine:
                     e.esource = ErrorSource.UPSTREAM
                 raise e
         session.upstream_reused = reused
+        session.phase = "upstream_request"
         if rec is not None:
             rec.upstream_connected(reused)
         ds = session.downstream
@@ -346,6 +360,7 @@ class HttpProxyEngine:
                               conn: UpstreamExchange, sender: Optional[_BodySender]) -> None:
         ds = session.downstream
         hooks = self.hooks
+        session.phase = "upstream_response"
         resp = await conn.read_response_header()
         status = resp.status
         while status < 200 and status != 101:
@@ -366,6 +381,7 @@ class HttpProxyEngine:
         h = hooks[RESPONSE]
         if h is not None:
             await h(session, resp, ctx)
+        session.phase = "response_body"
         if status == 101:
             if not ds.upgrade:
                 raise Error.explain(ErrorType.H1_ERROR, "101 to a request that asked no upgrade").into_up()
@@ -491,13 +507,17 @@ class HttpProxyEngine:
             # keeps the head's status (the connection is closed instead).
             head = ds.written_head
             status = head.status if head is not None else res.error_code
+            # The why of the answer: the error, the phase it happened in and the peer.
+            phase = session.phase
+            peer = _peer_text(session.peer)
             # The same failure again (e.g. an origin that is down): counted, and
             # summed up in one line per interval, instead of a line per request.
-            key = (e.etype, e.esource, e.context, status, tries)
+            key = (e.etype, e.esource, e.context, status, tries, phase, peer)
             if not self.repeats.repeated(key):
                 level = logging.INFO if res.error_code == 0 and e.esource is ErrorSource.DOWNSTREAM \
                     else logging.ERROR
-                line = f"Fail to proxy: {e}, status: {status}, tries: {tries}, retry: false"
+                line = (f"Fail to proxy: {e}, status: {status}, tries: {tries}, phase: {phase}, peer: {peer}, "
+                        f"retry: false")
                 log.log(level, "%s, %s", line, self.summary(session, ctx))
                 self.repeats.logged(key, log, level, line)
         await self._logging(session, e, ctx)
@@ -530,6 +550,13 @@ def _write_down(ds: DownstreamSession, data: bytes) -> bool:
     if ds.closed:
         raise Error.explain(ErrorType.WRITE_ERROR, "client went away").into_down()
     return False
+
+
+def _peer_text(peer: Optional[HttpPeer]) -> str:
+    """The peer in a log line: ``host:port``, a socket path, or ``-`` before one was chosen."""
+    if peer is None:
+        return "-"
+    return peer.address if peer.is_uds else f"{peer.address[0]}:{peer.address[1]}"
 
 
 def _retryable(e: Error) -> bool:

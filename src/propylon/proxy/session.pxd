@@ -2,7 +2,7 @@
 
 cdef class Session:
     cdef readonly object downstream
-    cdef public object req_header, compression, observation
+    cdef public object req_header, compression, observation, phase, peer
     cdef readonly bint retry_buffer_truncated
     cdef public bint upstream_reused
     cdef public object http_cache

@@ -38,7 +38,7 @@ class Session:
     """
 
     __slots__ = ("downstream", "req_header", "_retry_buf", "_retry_len", "retry_buffer_truncated",
-                 "upstream_reused", "compression", "observation", "http_cache")
+                 "upstream_reused", "compression", "observation", "http_cache", "phase", "peer")
 
     def __init__(self, downstream: "DownstreamSession",
                  compression: Optional[CompressionOptions] = None) -> None:
@@ -52,6 +52,12 @@ class Session:
         #: the observer's record of this request (``propylon.metrics``), or None
         self.observation = None
         self.http_cache: Optional[HttpCache] = None
+        #: where the request is: the hook running before the upstream, then
+        #: ``upstream_peer``, ``connect``, ``upstream_request``, ``upstream_response``,
+        #: ``response_body`` (named in the log line of a failed request)
+        self.phase = "request"
+        #: the peer of the current (or last) upstream attempt, or None
+        self.peer = None
 
     @property
     def cache(self) -> HttpCache:
