@@ -13,4 +13,4 @@ cdef class HttpProxyEngine:
     cdef readonly object proxy, upstream_peer, new_ctx, compression, observer, repeats
     cdef readonly tuple hooks
     cdef readonly Py_ssize_t max_retries
-    cdef readonly bint before_upstream, body_filtered, at_end, caching
+    cdef readonly bint before_upstream, body_filtered, caching

@@ -96,7 +96,6 @@ class HttpProxyEngine:
         # record the engine tells about each attempt and the end. None: nothing is
         # recorded or called.
         self.observer = observer
-        self.at_end = hooks[LOGGING] is not None or observer is not None
         self.repeats = RepeatedErrors()
 
     def summary(self, session: Session, ctx: Any) -> str:
@@ -180,8 +179,10 @@ class HttpProxyEngine:
                 await self._logging(session, None, ctx)
                 return self._reusable(ds)
             return await self._handle_error(session, error, ctx, before_upstream=False, tries=tries)
-        if self.at_end:
+        if hooks[LOGGING] is not None:
             await self._logging(session, None, ctx)
+        elif session.observation is not None:
+            self._observed(session, None, ctx)  # no coroutine when no hook is awaited
         return self._reusable(ds)
 
     async def _proxy_once(self, session: Session, ctx: Any, retry: bool) -> None:
@@ -535,10 +536,14 @@ class HttpProxyEngine:
             except Exception:
                 log.exception("logging hook failed on %s", self.summary(session, ctx))
         if session.observation is not None:
-            try:
-                session.observation.finish(ctx, e)
-            except Exception:
-                log.exception("observer failed on %s", self.summary(session, ctx))
+            self._observed(session, e, ctx)
+
+    def _observed(self, session: Session, e: Optional[Error], ctx: Any) -> None:
+        """The observer's end of the request (metrics, access log, spans)."""
+        try:
+            session.observation.finish(ctx, e)
+        except Exception:
+            log.exception("observer failed on %s", self.summary(session, ctx))
 
 
 def _write_down(ds: DownstreamSession, data: bytes) -> bool:
