@@ -12,8 +12,13 @@ log and the spans from it.
 
 from __future__ import annotations
 
+import hmac
+import json
+import logging
 from bisect import bisect_left
+from collections import deque
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from random import random
 from time import perf_counter, time
 from typing import Any, Callable, Optional
 
@@ -28,6 +33,10 @@ __all__ = ["Observability", "RequestRecord"]
 _X_REQUEST_ID = b"x-request-id"
 _X_REQUEST_ID_WIRE = b"X-Request-Id"
 _TRACEPARENT = b"traceparent"
+#: the request header that asks for a per-request trace (its value: the trace token)
+TRACE_HEADER = b"x-propylon-trace"
+
+trace_log = logging.getLogger("propylon.trace")
 
 
 class Observability:
@@ -44,6 +53,14 @@ class Observability:
     * ``otel`` (False): OpenTelemetry spans (needs ``opentelemetry-sdk``): True uses
       the global tracer provider, or pass a ``TracerProvider``.
     * ``service``: the ``service`` label and access-log field.
+    * ``trace_token`` (None), ``trace_sample`` (0.0), ``trace_keep`` (0): a per-request
+      trace, for a request carrying ``X-Propylon-Trace: <trace_token>`` (never
+      honoured without a token; the header does not go upstream) or for a
+      ``trace_sample`` fraction of requests: each upstream attempt (peer, reused
+      connection, connect and first-byte times, error), the phase the request ended
+      in and the final status, logged as one JSON line on ``propylon.trace`` (at
+      WARNING, so the default level shows it); the last ``trace_keep`` are kept in
+      ``recent_traces``. Off, it costs a request one attribute test.
 
     One ``Observability`` serves one proxy service; :meth:`for_service` gives
     another service its own label while sharing the metrics and the access log.
@@ -52,8 +69,18 @@ class Observability:
     def __init__(self, conf: Any = None, *, service: str = "proxy", metrics: bool = True,
                  access_log: Any = None, request_id: bool = True, trace_context: bool = False,
                  otel: Any = False, registry: Optional[CollectorRegistry] = None,
-                 metrics_dir: Optional[str] = None) -> None:
+                 metrics_dir: Optional[str] = None, trace_token: Optional[str] = None,
+                 trace_sample: float = 0.0, trace_keep: int = 0) -> None:
         self.service = service
+        if trace_token is not None and (not isinstance(trace_token, str) or len(trace_token) < 8):
+            raise ValueError("trace_token: must be a string of at least 8 characters")
+        if not 0.0 <= trace_sample <= 1.0:
+            raise ValueError(f"trace_sample: must be between 0 and 1, got {trace_sample!r}")
+        self.trace_token = trace_token.encode() if trace_token is not None else None
+        self.trace_sample = trace_sample
+        self.tracing = self.trace_token is not None or trace_sample > 0
+        #: the last ``trace_keep`` request traces (dicts), newest last
+        self.recent_traces: deque = deque(maxlen=max(0, trace_keep))
         self.request_id = request_id
         self.trace_context = trace_context or otel is not False
         self.metrics: Optional[BuiltinMetrics] = None
@@ -135,7 +162,7 @@ class RequestRecord:
 
     __slots__ = ("obs", "session", "start", "request_id", "trace", "spans", "attempts",
                  "peer_label", "attempt_start", "connected_at", "reused", "attempt_error",
-                 "upstream_time", "attempt_open", "traceparent_set")
+                 "upstream_time", "attempt_open", "traceparent_set", "steps")
 
     def __init__(self, obs: Observability, session: Any) -> None:
         self.obs = obs
@@ -151,8 +178,22 @@ class RequestRecord:
         self.trace: Optional[TraceContext] = None
         self.spans: Optional[OtelSpans] = None
         self.traceparent_set = False
+        self.steps: Optional[list] = None
+        if obs.tracing:
+            self._trace_wanted(obs, session.req_header.headers)
         if obs.request_id or obs.trace_context:
             self._headers_in(obs, session.req_header.headers)
+
+    def _trace_wanted(self, obs: Observability, headers: Any) -> None:
+        """Start this request's trace when it shows the token or is sampled."""
+        value = headers.get_bytes(TRACE_HEADER)
+        if value is not None:
+            headers.remove(TRACE_HEADER)  # the token is ours: it never goes upstream
+            if obs.trace_token is not None and hmac.compare_digest(value, obs.trace_token):
+                self.steps = []
+                return
+        if obs.trace_sample and random() < obs.trace_sample:
+            self.steps = []
 
     def _headers_in(self, obs: Observability, headers: Any) -> None:
         if obs.request_id:
@@ -190,6 +231,9 @@ class RequestRecord:
         self.reused = None
         self.attempt_error = None
         self.attempt_start = perf_counter()
+        if self.steps is not None:
+            self.steps.append({"attempt": self.attempts, "peer": label,
+                               "at_ms": _ms(self.attempt_start - self.start)})
         if self.trace is not None:
             span_id = self.spans.start_attempt(self.attempts, label) if self.spans is not None else None
             value = self.trace.child_header(span_id).encode()
@@ -202,6 +246,11 @@ class RequestRecord:
     def upstream_connected(self, reused: bool) -> None:
         now = self.connected_at = perf_counter()
         self.reused = reused
+        if self.steps is not None:
+            step = self.steps[-1]
+            step["reused"] = reused
+            if not reused:
+                step["connect_ms"] = _ms(now - self.attempt_start)
         obs = self.obs
         obs.upstream_in_use += 1
         metrics = obs.metrics
@@ -225,6 +274,8 @@ class RequestRecord:
                 hist = metrics.header_times[key] = Histogram()
             hist.counts[bisect_left(DURATION_BUCKETS, took)] += 1
             hist.sum += took
+        if self.steps is not None:
+            self.steps[-1].update(status=resp.status, first_byte_ms=_ms(perf_counter() - self.connected_at))
         if self.request_id is not None:
             # The id was checked (or made) on the way in; an upstream's own id is replaced.
             headers = resp.headers
@@ -247,6 +298,11 @@ class RequestRecord:
             self._count_error(error)
         if self.spans is not None:
             self.spans.end_attempt(error, self.reused)
+        if self.steps is not None:
+            step = self.steps[-1]
+            step["ms"] = _ms(perf_counter() - self.attempt_start)
+            if error is not None:
+                step["error"] = str(error)
 
     # --- the end --------------------------------------------------------------------------------
     def finish(self, ctx: Any, error: Optional[BaseException]) -> None:
@@ -290,9 +346,21 @@ class RequestRecord:
                                   self.attempts, error, self.request_id, obs.service))
         if self.spans is not None:
             self.spans.end(status, error)
+        if self.steps is not None:
+            self._emit_trace(status, duration, error)
         # The session refers to this record too: break the cycle, so the request's
         # objects are freed now rather than by the cyclic garbage collector.
         self.session = None
+
+    def _emit_trace(self, status: int, duration: float, error: Optional[BaseException]) -> None:
+        session = self.session
+        req = session.req_header
+        record = {"service": self.obs.service, "request_id": self.request_id, "method": req.method,
+                  "path": req.path, "status": status, "duration_ms": _ms(duration),
+                  "phase": getattr(session, "phase", None), "attempts": self.steps,
+                  "error": None if error is None else str(error)}
+        self.obs.recent_traces.append(record)
+        trace_log.warning("trace %s", json.dumps(record, separators=(",", ":")))
 
     def _count_error(self, error: BaseException) -> None:
         metrics = self.obs.metrics
@@ -377,6 +445,10 @@ def json_line_builder(fields: tuple[str, ...]) -> Callable[[tuple], str]:
                  "client": _client, "header": _header}
     exec(compile(source, "<access log fields>", "exec"), namespace)
     return namespace["line"]
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
 
 
 def _plain_label(address: Any) -> str:
