@@ -13,12 +13,11 @@ is written. Three figures, each the best of ``--repeat`` runs of process CPU tim
 * ``h2 engine``       – the same engine with the client on HTTP/2 (one connection,
   one stream per request, the origin on HTTP/1 as in the ``propylon-h2`` benchmark),
   on the HTTP/2 codec in use (``PROPYLON_H2_CODEC``).
-* ``observed``        – the ``engine`` scenario with built-in metrics and a JSON access
-  log (to ``os.devnull``) on: the difference to ``engine`` is what observing costs.
-
 * ``failure``         – the plain forwarder with its origin down: each request's
   connect is refused (a real loopback connect), it is answered 502 and, as in
   Pingora, the client connection closes, so each request comes on a new one.
+* ``observed``        – the ``engine`` scenario with built-in metrics and a JSON access
+  log (to ``os.devnull``) on: the difference to ``engine`` is what observing costs.
 
 The difference between ``codecs only`` and ``engine`` is the engine's own cost; the
 rest is codec and event-loop work. Socket and kernel time come on top (see
