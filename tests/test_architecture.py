@@ -89,24 +89,6 @@ def defined_here(tree: ast.Module) -> set[str]:
 #: Private names of the standard library that are its documented API.
 STDLIB_API = {("os", "_exit")}
 
-#: Known crossings still to remove, each with where it is tracked. HTTP/2 is being
-#: reworked on its own branch (the stream and connection classes of v2/common.py
-#: share state across v2's modules, and one read is of the h2 library's settings);
-#: it takes this rule over there. Nothing may be added to this list.
-PENDING = {
-    ("propylon/protocols/http/v2/client.py", "_ConnBase"),
-    ("propylon/protocols/http/v2/client.py", "_StreamBase"),
-    ("propylon/protocols/http/v2/client.py", "_want_flush"),
-    ("propylon/protocols/http/v2/client.py", "_loop"),
-    ("propylon/protocols/http/v2/client.py", "_send_blocked"),
-    ("propylon/protocols/http/v2/server.py", "_ConnBase"),
-    ("propylon/protocols/http/v2/server.py", "_StreamBase"),
-    ("propylon/protocols/http/v2/server.py", "_want_flush"),
-    ("propylon/protocols/http/v2/server.py", "_ack_all"),
-    ("propylon/protocols/http/v2/server.py", "_loop"),
-    ("propylon/protocols/http/v2/server.py", "_wake"),
-}
-
 
 def crossings(tree: ast.Module) -> list[tuple[int, str, str]]:
     """(line, name, what) for every read of a private name the module does not
@@ -128,10 +110,8 @@ def crossings(tree: ast.Module) -> list[tuple[int, str, str]]:
 def test_no_module_reads_another_modules_private_names():
     reads = [(str(path.relative_to(SRC)), line, name, what)
              for path, tree in MODULES.values() for line, name, what in crossings(tree)]
-    offending = [f"{f}:{line}: {what}" for f, line, name, what in reads if (f, name) not in PENDING]
+    offending = [f"{f}:{line}: {what}" for f, line, name, what in reads]
     assert not offending, "\n".join(offending)
-    stale = PENDING - {(f, name) for f, _, name, _ in reads}
-    assert not stale, f"fixed, remove from PENDING: {sorted(stale)}"
 
 
 def test_the_private_name_rule_allows_own_names_and_catches_a_crossing():

@@ -34,17 +34,18 @@ from ....errors import Error, ErrorType
 from ...digest import Digest, SocketDigest
 from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader, ResponseHeader
+from ...flow import wake
 from ..v1.common import WRITE_HIGH_WATER
 from .codec import (CANCEL, DATA, END, GOAWAY, HEADERS, NO_ERROR, PING_ACK, REFUSED_STREAM, RESET,
                     SETTINGS, TRAILERS, WINDOW, Codec, CodecError, reset_code_name)
-from .common import _ConnBase, _StreamBase, h2_fields, header_map
+from .common import H2ConnBase, H2StreamBase, h2_fields, header_map
 
 log = logging.getLogger("propylon.http.v2")
 
 __all__ = ["H2ClientConnection", "H2ClientStream"]
 
 
-class H2ClientStream(_StreamBase):
+class H2ClientStream(H2StreamBase):
     """One request/response exchange on a shared upstream HTTP/2 connection."""
 
     def __init__(self, conn: "H2ClientConnection") -> None:
@@ -99,7 +100,7 @@ class H2ClientStream(_StreamBase):
         conn._streams[sid] = self
         if not has_body:
             self._end_asked = self._end_sent = True
-        conn._want_flush()
+        conn.want_flush()
 
     def write_body(self, data: bytes) -> None:
         """Queue a piece of the request body; it leaves as the origin's windows allow."""
@@ -162,10 +163,10 @@ class H2ClientStream(_StreamBase):
 
     async def _wait(self) -> None:
         conn = self.conn
-        self._waiter = conn._loop.create_future()
+        self._waiter = conn.loop.create_future()
         timer = None
         if self.read_timeout is not None:
-            timer = conn._loop.call_later(self.read_timeout, self._on_read_timeout)
+            timer = conn.loop.call_later(self.read_timeout, self._on_read_timeout)
         try:
             await self._waiter
         finally:
@@ -185,7 +186,7 @@ class H2ClientStream(_StreamBase):
         """Abort the exchange: pending and later reads (and drains) raise ``err``."""
         if self._error is None:
             self._error = err
-        self._wake()
+        self.wake_reader()
         self._wake_drain()
 
     def reusable(self) -> bool:
@@ -205,10 +206,10 @@ class H2ClientStream(_StreamBase):
         if sid and not self._reset and not conn._closed and not (self._recv_done and self._end_sent):
             self._reset = True
             conn._codec.reset_stream(sid, CANCEL)
-            conn._want_flush()
+            conn.want_flush()
         self._out.clear()
         self._out_len = 0
-        self._ack_all()
+        self.ack_all()
         self._release()
 
     def abort(self) -> None:
@@ -224,7 +225,7 @@ class H2ClientStream(_StreamBase):
             self._released = True
             conn = self.conn
             conn._active.discard(self)
-            conn._send_blocked.pop(self.stream_id, None)
+            conn.send_blocked.pop(self.stream_id, None)
             conn._streams.pop(self.stream_id, None)
             conn._after_release()
 
@@ -256,7 +257,7 @@ class H2ClientStream(_StreamBase):
                 if length is not None and length.isdigit():
                     self._body_left = int(length)
                     self._length_met = self._body_left == 0
-        self._wake()
+        self.wake_reader()
 
     def _on_data(self, data: bytes, flow_len: int) -> None:
         if self._body_left > 0:
@@ -267,14 +268,14 @@ class H2ClientStream(_StreamBase):
 
     def _on_end(self) -> None:
         self._recv_done = True
-        self._wake()
+        self.wake_reader()
         self._maybe_done()
 
     def _on_peer_reset(self, code: int) -> None:
         self._reset = True
         self._out.clear()
         self._out_len = 0
-        self.conn._send_blocked.pop(self.stream_id, None)
+        self.conn.send_blocked.pop(self.stream_id, None)
         if code == NO_ERROR and self._recv_done:
             # The origin answered in full and needs no more of the request body
             # (RFC 9113 8.1): a clean end, not an error.
@@ -292,7 +293,7 @@ class H2ClientStream(_StreamBase):
         self.conn._after_release()
 
 
-class H2ClientConnection(_ConnBase, asyncio.Protocol):
+class H2ClientConnection(H2ConnBase, asyncio.Protocol):
     """One HTTP/2 connection to an origin, shared by many streams. See the module docstring.
 
     ``max_streams`` is the local cap on concurrent streams (the connector sets it;
@@ -351,18 +352,18 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
         if self._closed:
             raise Error.explain(ErrorType.CONNECTION_CLOSED, "upstream connection closed").into_up()
         opaque = next(self._ping_ids).to_bytes(8, "big")
-        fut = self._loop.create_future()
+        fut = self.loop.create_future()
         self._pings[opaque] = fut
-        start = self._loop.time()
+        start = self.loop.time()
         self._codec.ping(opaque)
-        self._want_flush()
+        self.want_flush()
         try:
             await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
             raise Error.explain(ErrorType.READ_TIMEDOUT, f"no PING answer in {timeout}s").into_up() from None
         finally:
             self._pings.pop(opaque, None)
-        return self._loop.time() - start
+        return self.loop.time() - start
 
     def close(self) -> None:
         """Say GOAWAY and close the connection; open streams fail."""
@@ -388,7 +389,7 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Send our preface and SETTINGS (push off, our windows) at once."""
         self.transport = transport
-        transport.set_write_buffer_limits(WRITE_HIGH_WATER)
+        self.start_flow(transport, WRITE_HIGH_WATER)
         self.digest = Digest(SocketDigest.from_transport(transport), tls_digest(transport))
         if transport.get_extra_info("ssl_object") is not None:
             self.scheme = b"https"
@@ -440,7 +441,7 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        self._send_blocked.clear()
+        self.send_blocked.clear()
         for st in list(self._active) + list(self._streams.values()):
             if st._recv_done:
                 continue
@@ -454,7 +455,7 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
         for fut in self._pings.values():
             if not fut.done():
                 fut.set_exception(Error.explain(ErrorType.CONNECTION_CLOSED, "upstream connection closed").into_up())
-        self._wake_all_drains()
+        self._lose_flow()
         if not was_closed and self.transport is not None:
             self.transport.close()
 
@@ -480,8 +481,8 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
         elif kind == WINDOW:
             if sid == 0:
                 self._pump_all()
-            elif sid in self._send_blocked:
-                self._pump(self._send_blocked[sid])
+            elif sid in self.send_blocked:
+                self._pump(self.send_blocked[sid])
         elif kind == TRAILERS:
             if st is not None:
                 st.trailers = header_map(a)
@@ -492,9 +493,7 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
             if a:
                 self._pump_all()
         elif kind == PING_ACK:
-            fut = self._pings.get(a)
-            if fut is not None and not fut.done():
-                fut.set_result(None)
+            wake(self._pings.get(a))
         elif kind == GOAWAY:
             self._on_goaway(sid, a)
 
@@ -509,7 +508,7 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
                 st._reset = True
                 st.fail(err)
                 self._active.discard(st)
-                self._send_blocked.pop(sid, None)
+                self.send_blocked.pop(sid, None)
             elif not graceful and not st._recv_done:
                 err = Error.explain(ErrorType.H2_ERROR,
                                     f"upstream ended the connection ({reset_code_name(code)})").into_up()
@@ -528,8 +527,8 @@ class H2ClientConnection(_ConnBase, asyncio.Protocol):
         self._shut(Error.explain(ErrorType.CONNECTION_CLOSED, "upstream HTTP/2 connection ended").into_up())
 
     def _after_release(self) -> None:
-        if self._goaway and not self._closed and not self._active and not self._send_blocked:
-            self._loop.call_soon(self._close_if_done)
+        if self._goaway and not self._closed and not self._active and not self.send_blocked:
+            self.loop.call_soon(self._close_if_done)
 
     def _close_if_done(self) -> None:
         if not self._closed and not self._active:

@@ -5,7 +5,7 @@ The codec (``codec``: libnghttp2 or the ``h2`` library) does the framing, HPACK 
 the protocol state; this module keeps the two things the codec leaves to its user:
 
 * **Sending** – the codec is given no more DATA than the peer's windows allow. A
-  stream keeps what did not fit in its own small queue (``_StreamBase._out``) and the
+  stream keeps what did not fit in its own small queue (``H2StreamBase._out``) and the
   connection sends it when a WINDOW_UPDATE arrives. A stream with queued bytes is
   *write blocked*: its writer awaits ``drain()``, so memory stays bounded by one
   window plus one piece per stream.
@@ -14,7 +14,15 @@ the protocol state; this module keeps the two things the codec leaves to its use
   a slow reader back-pressures the sender.
 
 Output is batched: whatever the streams produce during one turn of the event loop
-leaves in one ``transport.write`` (``_ConnBase._want_flush``).
+leaves in one ``transport.write`` (``H2ConnBase.want_flush``).
+
+The transport's own back-pressure (asyncio's ``pause_writing``/``resume_writing``,
+pausing reads) is the connection's ``protocols.flow.FlowControl``, as on every
+other transport. A stream's drain is wider than the transport's: it also waits for
+the peer's stream and connection windows, and it must end as soon as that one
+stream is reset even while the socket stays full. So a stream waits on a future of
+its own, woken by the pump (its queue emptied), by ``FlowControl.on_writable`` (the
+socket drained) or by its loss, rather than in ``FlowControl.drain``.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from collections import deque
 from typing import Optional
 
 from ...digest import Digest
+from ...flow import FlowControl, wake
 from ..header import HeaderMap, named_by_connection
 from .codec import INTERNAL_ERROR, Codec, CodecError
 
@@ -88,25 +97,37 @@ def fields_size(fields: list) -> int:
     return sum(len(n) + len(v) + 32 for n, v in fields)
 
 
-class _ConnBase:
-    """Transport plumbing both protocol classes share (mixed into asyncio.Protocol)."""
+class H2ConnBase:
+    """Transport plumbing both protocol classes share (mixed into asyncio.Protocol).
+
+    Public names here are the API of the two sides (``server``, ``client``) and
+    of the streams: ``loop``, ``flow``, ``send_blocked``, ``want_flush()``.
+    """
 
     _codec: Codec
     transport: Optional[asyncio.Transport]
     digest: Optional[Digest]
 
     def _init_base(self) -> None:
-        self._loop = asyncio.get_event_loop()
+        self.loop = asyncio.get_event_loop()
         self.transport = None
         self.digest = None
         self._closed = False
-        self._write_paused = False
+        # Made with the transport (``start_flow``); None before.
+        self.flow: Optional[FlowControl] = None
         self._in_receive = False
         self._flush_handle: Optional[asyncio.Handle] = None
         self._unflushed = 0
         self._data_frames_sent = 0  # a client's PING and WINDOW_UPDATE allowances grow with it
-        self._send_blocked: dict[int, "_StreamBase"] = {}
-        self._drain_waiting: set["_StreamBase"] = set()
+        # Streams with DATA queued that the peer's windows do not admit yet.
+        self.send_blocked: dict[int, "H2StreamBase"] = {}
+        self._drain_waiting: set["H2StreamBase"] = set()
+
+    def start_flow(self, transport: asyncio.Transport, high_water: int) -> None:
+        """Set the transport's write limit and take over its back-pressure."""
+        transport.set_write_buffer_limits(high_water)
+        self.flow = flow = FlowControl(transport)
+        flow.on_writable = self._on_writable
 
     # --- output -----------------------------------------------------------------
     def _flush(self) -> None:
@@ -121,7 +142,7 @@ class _ConnBase:
     def _on_terminated(self) -> None:
         """The codec ended the connection (a protocol error it answered with GOAWAY)."""
 
-    def _want_flush(self) -> None:
+    def want_flush(self) -> None:
         """Flush at the end of this loop turn (or now, when much is waiting)."""
         if self._in_receive:
             return  # data_received flushes once when it is done
@@ -130,10 +151,10 @@ class _ConnBase:
                 self._flush_handle.cancel()
             self._flush()
         elif self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self._flush)
+            self._flush_handle = self.loop.call_soon(self._flush)
 
     # --- flow control of sending --------------------------------------------------
-    def _pump(self, st: "_StreamBase") -> None:
+    def _pump(self, st: "H2StreamBase") -> None:
         """Send what the windows allow of ``st``'s queue, then its end if asked."""
         codec = self._codec
         sid = st.stream_id
@@ -172,41 +193,45 @@ class _ConnBase:
             st._end_sent = True
             st._on_send_failed(exc)
         if out:
-            self._send_blocked[sid] = st
+            self.send_blocked[sid] = st
         else:
-            self._send_blocked.pop(sid, None)
-            if st._drain_waiter is not None:
-                st._wake_drain()
-        self._want_flush()
+            self.send_blocked.pop(sid, None)
+            wake(st._drain_waiter)
+        self.want_flush()
 
     def _pump_all(self) -> None:
         """A window grew: give every blocked stream its turn, oldest first."""
-        for st in list(self._send_blocked.values()):
+        for st in list(self.send_blocked.values()):
             self._pump(st)
 
     # --- asyncio write flow control -----------------------------------------------------
     def pause_writing(self) -> None:
         """The socket buffer is full: every stream is write blocked."""
-        self._write_paused = True
+        self.flow.pause_writing()  # type: ignore[union-attr]
 
     def resume_writing(self) -> None:
-        """The socket buffer drained: wake the streams waiting in ``drain()``."""
-        self._write_paused = False
+        """The socket buffer drained (``_on_writable`` wakes the waiting streams)."""
+        self.flow.resume_writing()  # type: ignore[union-attr]
+
+    def _on_writable(self) -> None:
         for st in list(self._drain_waiting):
             if not st.write_blocked:
-                st._wake_drain()
+                wake(st._drain_waiter)
 
-    def _wake_all_drains(self) -> None:
+    def _lose_flow(self) -> None:
+        """The connection is gone: no stream may wait for it any more."""
+        if self.flow is not None:
+            self.flow.connection_lost()
         for st in list(self._drain_waiting):
-            st._wake_drain()
+            wake(st._drain_waiter)
 
 
-class _StreamBase:
+class H2StreamBase:
     """One stream's send queue and receive buffer. Subclassed by each side."""
 
-    conn: _ConnBase
+    conn: H2ConnBase
 
-    def _init_stream(self, conn: _ConnBase, stream_id: int) -> None:
+    def _init_stream(self, conn: H2ConnBase, stream_id: int) -> None:
         self.conn = conn
         self.stream_id = stream_id
         # sending
@@ -250,18 +275,19 @@ class _StreamBase:
     @property
     def write_blocked(self) -> bool:
         """True when the peer reads slowly (its window or the socket is full): await ``drain()``."""
-        return self._out_len > 0 or self.conn._write_paused
+        if self._out_len > 0:
+            return True
+        flow = self.conn.flow
+        return flow is not None and flow.write_paused
 
     def _wake_drain(self) -> None:
-        w = self._drain_waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        wake(self._drain_waiter)
 
     async def _wait_drain(self, timeout: Optional[float]) -> bool:
         """Wait until the stream may write again; False on timeout."""
         conn = self.conn
         while self.write_blocked and not self._reset and not conn._closed:
-            self._drain_waiter = conn._loop.create_future()
+            self._drain_waiter = conn.loop.create_future()
             conn._drain_waiting.add(self)
             try:
                 if timeout is None:
@@ -285,26 +311,26 @@ class _StreamBase:
         if padding > 0:
             # Padding is never read by anyone: give its window back at once.
             self.conn._codec.acknowledge(self.stream_id, padding)
-        self._wake()
+        self.wake_reader()
 
     def _take(self) -> bytes:
         """Everything buffered, joined; its window goes back to the peer."""
         chunks = self._chunks
         data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
-        self._ack_all()
+        self.ack_all()
         return data
 
-    def _ack_all(self) -> None:
+    def ack_all(self) -> None:
+        """Give the window of every byte received so far back to the peer."""
         n = self._unacked
         if n:
             self._unacked = 0
             conn = self.conn
             if not conn._closed:
                 conn._codec.acknowledge(self.stream_id, n)
-                conn._want_flush()
+                conn.want_flush()
 
-    def _wake(self) -> None:
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+    def wake_reader(self) -> None:
+        """Wake the task waiting for this stream's input (data, end, error)."""
+        wake(self._waiter)

@@ -57,7 +57,7 @@ from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader, ResponseHeader
 from .codec import (DATA, END, ENHANCE_YOUR_CALM, GOAWAY, HEADERS, INTERNAL_ERROR, NO_ERROR, REFUSED,
                     REFUSED_STREAM, RESET, SETTINGS, TRAILERS, WINDOW, Codec, CodecError, reset_code_name)
-from .common import _ConnBase, _StreamBase, fields_size, h2_fields, header_map
+from .common import H2ConnBase, H2StreamBase, fields_size, h2_fields, header_map
 from .guard import FrameGuard, ResetGuard
 from .options import HEAD_SLACK, H2Options
 
@@ -72,7 +72,7 @@ def _options(options: Any) -> H2Options:
     return H2Options.from_server_options(options)
 
 
-class H2ServerStream(_StreamBase):
+class H2ServerStream(H2StreamBase):
     """One request stream on a downstream HTTP/2 connection, and its response."""
 
     def __init__(self, conn: "H2ServerConnection", stream_id: int, req: RequestHeader) -> None:
@@ -136,7 +136,7 @@ class H2ServerStream(_StreamBase):
             if self.expect_continue and not self._continue_sent:
                 self._continue_sent = True
                 self._send_head([(b":status", b"100")], False)
-            self._waiter = self.conn._loop.create_future()
+            self._waiter = self.conn.loop.create_future()
             try:
                 await self._waiter
             finally:
@@ -157,7 +157,7 @@ class H2ServerStream(_StreamBase):
             log.debug("stream %d: head not sent: %s", self.stream_id, exc)
             self._on_send_failed(exc)
             return
-        conn._want_flush()
+        conn.want_flush()
 
     def write_interim(self, resp: ResponseHeader) -> None:
         """Send a 1xx head (103 Early Hints...); 100 and 101 are not forwarded."""
@@ -224,7 +224,7 @@ class H2ServerStream(_StreamBase):
             self.body_error = err
         self._out.clear()
         self._out_len = 0
-        self._wake()
+        self.wake_reader()
         self._wake_drain()
         cb = self.on_lost
         if cb is not None:
@@ -235,7 +235,7 @@ class H2ServerStream(_StreamBase):
 Handler = Callable[[H2ServerStream], Awaitable[bool]]
 
 
-class H2ServerConnection(_ConnBase, asyncio.Protocol):
+class H2ServerConnection(H2ConnBase, asyncio.Protocol):
     """One downstream HTTP/2 connection. See the module docstring."""
 
     def __init__(self, handler: Handler, shutdown: Any = None, options: Any = None,
@@ -254,7 +254,6 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         # Bytes of the last read left for the next turn (reading is paused meanwhile).
         self._backlog: Optional[memoryview] = None
         self._backlog_handle: Optional[asyncio.Handle] = None
-        self._reading = True
         self._goaway_sent = False
         self._last_stream = 0
         self._calmed = False
@@ -276,7 +275,7 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Send our SETTINGS and window, arm the idle timer, watch for shutdown."""
         self.transport = transport
-        transport.set_write_buffer_limits(self._opts.max_write_buffer)
+        self.start_flow(transport, self._opts.max_write_buffer)
         self.digest = Digest(SocketDigest.from_transport(transport), tls_digest(transport))
         if self._tracker is not None:
             self._tracker.add(self)
@@ -288,8 +287,8 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
                             max_concurrent_streams=opts.max_concurrent_streams,
                             max_header_list_size=opts.max_header_list_size, header_slack=HEAD_SLACK)
         self._flush()
-        self._idle_since = self._loop.time()
-        self._timer = self._loop.call_later(opts.idle_timeout, self._on_timeout)
+        self._idle_since = self.loop.time()
+        self._timer = self.loop.call_later(opts.idle_timeout, self._on_timeout)
         if self._shutdown is not None and hasattr(self._shutdown, "on_shutdown"):
             self._shutdown.on_shutdown(self._on_shutdown)
 
@@ -306,7 +305,7 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
 
     def _receive(self, data: Any) -> None:
         frames = self._frames
-        cut = frames.scan(data, self._loop.time(), self._data_frames_sent)
+        cut = frames.scan(data, self.loop.time(), self._data_frames_sent)
         if frames.tripped is not None:
             self._calm_down(f"too many {frames.tripped} frames" if frames.tripped != "header block"
                             else "header block over the limit")
@@ -321,13 +320,13 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
 
     def _schedule_backlog(self) -> None:
         if self._backlog_handle is None:
-            self._backlog_handle = self._loop.call_soon(self._work_backlog)
+            self._backlog_handle = self.loop.call_soon(self._work_backlog)
 
     def _work_backlog(self) -> None:
         """The next turn's worth of a read that was too long for one turn."""
         self._backlog_handle = None
         data = self._backlog
-        if data is None or self._closed or self._write_paused:
+        if data is None or self._closed or self.flow.write_paused:  # type: ignore[union-attr]
             return  # resume_writing() calls again
         self._backlog = None
         self._receive(data)
@@ -335,15 +334,13 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
 
     def _sync_reading(self) -> None:
         """Read from the client only when no backlog waits and it reads our replies."""
-        if self._closed or self.transport is None:
+        flow = self.flow
+        if self._closed or flow is None:
             return
-        want = self._backlog is None and not self._write_paused
-        if want != self._reading:
-            self._reading = want
-            if want:
-                self.transport.resume_reading()
-            else:
-                self.transport.pause_reading()
+        if self._backlog is None and not flow.write_paused:
+            flow.resume_reading()
+        else:
+            flow.pause_reading()
 
     def pause_writing(self) -> None:
         """More than ``max_write_buffer`` waits for the client: stop reading it too."""
@@ -408,10 +405,10 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         self._backlog = None
         if self._shutdown is not None and hasattr(self._shutdown, "remove_callback"):
             self._shutdown.remove_callback(self._on_shutdown)
-        self._send_blocked.clear()
+        self.send_blocked.clear()
         for st in list(self._streams.values()):
             st._lost(Error.new_down(ErrorType.CONNECTION_CLOSED, "client went away"))
-        self._wake_all_drains()
+        self._lose_flow()
 
     # --- events -----------------------------------------------------------------------------
     def _on_event(self, ev: tuple) -> None:
@@ -428,15 +425,15 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
             st = self._streams.get(sid)
             if st is not None:
                 st.body_received = True
-                st._wake()
+                st.wake_reader()
         elif kind == WINDOW:
             if sid == 0:
                 self._pump_all()
             else:
-                st = self._send_blocked.get(sid)
+                st = self.send_blocked.get(sid)
                 if st is not None:
                     self._pump(st)
-            if self._goaway_sent and not self._streams and not self._send_blocked:
+            if self._goaway_sent and not self._streams and not self.send_blocked:
                 self._close_after_flush()
         elif kind == TRAILERS:
             st = self._streams.get(sid)
@@ -497,7 +494,7 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
                 st.expect_continue = True
         self._streams[sid] = st
         self.requests_served += 1
-        task = self._loop.create_task(self._serve(st))
+        task = self.loop.create_task(self._serve(st))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -511,7 +508,7 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         st = self._streams.get(sid)
         if st is None or st._reset:
             return
-        self._send_blocked.pop(sid, None)
+        self.send_blocked.pop(sid, None)
         unanswered = not (st.finished and st._end_sent)
         st._lost(Error.new_down(ErrorType.CONNECTION_CLOSED,
                                 f"client reset the stream ({reset_code_name(code)})"))
@@ -563,16 +560,16 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
         if not self._closed and not st._reset:
             if not st.finished:
                 # No complete response will come: tell the client so.
-                self._send_blocked.pop(sid, None)
+                self.send_blocked.pop(sid, None)
                 st._reset = True
                 self._codec.reset_stream(sid, INTERNAL_ERROR)
             elif not st.body_received and st._end_sent:
                 self._codec.reset_stream(sid, NO_ERROR)  # answered: stop the upload
-            st._ack_all()
-            self._want_flush()
+            st.ack_all()
+            self.want_flush()
         if not self._streams:
-            self._idle_since = self._loop.time()
-            if self._goaway_sent and not self._send_blocked:
+            self._idle_since = self.loop.time()
+            if self._goaway_sent and not self.send_blocked:
                 self._close_after_flush()
 
     # --- shutdown and idleness -------------------------------------------------------
@@ -620,15 +617,15 @@ class H2ServerConnection(_ConnBase, asyncio.Protocol):
             return
         timeout = self._opts.idle_timeout
         if self._streams:
-            self._timer = self._loop.call_later(timeout, self._on_timeout)
+            self._timer = self.loop.call_later(timeout, self._on_timeout)
             return
-        idle = self._loop.time() - self._idle_since
+        idle = self.loop.time() - self._idle_since
         if idle >= timeout:
             log.debug("closing idle HTTP/2 connection from %s", self._peer())
             self._goaway()
             self._close_after_flush()
         else:
-            self._timer = self._loop.call_later(timeout - idle, self._on_timeout)
+            self._timer = self.loop.call_later(timeout - idle, self._on_timeout)
 
     def _peer(self) -> object:
         return self.digest.socket.peer_addr if self.digest else None
