@@ -32,7 +32,7 @@ from collections import deque
 from typing import Optional
 
 from ...digest import Digest
-from ...flow import FlowControl, wake
+from ...flow import DRAIN_TIMED_OUT, FlowControl, wake
 from ..header import HeaderMap, named_by_connection
 from .codec import INTERNAL_ERROR, Codec, CodecError
 
@@ -284,20 +284,21 @@ class H2StreamBase:
         wake(self._drain_waiter)
 
     async def _wait_drain(self, timeout: Optional[float]) -> bool:
-        """Wait until the stream may write again; False on timeout."""
+        """Wait until the stream may write again; False when ``timeout`` seconds
+        pass in one wait with nothing taken."""
         conn = self.conn
+        loop = conn.loop
         while self.write_blocked and not self._reset and not conn._closed:
-            self._drain_waiter = conn.loop.create_future()
+            self._drain_waiter = waiter = loop.create_future()
             conn._drain_waiting.add(self)
+            # A timer rather than wait_for: no extra task per wait.
+            timer = loop.call_later(timeout, wake, waiter, DRAIN_TIMED_OUT) if timeout is not None else None
             try:
-                if timeout is None:
-                    await self._drain_waiter
-                else:
-                    try:
-                        await asyncio.wait_for(self._drain_waiter, timeout)
-                    except asyncio.TimeoutError:
-                        return False
+                if await waiter == DRAIN_TIMED_OUT:
+                    return False
             finally:
+                if timer is not None:
+                    timer.cancel()
                 self._drain_waiter = None
                 conn._drain_waiting.discard(self)
         return True
