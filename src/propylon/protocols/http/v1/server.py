@@ -600,7 +600,11 @@ class H1ServerConnection:
             return
         if self.input_pending():
             return
-        if self.loop.time() - self._idle_since < LAST_CALL:
+        left = LAST_CALL - (self.loop.time() - self._idle_since)
+        if left > 0:
+            # Looked at again by itself, so shutdown closes it even when nobody
+            # polls (a service stopped without draining).
+            self.loop.call_later(left, self.close_if_idle)
             return
         self.close()
 
