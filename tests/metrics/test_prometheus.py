@@ -51,6 +51,8 @@ def test_head_has_no_body_and_other_methods_get_405(metrics):
     assert head.stdout.startswith("HTTP/1.1 200") and "Content-Length: " in head.stdout
     posted = run_curl("-i", "-X", "POST", f"{url}/metrics", text=True)
     assert posted.stdout.startswith("HTTP/1.1 405") and "Allow: GET, HEAD" in posted.stdout
+    for answer in (head.stdout, posted.stdout):  # the same fields as every answer Propylon makes
+        assert "Server: Propylon" in answer and "\r\nDate: " in answer and "Content-Length: " in answer
 
 
 def test_two_scrapes_share_one_connection_and_shutdown_closes_it(metrics):

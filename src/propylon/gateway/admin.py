@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import parse_qs
 
 from ..apps.base import ListeningApp
-from ..protocols.http.header import ResponseHeader
+from ..protocols.http.small_response import small_response_header
 from ..protocols.http.v1.server import H1ServerConnection, HttpServerOptions
 from ..protocols.http.v1.server_session import H1ServerSession
 from ..shutdown import ShutdownWatch
@@ -166,12 +166,7 @@ class AdminApp(ListeningApp):
 
     @staticmethod
     def _send(ds: H1ServerSession, status: int, body: bytes, ctype: str, headers: dict) -> None:
-        resp = ResponseHeader.build(status)
-        resp.insert_header(b"Content-Type", ctype)
-        resp.insert_header(b"Cache-Control", b"no-store")
-        for k, v in headers.items():
-            resp.insert_header(k, v)
-        resp.insert_header(b"Content-Length", str(len(body)))
+        resp = small_response_header(status, body, ctype, {b"Cache-Control": b"no-store", **headers})
         ds.write_header(resp, end_of_stream=ds.is_head)
         if not ds.is_head:
             ds.write_body(body)

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from ..apps.http_app import ServeHttp
 from ..protocols.http.header import ResponseHeader
 from ..protocols.http.interfaces import DownstreamSession
+from ..protocols.http.small_response import small_response_header
 from ..services.listening import Service
 
 __all__ = ["PrometheusApp", "prometheus_http_service"]
@@ -26,18 +27,16 @@ class PrometheusApp(ServeHttp):
 
     async def response(self, session: DownstreamSession) -> tuple[ResponseHeader, bytes]:
         if session.req.method not in ("GET", "HEAD"):
-            resp = ResponseHeader.build(405)
-            resp.insert_header(b"Allow", b"GET, HEAD")
-            return resp, b"use GET\n"
+            body = b"use GET\n"
+            return small_response_header(405, body, extra=((b"Allow", b"GET, HEAD"),)), body
         # Collecting walks every metric: keep it off the event loop's critical path.
         body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, self.registry)
-        resp = ResponseHeader.build(200)
-        resp.insert_header(b"Content-Type", CONTENT_TYPE_LATEST)
+        extra = ()
         accept = session.req.headers.get_bytes(b"accept-encoding") or b""
         if b"gzip" in accept:
             body = gzip.compress(body, 7)
-            resp.insert_header(b"Content-Encoding", b"gzip")
-        return resp, body
+            extra = ((b"Content-Encoding", b"gzip"),)
+        return small_response_header(200, body, CONTENT_TYPE_LATEST, extra), body
 
 
 def prometheus_http_service(registry: Optional[CollectorRegistry] = None,

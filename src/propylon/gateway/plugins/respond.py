@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Union
 
-from ...protocols.http.header import ResponseHeader
+from ...protocols.http.small_response import small_response_header
 
 __all__ = ["reject", "respond"]
-
-_NO_BODY = frozenset({204, 304})
 
 
 async def respond(session: Any, status: int, body: Union[bytes, str] = b"",
@@ -20,11 +18,7 @@ async def respond(session: Any, status: int, body: Union[bytes, str] = b"",
     """
     if isinstance(body, str):
         body = body.encode()
-    resp = ResponseHeader.build(status)
-    for name, value in headers:
-        resp.append_header(name, value)
-    if status not in _NO_BODY:  # RFC 9110 8.6: never a Content-Length on 204 or 304
-        resp.insert_header(b"Content-Length", str(len(body)).encode())
+    resp = small_response_header(status, body, extra=headers)
     if rules is not None:
         rules.apply(resp)
     if not session.is_body_done():

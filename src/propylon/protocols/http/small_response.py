@@ -27,6 +27,9 @@ Extra = Optional[Union[Mapping[BytesLike, BytesLike], Iterable[tuple[BytesLike, 
 
 _date_cache: list = [0, b""]
 
+#: Statuses whose response never has content, so never a ``Content-Length``.
+_NO_CONTENT = frozenset((204, 304))
+
 
 def http_date() -> bytes:
     """The current time as an HTTP date, rebuilt at most once a second."""
@@ -43,13 +46,15 @@ def small_response_header(status: int, body: bytes = b"", content_type: Optional
 
     ``content_type`` defaults to ``text/plain; charset=utf-8`` when there is a body;
     ``extra`` (a mapping or pairs) is added after the standard fields, replacing
-    a standard field of the same name.
+    a standard field of the same name. A 204 or 304 has no ``Content-Length``
+    (RFC 9110 §8.6) and no body.
     """
     resp = ResponseHeader.build(status)
     h = resp.headers
     h.append(b"Server", SERVER)
     h.append(b"Date", http_date())
-    h.append(b"Content-Length", b"%d" % len(body))
+    if status not in _NO_CONTENT:
+        h.append(b"Content-Length", b"%d" % len(body))
     if body:
         h.append(b"Content-Type", content_type if content_type is not None else b"text/plain; charset=utf-8")
     if extra:
