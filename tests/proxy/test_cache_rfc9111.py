@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cache_support import CachingProxy, Origin, fixed, get, phases, response
+from proxy_cache_support import CachingProxy, Origin, fixed, get, phases, response
 
 
 @pytest.fixture

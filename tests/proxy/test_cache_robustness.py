@@ -12,7 +12,7 @@ import pytest
 
 from propylon.cache import CacheLock
 
-from cache_support import CachingProxy, Origin, get, phases, response
+from proxy_cache_support import CachingProxy, Origin, get, phases, response
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cache_support import Origin, fixed, get
+from proxy_cache_support import Origin, fixed, get
 from support import Proc, free_port
 
 SCRIPT = "tests/proxy/run_caching_proxy.py"
