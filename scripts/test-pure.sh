@@ -9,4 +9,4 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/src"
 tar -C src --exclude='*.so' --exclude='*.c' --exclude='__pycache__' -cf - . | tar -C "$tmp/src" -xf -
-PYTHONPATH="$tmp/src${PYTHONPATH:+:$PYTHONPATH}" PROPYLON_EXPECT_BUILD=pure PROPYLON_H2_CODEC=h2 "$PY" -m pytest "$@"
+PYTHONPATH="$tmp/src${PYTHONPATH:+:$PYTHONPATH}" PROPYLON_PURE_PYTHON=1 PROPYLON_EXPECT_BUILD=pure PROPYLON_H2_CODEC=h2 "$PY" -m pytest "$@"

@@ -13,6 +13,8 @@ import time
 from collections import Counter
 from typing import Awaitable, Callable, Optional
 
+import pytest
+
 from propylon import HttpPeer, PeerOptions, ProxyHttp
 from propylon.cache import CacheControl, CacheLock, CacheMetaDefaults, MemCache, resp_cacheable
 
@@ -131,3 +133,18 @@ def phases(proxy: CachingProxy, count: int, timeout: float = 5.0) -> list[str]:
     while len(proxy.phases) < count and time.monotonic() < deadline:
         time.sleep(0.01)
     return proxy.phases
+
+
+@pytest.fixture
+def origin(loop_thread):
+    """Origins made by the test, each stopped at its end: ``origin(routes)``."""
+    made = []
+
+    def make(routes):
+        o = Origin(loop_thread, routes)
+        made.append(o)
+        return o
+
+    yield make
+    for o in made:
+        o.stop()

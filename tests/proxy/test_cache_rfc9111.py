@@ -7,21 +7,8 @@ import time
 
 import pytest
 
-from proxy_cache_support import CachingProxy, Origin, fixed, get, phases, response
+from proxy_cache_support import CachingProxy, fixed, get, origin, phases, response  # noqa: F401
 
-
-@pytest.fixture
-def origin(loop_thread):
-    made = []
-
-    def make(routes):
-        o = Origin(loop_thread, routes)
-        made.append(o)
-        return o
-
-    yield make
-    for o in made:
-        o.stop()
 
 
 def test_miss_then_hit_without_the_upstream_with_age(origin, start_proxy):

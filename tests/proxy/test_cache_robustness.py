@@ -12,21 +12,8 @@ import pytest
 
 from propylon.cache import CacheLock
 
-from proxy_cache_support import CachingProxy, Origin, get, phases, response
+from proxy_cache_support import CachingProxy, get, origin, phases, response  # noqa: F401
 
-
-@pytest.fixture
-def origin(loop_thread):
-    made = []
-
-    def make(routes):
-        o = Origin(loop_thread, routes)
-        made.append(o)
-        return o
-
-    yield make
-    for o in made:
-        o.stop()
 
 
 def slow_fill(head_after: float, body_after: float, body: bytes = b"0123456789" * 100):
