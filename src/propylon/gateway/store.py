@@ -11,7 +11,8 @@ machine. What belongs to one instance — ``listeners``, ``admin``, ``server``,
 Redis going away changes nothing that is serving: the instance keeps its current
 configuration, logs one warning, and tries again every second. When Redis is back it
 catches up: a change applied here during the outage is published (the last writer
-wins), otherwise the stored one is applied.
+wins), otherwise the stored one is applied; an empty store is seeded with the running
+configuration only if no peer has written one first.
 """
 
 from __future__ import annotations
@@ -90,11 +91,20 @@ class RedisConfigStore:
         if self._pending is not None:
             await self._publish_pending()
             return
-        stored = await self._client.get(self.key)  # type: ignore[union-attr]
+        client = self._client
+        stored = await client.get(self.key)  # type: ignore[union-attr]
         if stored is None:
-            self._pending = self.gateway.text
-            await self._publish_pending()
-            return
+            # An empty store (new, or Redis restarted without its data) is seeded with
+            # what runs here — but only if no other instance got there first: a peer that
+            # changed its configuration during the outage publishes unconditionally, and
+            # its change must not be overwritten by this instance's older one.
+            text = self.gateway.text
+            if await client.set(self.key, text, nx=True):  # type: ignore[union-attr]
+                await client.publish(self.channel, digest_of(text))  # type: ignore[union-attr]
+                return
+            stored = await client.get(self.key)  # type: ignore[union-attr]
+            if stored is None:
+                return
         from .admin import merge_document
 
         own = self.gateway.text
