@@ -25,16 +25,13 @@ wait for a timeout.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable, Optional, TypeVar
+from typing import Any, Awaitable, Optional
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
+from ..redis_outage import RedisGuard, RedisUnavailable, redis_client
 from .key import CacheKey
 from .meta import CacheMeta
 from .stats import CacheStats
@@ -43,7 +40,6 @@ from .storage import BytesHit, CacheHit, Fill, Storage
 __all__ = ["RedisCache"]
 
 logger = logging.getLogger("propylon.cache")
-T = TypeVar("T")
 
 # Removes a primary key's entries, its variant set and its prefix-index member.
 _PURGE_PRIMARY = """
@@ -75,10 +71,6 @@ return n
 """
 
 
-class _Unavailable(Exception):
-    pass
-
-
 class RedisCache(Storage):
     """Storage in Redis.
 
@@ -99,14 +91,13 @@ class RedisCache(Storage):
                  prefix: str = "propylon:cache", max_object_bytes: int = 8 << 20, timeout: float = 0.5,
                  retry_after: float = 1.0, grace: int = 3600, stats: Optional[CacheStats] = None) -> None:
         super().__init__(max_object_bytes, stats)
-        if not timeout > 0:
-            raise ValueError(f"timeout must be positive, got {timeout!r}")
         if client is None and not url:
             raise ValueError("RedisCache needs url or client")
+        self._guard = RedisGuard("cache", "requests go upstream uncached", logger,
+                                 timeout=timeout, retry_after=retry_after)
         self._owns_client = client is None
         if client is None:
-            client = aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                             retry=Retry(NoBackoff(), 0))
+            client = redis_client(url, timeout)
         self.client = client
         self.timeout = timeout
         self.retry_after = retry_after
@@ -116,42 +107,18 @@ class RedisCache(Storage):
         self._purge_primary_script = client.register_script(_PURGE_PRIMARY)
         self._purge_tag_script = client.register_script(_PURGE_TAG)
         self._update_meta_script = client.register_script(_UPDATE_META)
-        self._down_since: Optional[float] = None
-        self._next_probe = 0.0
+        self._call = self._guard.call
 
     @property
     def available(self) -> bool:
         """False while an outage is in progress."""
-        return self._down_since is None
-
-    # --- outage handling ----------------------------------------------------------------
-    async def _call(self, what: Callable[[], Awaitable[T]]) -> T:
-        if self._down_since is not None:
-            now = time.monotonic()
-            if now < self._next_probe:
-                raise _Unavailable()
-            self._next_probe = now + self.retry_after  # this call probes
-        try:
-            async with asyncio.timeout(self.timeout):
-                result = await what()
-        except (RedisError, OSError, TimeoutError) as exc:
-            now = time.monotonic()
-            self._next_probe = now + self.retry_after
-            if self._down_since is None:
-                self._down_since = now
-                logger.warning("cache: Redis unreachable (%s: %s); requests go upstream uncached until it answers",
-                               type(exc).__name__, exc)
-            raise _Unavailable() from exc
-        if self._down_since is not None:
-            logger.info("cache: Redis reachable again after %.1f s", time.monotonic() - self._down_since)
-            self._down_since = None
-        return result
+        return self._guard.available
 
     # --- storage steps ----------------------------------------------------------------
     async def _load(self, key: CacheKey) -> Optional[CacheHit]:
         try:
             m, b = await self._call(lambda: self.client.hmget(self._e + key.combined().encode(), "m", "b"))
-        except _Unavailable:
+        except RedisUnavailable:
             return None
         if m is None:
             return None
@@ -195,7 +162,7 @@ class RedisCache(Storage):
 
         try:
             await self._call(write)
-        except _Unavailable:
+        except RedisUnavailable:
             return  # stepped aside: the response was served, just not stored
         self.stats.bytes_stored += len(m) + len(body)
         self.stats.entries += 1
@@ -213,14 +180,14 @@ class RedisCache(Storage):
         try:
             n = await self._call(lambda: self._purge_primary_script(
                 keys=[self._v + p, self._e + p, self._u], args=[self._e, member]))
-        except _Unavailable:
+        except RedisUnavailable:
             return False
         return n > 0
 
     async def _purge_tag(self, tag: bytes) -> int:
         try:
             return await self._call(lambda: self._purge_tag_script(keys=[self._t + tag], args=[self._e]))
-        except _Unavailable:
+        except RedisUnavailable:
             return 0
 
     async def _purge_prefix(self, prefix: str, namespace: Optional[str]) -> int:
@@ -232,7 +199,7 @@ class RedisCache(Storage):
             lo, hi, match = b"[" + start, b"[" + start + b"\xff", None
         try:
             members = await self._call(lambda: self.client.zrangebylex(self._u, lo, hi))
-        except _Unavailable:
+        except RedisUnavailable:
             return 0
         n = 0
         for member in members:
@@ -249,7 +216,7 @@ class RedisCache(Storage):
 
         try:
             return bool(await self._call(lambda: self._update_meta_script(keys=[ek], args=[m, expire_at])))
-        except _Unavailable:
+        except RedisUnavailable:
             return False
 
     async def aclose(self) -> None:

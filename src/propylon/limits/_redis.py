@@ -2,28 +2,20 @@
 
 A limiter must answer on every request, Redis or not. :class:`RedisBackend` runs a
 Lua script with a hard deadline and, when Redis cannot answer, tells the caller to
-apply the configured policy instead:
-
-* it logs **one** warning when an outage starts and one info line when Redis answers
-  again, however many calls fail in between;
-* during an outage it stops asking Redis for ``retry_after`` seconds, so calls return
-  the policy's answer at once instead of each waiting for a timeout; after that one
-  call probes Redis while the others keep using the policy.
+apply the configured policy instead; the deadline and the outage bookkeeping (one
+warning per outage, fail fast between probes) are :class:`propylon.redis_outage.RedisGuard`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-import time
 from collections.abc import Hashable, Sequence
 from typing import Any, Literal, Optional
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+
+from ..redis_outage import RedisGuard, RedisUnavailable, redis_client
 
 __all__ = ["RedisBackend", "RedisUnavailable", "OnError", "UNAVAILABLE_COUNT", "redis_key"]
 
@@ -38,10 +30,6 @@ It is larger than any limit, so ``if count > LIMIT: reject`` rejects.
 """
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-
-
-class RedisUnavailable(Exception):
-    """Redis did not answer; the caller applies its ``on_error`` policy."""
 
 
 def redis_key(prefix: bytes, key: Hashable) -> bytes:
@@ -85,28 +73,19 @@ class RedisBackend:
     ) -> None:
         if on_error not in ("open", "closed"):
             raise ValueError(f"on_error must be 'open' or 'closed', got {on_error!r}")
-        if not timeout > 0:
-            raise ValueError(f"timeout must be positive, got {timeout!r}")
         self.name = name
         self.on_error: OnError = on_error
         self.timeout = timeout
         self.retry_after = retry_after
+        outcome = "admitting" if on_error == "open" else "rejecting"
+        self._guard = RedisGuard(name, f"{outcome} requests", logger, timeout=timeout, retry_after=retry_after)
         self._owns_client = client is None
-        if client is None:
-            client = aioredis.Redis.from_url(
-                url or DEFAULT_URL,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 0),
-            )
-        self.client = client
-        self._down_since: Optional[float] = None
-        self._next_probe = 0.0
+        self.client = client if client is not None else redis_client(url or DEFAULT_URL, timeout)
 
     @property
     def available(self) -> bool:
         """False while an outage is in progress (since the last failed call)."""
-        return self._down_since is None
+        return self._guard.available
 
     def script(self, source: str) -> Any:
         """Register a Lua script on this client (loaded lazily, run by SHA)."""
@@ -114,41 +93,7 @@ class RedisBackend:
 
     async def run(self, script: Any, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
         """Run ``script``; raise :class:`RedisUnavailable` if Redis cannot answer in time."""
-        if self._down_since is not None:
-            now = time.monotonic()
-            if now < self._next_probe:
-                raise RedisUnavailable()
-            # This call probes; the others keep using the policy meanwhile.
-            self._next_probe = now + self.retry_after
-        try:
-            async with asyncio.timeout(self.timeout):
-                result = await script(keys=keys, args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._failed(exc)
-            raise RedisUnavailable() from exc
-        if self._down_since is not None:
-            self._recovered()
-        return result
-
-    def _failed(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        self._next_probe = now + self.retry_after
-        if self._down_since is None:
-            self._down_since = now
-            outcome = "admitting" if self.on_error == "open" else "rejecting"
-            logger.warning(
-                "%s: Redis unreachable (%s: %s); %s requests until it answers again",
-                self.name,
-                type(exc).__name__,
-                exc,
-                outcome,
-            )
-
-    def _recovered(self) -> None:
-        assert self._down_since is not None
-        outage = time.monotonic() - self._down_since
-        self._down_since = None
-        logger.info("%s: Redis reachable again after %.1f s", self.name, outage)
+        return await self._guard.call(lambda: script(keys=keys, args=args))
 
     async def aclose(self) -> None:
         """Close the client if this backend created it."""
