@@ -8,6 +8,7 @@ The folders' own modules (``*_support.py``) keep only what their lessons need.
   :class:`Example` and :func:`running` for the lesson examples.
 * curl: :func:`run_curl` and :func:`parse_head`; bodies: :func:`pattern`;
   :class:`RedisServer`, a throw-away redis-server (the ``redis_server`` fixture).
+* Prometheus: :func:`scrape` (one scrape's samples) and :func:`total`.
 * Event loops: :class:`LoopThread`, a uvloop loop in a thread the test drives.
 * A lab another test run may share: :func:`retry_when`, and :class:`FixedLab` for
   the members the examples expect on their fixed ports.
@@ -41,6 +42,29 @@ REPO = Path(__file__).resolve().parents[1]
 LAB_CERTS = os.environ.get("PROPYLON_LAB_CERTS", str(DEFAULT_CERTS_DIR))
 #: How often the waiting helpers look again.
 POLL = 0.05
+
+
+# --- Prometheus ----------------------------------------------------------------------------
+def scrape(port: int, path: str = "/metrics") -> dict[tuple, float]:
+    """Every sample of one scrape on ``127.0.0.1:port``, parsed by prometheus_client's
+    own parser: ``{(name, sorted label items): value}``."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def total(samples: dict[tuple, float], name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels``."""
+    want = set(labels.items())
+    return sum(v for (n, items), v in samples.items() if n == name and want <= set(items))
 
 
 # --- ports ---------------------------------------------------------------------------------

@@ -88,6 +88,18 @@ class GatewayProcess:
         self._out.close()
 
 
+def wait_until(predicate, timeout: float = 5.0, what: str = "condition"):
+    """Poll ``predicate`` until it returns something true, and return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = predicate()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        time.sleep(0.05)
+
+
 def fill(text: str, lab, port: int, **extra: object) -> str:
     host, blue = lab.address("blue")
     _, green = lab.address("green")

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from gateway_support import wait_until
 from support import REPO, free_port
 
 BLUE, GREEN = b"Response from BLUE", b"Response from GREEN"
@@ -51,17 +52,6 @@ class Admin:
             return resp.status, json.loads(data) if data else {}
         finally:
             conn.close()
-
-
-def wait_until(predicate, timeout: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = predicate()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(0.05)
 
 
 def body_of(port: int, path: str = "/") -> bytes:

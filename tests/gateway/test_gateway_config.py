@@ -78,10 +78,18 @@ def test_exactly_one_action_and_redirect_placeholders():
 
 def test_features_not_available_yet_are_refused_not_ignored():
     data = with_route(proxy={"cluster": "app"}, plugins={"cache": {"ttl": 5}})
-    data["access_log"] = {"format": "json"}
     got = problems(data)
-    assert got[0].startswith("access_log: not available yet")
-    assert got[1].startswith("routes[1].plugins.cache: not available yet")
+    assert got[0].startswith("routes[1].plugins.cache: not available yet")
+
+
+def test_access_log_section_is_typed():
+    assert problems({**BASE, "access_log": {"format": "xml"}}) == [
+        "access_log.format: input should be 'json' or 'combined', got 'xml'"]
+    assert problems({**BASE, "access_log": {"format": "combined", "fields": ["status"]}}) == [
+        "access_log: 'fields' choose what a json line carries; the combined format is fixed"]
+    assert problems({**BASE, "access_log": {"fields": ["status", "pth"]}})[0].startswith("access_log.fields[1]:")
+    conf = parse_config({**BASE, "access_log": {"path": "/var/log/gw.log"}})
+    assert conf.access_log.chosen_fields()[-1] == "service"
 
 
 def test_admin_off_loopback_needs_a_token():

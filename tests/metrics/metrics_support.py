@@ -8,13 +8,10 @@ import contextlib
 import re
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from support import Example, free_port, running
+from support import Example, free_port, running, scrape, total  # noqa: F401 (total: for the tests)
 
 HERE = Path(__file__).parent
 
@@ -31,13 +28,7 @@ class Observed(Example):
 
     def scrape(self) -> dict[tuple, float]:
         """Every sample of one scrape: ``{(name, sorted label items): value}``."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:
-            text = r.read().decode()
-        out = {}
-        for fam in text_string_to_metric_families(text):
-            for s in fam.samples:
-                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return out
+        return scrape(self.metrics_port)
 
 
 @contextlib.contextmanager
@@ -51,12 +42,6 @@ def observed(upstreams: list[str], *extra: str) -> Iterator[Observed]:
     with running(str(HERE / "run_observed.py"), port, metrics_port, args=args, cls=Observed) as p:
         p.port, p.metrics_port = port, metrics_port
         yield p
-
-
-def total(samples: dict[tuple, float], name: str, **labels: str) -> float:
-    """The sum of ``name``'s samples whose labels include ``labels``."""
-    want = set(labels.items())
-    return sum(v for (n, items), v in samples.items() if n == name and want <= set(items))
 
 
 def h2load(url: str, requests: int, clients: int = 4) -> str:

@@ -58,6 +58,9 @@ class GatewayProxy(ProxyHttp):
             return True
         route = ctx.route = snap.routes[found.route.index]
         ctx.captures = found.captures
+        record = session.observation
+        if record is not None:  # the route's name labels its metrics and log lines
+            record.service = route.name
         for hook in route.request_hooks:
             if await hook(session, ctx):
                 return True

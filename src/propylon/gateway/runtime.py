@@ -197,7 +197,7 @@ def assemble(prepared: Prepared, version: int, previous: Optional[Snapshot]) -> 
 
 
 #: Sections opened once at start; a reload that changes them is refused.
-RESTART_ONLY = ("server", "metrics", "admin", "config_store")
+RESTART_ONLY = ("server", "metrics", "access_log", "admin", "config_store")
 
 
 def restart_only_changes(old: GatewayConfig, new: GatewayConfig) -> list[ConfigProblem]:
@@ -276,6 +276,8 @@ class Gateway:
         self.last_problems: list[ConfigProblem] = []
         self.stats = RouteStats()
         self.store: Any = None  # the RedisConfigStore of this process, with config_store
+        #: the built-in observability (``metrics``/``access_log``), made at start, or None
+        self.observer: Any = None
 
     @classmethod
     def from_file(cls, path: str, keep_state: bool = True) -> "Gateway":

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import ssl
-from typing import Any
+from typing import Any, Optional
 
 from ..protocols.http.v1.server import HttpServerOptions
 from ..protocols.tls.settings import TlsConfigError, TlsSettings
@@ -14,7 +15,8 @@ from .config.models import GatewayConfig, Listener
 from .proxy import GatewayProxy
 from .runtime import PROXY, REDIRECT, Gateway, Snapshot
 
-__all__ = ["add_gateway_services", "listener_service", "routing_table", "routes_data", "listener_problems"]
+__all__ = ["add_gateway_services", "listener_service", "routing_table", "routes_data", "listener_problems",
+           "gateway_observer"]
 
 
 def _tls_settings(listener: Listener) -> TlsSettings:
@@ -41,14 +43,38 @@ def listener_problems(conf: GatewayConfig) -> list[ConfigProblem]:
     return out
 
 
+def gateway_observer(conf: GatewayConfig, server_conf: Any, source: Optional[str] = None) -> Optional[Any]:
+    """The built-in observability that ``metrics`` and ``access_log`` ask for, or None.
+
+    Made once per process before the workers start (their metrics files and the log's
+    writer are set up from it); each listener reports through ``for_service`` of it.
+    """
+    if conf.metrics is None and conf.access_log is None:
+        return None
+    from ..metrics import AccessLogConfig, Observability
+
+    log_conf = None
+    if conf.access_log is not None:
+        a = conf.access_log
+        path = "-" if a.path in ("stdout", "-") else a.path
+        if path != "-" and source is not None:
+            path = os.path.join(os.path.dirname(os.path.abspath(source)), path)
+        log_conf = AccessLogConfig(path=path, format=a.format, fields=a.chosen_fields(),
+                                   flush_interval=a.flush_interval)
+    # The request_id plugin owns X-Request-Id on the routes that ask for it.
+    return Observability(server_conf, service="gateway", metrics=conf.metrics is not None,
+                         access_log=log_conf, request_id=False)
+
+
 def listener_service(server_conf: Any, gateway: Gateway, listener: Listener) -> tuple[Any, GatewayProxy]:
     """The proxy service of one listener, with its one endpoint (not bound yet), and its proxy."""
     t = listener.timeouts
     options = HttpServerOptions(header_read_timeout=t.header_read, keepalive_timeout=t.keepalive,
                                 body_read_timeout=t.body_read, write_timeout=t.write, h2c=listener.h2c)
     proxy = GatewayProxy(gateway, listener.name)
+    observer = gateway.observer.for_service(listener.name) if gateway.observer is not None else None
     service = http_proxy_service(server_conf, proxy, name=f"gateway listener {listener.name}",
-                                 server_options=options)
+                                 server_options=options, observer=observer)
     if listener.tls is not None:
         service.add_tls_with_settings(listener.address, _tls_settings(listener))
     else:
@@ -60,6 +86,7 @@ def add_gateway_services(server: Any, gateway: Gateway) -> None:
     """One proxy service per listener, the gateway's background service, metrics, admin."""
     conf = gateway.current.conf
     gateway.server_conf = server.configuration
+    gateway.observer = gateway_observer(conf, server.configuration, gateway.path)
     services: list = []
     for listener in conf.listeners:
         service, proxy = listener_service(server.configuration, gateway, listener)

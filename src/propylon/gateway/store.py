@@ -6,7 +6,7 @@ instance listens on that channel and, when the stored routes, clusters and plugi
 differ from what it runs, applies them like any other change and writes them into its
 own file (keeping its comments), so the file stays the source of truth on every
 machine. What belongs to one instance — ``listeners``, ``admin``, ``server``,
-``metrics`` and ``config_store`` — is never taken from the store.
+``metrics``, ``access_log`` and ``config_store`` — is never taken from the store.
 
 Redis going away changes nothing that is serving: the instance keeps its current
 configuration, logs one warning, and tries again every second. When Redis is back it
@@ -38,7 +38,7 @@ log = logging.getLogger("propylon.gateway.store")
 FROM_STORE = "config store"
 RETRY = 1.0
 #: Sections each instance keeps as its own file says.
-LOCAL = ("listeners", "admin", "server", "metrics", "config_store")
+LOCAL = ("listeners", "admin", "server", "metrics", "access_log", "config_store")
 
 
 def _split(text: str) -> tuple[dict, dict]:

@@ -160,12 +160,16 @@ class Observability:
 class RequestRecord:
     """One request as the observer follows it (``session.observation``)."""
 
-    __slots__ = ("obs", "session", "start", "request_id", "trace", "spans", "attempts",
+    __slots__ = ("obs", "service", "session", "start", "request_id", "trace", "spans", "attempts",
                  "peer_label", "attempt_start", "connected_at", "reused", "attempt_error",
                  "upstream_time", "attempt_open", "traceparent_set", "steps")
 
     def __init__(self, obs: Observability, session: Any) -> None:
         self.obs = obs
+        #: the ``service`` label and access-log field of this request; a proxy may
+        #: narrow it once it knows more (a gateway sets its route's name), always to
+        #: a name from a bounded set
+        self.service = obs.service
         self.session = session
         self.start = perf_counter()
         self.attempts = 0
@@ -224,7 +228,7 @@ class RequestRecord:
         metrics = self.obs.metrics
         label = metrics.upstream_label(peer.address) if metrics is not None else _plain_label(peer.address)
         if self.attempts and metrics is not None:
-            metrics.count(metrics.retries, (self.obs.service, self.peer_label))
+            metrics.count(metrics.retries, (self.service, self.peer_label))
         self.attempts += 1
         self.attempt_open = True
         self.peer_label = label
@@ -255,7 +259,7 @@ class RequestRecord:
         obs.upstream_in_use += 1
         metrics = obs.metrics
         if metrics is not None:
-            labels = (obs.service, self.peer_label)
+            labels = (self.service, self.peer_label)
             if reused:  # the usual case, inline
                 series = metrics.reused
                 series[labels] = series.get(labels, 0) + 1
@@ -268,7 +272,7 @@ class RequestRecord:
         metrics = self.obs.metrics
         if metrics is not None:
             took = perf_counter() - self.connected_at
-            key = (self.obs.service, self.peer_label)
+            key = (self.service, self.peer_label)
             hist = metrics.header_times.get(key)
             if hist is None:
                 hist = metrics.header_times[key] = Histogram()
@@ -321,7 +325,7 @@ class RequestRecord:
         received = getattr(ds, "body_bytes_read", 0)
         metrics = obs.metrics
         if metrics is not None:
-            svc = obs.service
+            svc = self.service
             upstream = self.peer_label or "none"
             req = session.req_header
             series = metrics.requests
@@ -343,7 +347,7 @@ class RequestRecord:
             # Raw values only (see access_row): the writer thread makes the line.
             obs.access_log.write((time(), session.client_addr, session.req_header, status, sent, received,
                                   duration, self.upstream_time if self.attempts else None, self.peer_label,
-                                  self.attempts, error, self.request_id, obs.service))
+                                  self.attempts, error, self.request_id, self.service))
         if self.spans is not None:
             self.spans.end(status, error)
         if self.steps is not None:
@@ -355,7 +359,7 @@ class RequestRecord:
     def _emit_trace(self, status: int, duration: float, error: Optional[BaseException]) -> None:
         session = self.session
         req = session.req_header
-        record = {"service": self.obs.service, "request_id": self.request_id, "method": req.method,
+        record = {"service": self.service, "request_id": self.request_id, "method": req.method,
                   "path": req.path, "status": status, "duration_ms": _ms(duration),
                   "phase": getattr(session, "phase", None), "attempts": self.steps,
                   "error": None if error is None else str(error)}
@@ -368,7 +372,7 @@ class RequestRecord:
             return
         etype = getattr(error, "etype", None)
         source = getattr(error, "esource", None)
-        metrics.count(metrics.errors, (self.obs.service,
+        metrics.count(metrics.errors, (self.service,
                                        etype.name if etype is not None else type(error).__name__,
                                        str(source).lower() if source is not None and str(source) else "unset"))
 

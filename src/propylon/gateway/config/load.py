@@ -246,8 +246,6 @@ def _allowed_keys(loc: tuple) -> list[str]:
 
 
 def _not_available(conf: GatewayConfig) -> Iterable[ConfigProblem]:
-    if conf.access_log is not None:
-        yield ConfigProblem("access_log", NOT_AVAILABLE["access_log"])
     for name, cluster in conf.clusters.items():
         if cluster.pool_size is not None:
             yield ConfigProblem(f"clusters.{name}.pool_size", NOT_AVAILABLE["pool_size"])

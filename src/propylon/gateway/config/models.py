@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from ...metrics.access_log import DEFAULT_FIELDS, FIELDS
+
 __all__ = ["GatewayConfig", "NOT_AVAILABLE", "PATTERN_HINTS"]
 
 
@@ -60,7 +62,6 @@ PATTERN_HINTS = {
 #: Keys that are part of the configuration's shape but not served yet: a file that
 #: uses them is refused with this reason rather than having them ignored.
 NOT_AVAILABLE = {
-    "access_log": "not available yet (the access log comes with the built-in observability)",
     "cache": "not available yet (the cache plugin comes with the cache work)",
     "compression": "not available yet",
     "traffic_split": "not available yet",
@@ -505,9 +506,33 @@ class Cluster(Model):
 # --- the rest --------------------------------------------------------------------------
 
 class MetricsConf(Model):
-    """Serve the process's Prometheus registry on ``address`` at ``/metrics``."""
+    """The built-in ``propylon_*`` metrics, and the process's Prometheus registry served
+    on ``address`` at ``/metrics``. Request series carry the route's name as their
+    ``service`` label (the listener's name for a request no route took) and the backend
+    as ``upstream``; with ``server.threads`` > 1 a scrape sums every worker."""
 
     address: Address
+
+
+class AccessLogConf(Model):
+    """One line per request: ``json`` (the ``fields`` chosen) or nginx's ``combined``
+    format, appended to the file ``path`` (relative to the configuration file) or
+    written to ``stdout``. In JSON lines, ``service`` is the route's name."""
+
+    format: Literal["json", "combined"] = "json"
+    path: str = Field("stdout", min_length=1)
+    fields: Optional[list[Literal[FIELDS]]] = Field(None, min_length=1)  # type: ignore[valid-type]
+    flush_interval: Seconds = 0.5
+
+    @model_validator(mode="after")
+    def _fields_for_json(self) -> "AccessLogConf":
+        if self.fields is not None and self.format != "json":
+            raise ValueError("'fields' choose what a json line carries; the combined format is fixed")
+        return self
+
+    def chosen_fields(self) -> tuple[str, ...]:
+        """The JSON fields: those given, else the default ones and the route (``service``)."""
+        return tuple(self.fields) if self.fields is not None else (*DEFAULT_FIELDS, "service")
 
 
 def _is_loopback(address: str) -> bool:
@@ -557,6 +582,6 @@ class GatewayConfig(Model):
     routes: list[Route] = []
     clusters: dict[str, Cluster] = {}
     metrics: Optional[MetricsConf] = None
-    access_log: Optional[dict[str, Any]] = None
+    access_log: Optional[AccessLogConf] = None
     admin: Optional[AdminConf] = None
     config_store: Optional[ConfigStoreConf] = None

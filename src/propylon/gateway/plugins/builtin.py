@@ -39,7 +39,9 @@ class RequestId(Plugin):
 
     async def request_filter(self, session, ctx) -> bool:
         incoming = session.get_header(self.header) if self.trust else None
-        ctx.vars["request_id"] = incoming or uuid.uuid4().hex
+        rid = ctx.vars["request_id"] = incoming or uuid.uuid4().hex
+        if session.observation is not None:  # the access log's request_id
+            session.observation.request_id = rid
         return False
 
     async def upstream_request_filter(self, session, upstream_request, ctx) -> None:
