@@ -77,6 +77,19 @@ class GatewayProcess:
         finally:
             conn.close()
 
+    def request_many(self, requests: list[tuple[str, dict]]) -> list[tuple[int, dict, bytes]]:
+        """``GET`` each ``(path, headers)`` in turn on one keep-alive connection."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        out = []
+        try:
+            for path, headers in requests:
+                conn.request("GET", path, headers=headers)
+                resp = conn.getresponse()
+                out.append((resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()))
+        finally:
+            conn.close()
+        return out
+
     def stop(self) -> None:
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, signal.SIGTERM)

@@ -154,5 +154,8 @@ def test_the_shipped_example_config_against_the_lab(gateway_run, lab, tmp_path):
     assert gw.request(path="/admin/x")[0] == 401
     assert gw.request(path="/admin/x", headers={"Authorization": auth})[:3:2] == (200, BLUE)
     assert gw.request(path="/tagged/x")[1]["x-plugin"] == "hello"
+    visitors = [{"Cookie": f"session=visitor-{i}"} for i in range(40)]
+    sides = [body for _, _, body in gw.request_many([("/shop/", h) for h in visitors])]
+    assert [body for _, _, body in gw.request_many([("/shop/", h) for h in visitors])] == sides
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5) as r:
         assert r.status == 200

@@ -24,7 +24,7 @@ from ..upstreams.peer import CertKey, HttpPeer, PeerOptions
 from .config.load import ConfigProblem
 from .config.models import Cluster
 
-__all__ = ["ClusterRuntime", "PreparedCluster", "prepare_cluster", "assemble_cluster"]
+__all__ = ["ClusterRuntime", "PreparedCluster", "prepare_cluster", "assemble_cluster", "request_key"]
 
 log = logging.getLogger("propylon.gateway")
 
@@ -68,8 +68,8 @@ def prepare_cluster(name: str, conf: Cluster) -> tuple[Optional[PreparedCluster]
     return PreparedCluster(name, conf, frozenset(found)), []
 
 
-def _hash_key(spec: Optional[str]) -> Callable[[Any], bytes]:
-    """The per-request key for ketama selection, from ``hash_on``."""
+def request_key(spec: Optional[str]) -> Callable[[Any], bytes]:
+    """The function giving a request's key named by ``spec`` (``hash_on``, ``sticky_on``)."""
     if spec is None:
         return lambda session: b""
     if spec == "client_ip":
@@ -130,7 +130,7 @@ class ClusterRuntime:
         self.conf = conf
         self.lb = lb
         self.retries = conf.retries
-        self.hash_key = _hash_key(conf.hash_on)
+        self.hash_key = request_key(conf.hash_on)
         self.least_conn = conf.selection == "least_conn"
         self.active: dict[int, int] = {}          # least_conn: requests in flight per backend
         self._rotation = 0

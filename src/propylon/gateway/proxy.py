@@ -65,7 +65,8 @@ class GatewayProxy(ProxyHttp):
             if await hook(session, ctx):
                 return True
         if route.kind == PROXY:
-            ctx.cluster = snap.clusters[route.cluster]
+            if ctx.cluster is None:  # else a plugin (traffic_split) chose it
+                ctx.cluster = snap.clusters[route.cluster]
             return False
         if route.kind == REDIRECT:
             redirect = route.conf.redirect

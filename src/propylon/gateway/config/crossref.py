@@ -34,6 +34,15 @@ def _route_checks(i: int, route: "Route", conf: "GatewayConfig", listener_names:
     if route.proxy is not None and route.proxy.cluster not in conf.clusters:
         yield ConfigProblem(f"{at}.proxy.cluster", f"unknown cluster '{route.proxy.cluster}'"
                                                    f"{_suggest(route.proxy.cluster, conf.clusters)}")
+    for key in ("traffic_split",):
+        plugin = getattr(route.plugins, key)
+        if plugin is None:
+            continue
+        if route.proxy is None:
+            yield ConfigProblem(f"{at}.plugins.{key}", "only a route that proxies to a cluster can use it")
+        if plugin.cluster not in conf.clusters:
+            yield ConfigProblem(f"{at}.plugins.{key}.cluster", f"unknown cluster '{plugin.cluster}'"
+                                                               f"{_suggest(plugin.cluster, conf.clusters)}")
     for j, name in enumerate(route.listeners):
         if name not in listener_names:
             yield ConfigProblem(f"{at}.listeners[{j}]", f"unknown listener '{name}'{_suggest(name, listener_names)}")

@@ -64,7 +64,6 @@ PATTERN_HINTS = {
 NOT_AVAILABLE = {
     "cache": "not available yet (the cache plugin comes with the cache work)",
     "compression": "not available yet",
-    "traffic_split": "not available yet",
     "mirror": "not available yet",
     "circuit_breaker": "not available yet",
     "pool_size": "not available yet per cluster; set server.upstream_keepalive_pool_size",
@@ -352,6 +351,18 @@ class RequestIdPlugin(Model):
     trust_incoming: bool = True
 
 
+class TrafficSplitPlugin(Model):
+    """A canary: ``percent`` of the route's requests go to ``cluster`` instead of the
+    route's own. With ``sticky_on`` (``client_ip``, ``header:NAME``, ``cookie:NAME``,
+    ``query:NAME``, ``path`` or ``uri``) the choice is a hash of that key, so requests
+    with the same key always go the same way (in every worker and instance); requests
+    without the key are split at random."""
+
+    cluster: str
+    percent: float = Field(ge=0, le=100)
+    sticky_on: Optional[Annotated[str, Field(pattern=_HASH_ON)]] = None
+
+
 class PythonPlugin(Model):
     """A ``Plugin`` subclass named ``module:Class``, built with ``options``."""
 
@@ -361,8 +372,8 @@ class PythonPlugin(Model):
 
 class Plugins(Model):
     """Per-route plugins. They run in this fixed order: request_id, ip, cors, basic_auth,
-    bearer_auth, api_key, jwt, rate_limit, inflight, body_size, then ``python`` in
-    the order listed."""
+    bearer_auth, api_key, jwt, rate_limit, inflight, body_size, traffic_split, then
+    ``python`` in the order listed."""
 
     request_id: Optional[RequestIdPlugin] = None
     ip: Optional[IpPlugin] = None
@@ -377,7 +388,7 @@ class Plugins(Model):
     python: list[PythonPlugin] = []
     cache: Optional[dict[str, Any]] = None
     compression: Optional[dict[str, Any]] = None
-    traffic_split: Optional[dict[str, Any]] = None
+    traffic_split: Optional[TrafficSplitPlugin] = None
     mirror: Optional[dict[str, Any]] = None
     circuit_breaker: Optional[dict[str, Any]] = None
 

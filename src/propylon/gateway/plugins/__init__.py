@@ -13,7 +13,7 @@ from typing import Iterable, Optional
 
 from ..config.load import ConfigProblem
 from ..config.models import Route
-from . import builtin
+from . import builtin, traffic
 from .base import HOOKS, Plugin, defined_hooks
 
 __all__ = ["Plugin", "HOOKS", "defined_hooks", "build_chain", "import_plugin"]
@@ -63,6 +63,7 @@ def build_chain(index: int, route: Route, route_name: str, base_dir: Optional[st
         ("rate_limit", lambda c: builtin.RateLimit(c, route_name)),
         ("inflight", lambda c: builtin.InflightLimit(c, route_name)),
         ("body_size", lambda c: builtin.BodySize(c)),
+        ("traffic_split", lambda c: traffic.TrafficSplit(c)),
     )
     for key, make in makers:
         conf = getattr(p, key)
