@@ -160,6 +160,34 @@ def raw_exchange(port: int, data: bytes, timeout: float = 5.0, until_close: bool
         return bytes(out)
 
 
+def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One response with a Content-Length body from a raw socket: (head, body)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {buf!r}"
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed mid-body"
+        body += chunk
+    assert len(body) == length
+    return head, body
+
+
+def dead_port() -> int:
+    """A loopback port that was just free: nothing listens, a connect is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def start_forwarder(upstream: tuple, *args: str) -> tuple[int, subprocess.Popen]:
     """``run_forwarder.py`` on a free port in front of ``upstream`` (host, port), with
     ``args`` (e.g. ``-c conf``); returns once it accepts connections. The caller

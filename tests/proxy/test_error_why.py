@@ -4,18 +4,11 @@ error, the phase it happened in, the peer and the attempt count."""
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
 import time
 
 from propylon import HttpPeer, ProxyHttp
-
-
-def _dead_port() -> int:
-    # A port that was just free on loopback: nothing listens, a connect is refused.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from proxy_support import dead_port
 
 
 def _status(url: str) -> int:
@@ -51,7 +44,7 @@ class BrokenFilter(ProxyHttp):
 
 
 def test_dead_upstream_gives_502_and_one_line_naming_peer_phase_and_error(start_proxy, caplog):
-    port = _dead_port()
+    port = dead_port()
     p = start_proxy(Dead(port))
     with caplog.at_level(logging.WARNING, logger="propylon.proxy"):
         assert _status(p.url + "/") == 502

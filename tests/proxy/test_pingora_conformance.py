@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 
-from proxy_support import read_request, replying
+from proxy_support import read_request, read_response, replying
 
 from propylon import HttpPeer, ProxyHttp
 from propylon.protocols.http.v1.server import HttpServerOptions
@@ -45,27 +45,6 @@ class Forward(ProxyHttp):
 
     async def logging(self, session, e, ctx) -> None:
         self.errors.append((time.monotonic(), e))
-
-
-def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
-    """One response with a Content-Length body from a raw socket: (head, body)."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed after {buf!r}"
-        buf += chunk
-    head, _, body = buf.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed mid-body"
-        body += chunk
-    assert len(body) == length
-    return head, body
 
 
 def early_answering(received: list, pause: float = 0.0):

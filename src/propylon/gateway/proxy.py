@@ -132,11 +132,12 @@ class GatewayProxy(ProxyHttp):
             ctx.cluster.report(ctx.backend, False)
         code = 504 if e.etype in _TIMEOUTS and e.esource is ErrorSource.UPSTREAM else default_error_status(e)
         if code > 0:
-            await session.respond_error(code)
+            # Like the default: the client connection stays when that is safe.
+            await session.respond_error(code, keepalive=True)
         route, backend = ctx.route, ctx.backend
         self.stats.error(route.name if route is not None else None, code, str(e),
                          str(backend.addr) if backend is not None else None)
-        return FailToProxy(code, False)
+        return FailToProxy(code, code > 0)
 
     async def logging(self, session, e: Optional[Error], ctx: RequestCtx) -> None:
         if ctx.backend is not None:

@@ -24,10 +24,9 @@ from ..errors import Error, ErrorSource, ErrorType
 from ..protocols.http.compression import CompressionOptions, response_coding
 from ..protocols.http.header import ResponseHeader
 from ..protocols.http.interfaces import DownstreamSession, UpstreamExchange
-from ..protocols.http.small_response import NO_STORE, small_response_header
 from ..connectors.http import HttpConnector
 from ..upstreams.peer import HttpPeer
-from .proxy_trait import (HOOKS, FailToProxy, ProxyHttp, default_error_status, default_request_summary,
+from .proxy_trait import (HOOKS, FailToProxy, ProxyHttp, default_fail_to_proxy, default_request_summary,
                           resolve_hooks)
 from . import cache_stage
 from .repeats import RepeatedErrors
@@ -139,20 +138,19 @@ class HttpProxyEngine:
                 if h is not None:
                     session.phase = "proxy_upstream_filter"
                     if not await h(session, ctx):
-                        if ds.written_head is None:
-                            await self._respond_502_keepalive(session)
+                        await session.respond_error(502, keepalive=True)
                         await self._logging(session, None, ctx)
                         return self._reusable(ds)
             except Error as e:
-                return await self._handle_error(session, e, ctx, before_upstream=True, tries=0)
+                return await self._handle_error(session, e, ctx, tries=0)
             except Exception as exc:  # a bug in a hook: answer 500, log it with its traceback
                 log.exception("hook failed on %s", self.summary(session, ctx))
-                return await self._handle_error(session, _internal(exc), ctx, before_upstream=True, tries=0)
+                return await self._handle_error(session, _internal(exc), ctx, tries=0)
 
         if ds.body_error is not None:
             # The body was already found malformed: nothing of it goes upstream.
             session.phase = "request_body"
-            return await self._handle_error(session, ds.body_error, ctx, before_upstream=True, tries=0)
+            return await self._handle_error(session, ds.body_error, ctx, tries=0)
         tries = 0
         error: Optional[Error] = None
         while tries < self.max_retries:
@@ -178,7 +176,7 @@ class HttpProxyEngine:
             if session.http_cache is not None and await cache_stage.on_error(self, session, ctx, error):
                 await self._logging(session, None, ctx)
                 return self._reusable(ds)
-            return await self._handle_error(session, error, ctx, before_upstream=False, tries=tries)
+            return await self._handle_error(session, error, ctx, tries=tries)
         if hooks[LOGGING] is not None:
             await self._logging(session, None, ctx)
         elif session.observation is not None:
@@ -475,24 +473,15 @@ class HttpProxyEngine:
             return False
         return ds.is_body_done()
 
-    async def _respond_502_keepalive(self, session: Session) -> None:
-        ds = session.downstream
-        ds.write_header(small_response_header(502, extra=NO_STORE), end_of_stream=True)
-        await ds.drain()
-
-    async def _handle_error(self, session: Session, e: Error, ctx: Any,
-                            before_upstream: bool, tries: int) -> bool:
+    async def _handle_error(self, session: Session, e: Error, ctx: Any, tries: int) -> bool:
         ds = session.downstream
         hooks = self.hooks
         try:
             h = hooks[FAIL_PROXY]
-            if h is not None:
-                res = await h(session, e, ctx)
-            else:
-                code = default_error_status(e)
-                if code > 0:
-                    await session.respond_error(code)
-                res = FailToProxy(code, False)
+            # The default keeps the client connection when that is safe (nginx does;
+            # Pingora closes it after every error response): a client of a dead
+            # origin is not made to reconnect for each request.
+            res = await (h(session, e, ctx) if h is not None else default_fail_to_proxy(session, e))
         except Exception:
             log.exception("fail_to_proxy failed on %s", self.summary(session, ctx))
             res = FailToProxy(0, False)
@@ -524,7 +513,9 @@ class HttpProxyEngine:
         await self._logging(session, e, ctx)
         if ds.written_head is not None and not ds.finished:
             return False
-        if before_upstream and res.can_reuse_downstream:
+        # Honoured after the upstream too (Pingora looks at it only before, but its
+        # error response always closes the connection anyway).
+        if res.can_reuse_downstream:
             return self._reusable(ds)
         return False
 

@@ -329,13 +329,12 @@ class ProxyHttp:
         Default: ``ErrorType.http_status(c)`` → c; an upstream error (timeouts
         included) → 502; a downstream read/write/closed error → nothing (the client
         is gone); another downstream error → 400; anything else → 500. The response
-        is written with ``session.respond_error(code)`` and the downstream
-        connection is not reused.
+        is written with ``session.respond_error(code, keepalive=True)``: the client
+        connection carries its next request when the request body arrived in full
+        and the client did not ask to close, as with nginx. (Pingora closes it after
+        every error response; return ``FailToProxy(code, False)`` for that.)
         """
-        code = default_error_status(e)
-        if code > 0:
-            await session.respond_error(code)
-        return FailToProxy(code, False)
+        return await default_fail_to_proxy(session, e)
 
     def suppress_error_log(self, session: "Session", ctx: Any, error: Error) -> bool:
         """Return True to skip the "Fail to proxy" error line for ``error``. Default: False."""
@@ -358,6 +357,16 @@ def default_request_summary(session: "Session") -> str:
     """``"GET /path, Host: example.com"`` for a session's request."""
     req = session.req_header
     return f"{req.method} {req.uri}, Host: {req.headers.get('host', '')}"
+
+
+async def default_fail_to_proxy(session: "Session", e: Error) -> FailToProxy:
+    """The default ``fail_to_proxy`` (see there), which the engine also runs inline
+    for a proxy that does not override it."""
+    code = default_error_status(e)
+    if code > 0:
+        await session.respond_error(code, keepalive=True)
+        return FailToProxy(code, True)
+    return FailToProxy(0, False)
 
 
 def default_error_status(e: Error) -> int:

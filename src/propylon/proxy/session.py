@@ -161,25 +161,43 @@ class Session:
         """The response head already sent to the client, or None."""
         return self.downstream.written_head
 
-    async def respond_error(self, code: int) -> None:
+    async def respond_error(self, code: int, keepalive: bool = False) -> None:
         """Answer with an empty error response (``Content-Length: 0``,
-        ``Cache-Control: private, no-store``) and close the connection afterwards.
-        Does nothing if a response head was already sent."""
-        await self.respond_error_with_body(code, b"")
+        ``Cache-Control: private, no-store``). Does nothing if a response head was
+        already sent.
 
-    async def respond_error_with_body(self, code: int, body: Union[bytes, str]) -> None:
+        The connection closes afterwards (Pingora's behaviour) unless ``keepalive``
+        is True: then, as nginx does, it stays open for the client's next request
+        when that is safe, that is when the client did not ask to close and its
+        request body arrived in full (what of it was not read is dropped here). A
+        body still on its way or a malformed one closes it (``Connection: close``):
+        where the next request would start is not known."""
+        await self.respond_error_with_body(code, b"", keepalive)
+
+    async def respond_error_with_body(self, code: int, body: Union[bytes, str], keepalive: bool = False) -> None:
         """Like ``respond_error`` with a body."""
         ds = self.downstream
         if ds.written_head is not None:
             return
         if isinstance(body, str):
             body = body.encode()
-        ds.keepalive = False
+        if not keepalive or not await self._drop_body():
+            ds.keepalive = False
         ds.write_header(small_response_header(code, body, extra=NO_STORE), end_of_stream=not body)
         if body:
             ds.write_body(body)
             ds.finish()
         await ds.drain()
+
+    async def _drop_body(self) -> bool:
+        """Drop the unread rest of a request body that arrived in full (no wait: it
+        is all here). False when the body is still arriving or was malformed."""
+        ds = self.downstream
+        if ds.body_error is not None or not ds.body_received:
+            return False
+        while await ds.read_body() is not None:
+            pass
+        return True
 
     async def write_response_header(self, resp: ResponseHeader, end_of_stream: bool = False) -> None:
         """Send a response head to the client (from a hook that answers by itself)."""
