@@ -29,7 +29,7 @@ from ..upstreams.peer import HttpPeer
 from .proxy_trait import (HOOKS, FailToProxy, ProxyHttp, default_fail_to_proxy, default_request_summary,
                           resolve_hooks)
 from . import cache_stage
-from .repeats import RepeatedErrors
+from ..repeats import RepeatedErrors
 from .session import Session
 from .tunnel import tunnel
 

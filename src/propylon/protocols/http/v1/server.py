@@ -53,6 +53,7 @@ from ..header import HeaderMap, RequestHeader
 from ..small_response import small_response
 from .common import HIGH_WATER, HOP_BY_HOP, LOW_WATER, WRITE_HIGH_WATER, is_chunked_only, strip_hop_by_hop
 from .idle import idle_wheel
+from .refusal import log_refusal
 from .server_session import H1ServerSession
 
 log = logging.getLogger("propylon.http.v1")
@@ -93,12 +94,15 @@ class HttpServerOptions:
 
 
 class _Refuse(Exception):
-    """Raised inside parser callbacks to refuse a request with a status."""
+    """Raised inside parser callbacks to refuse a request with a status; ``phase``
+    and ``where`` (the offending field) go to the log line saying why."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, phase: str = "header", where: Optional[str] = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.phase = phase
+        self.where = where
 
 
 _VERSIONS = {"1.1": (1, 1), "1.0": (1, 0), "0.9": (0, 9)}
@@ -111,6 +115,13 @@ def _block_size(fields: list) -> int:
     for _, name, value in fields:
         size += len(name) + len(value) + 4
     return size
+
+
+def _largest_field(fields: list) -> str:
+    """The largest field of a header block too large, for the log line saying why."""
+    _, name, value = max(fields, key=lambda f: len(f[1]) + len(f[2]))
+    return (f"{len(fields)} fields; the largest {name[:40].decode('latin-1')!r} "
+            f"of {len(name) + len(value)} bytes")
 
 
 def _discard(data: bytes) -> None:
@@ -254,7 +265,8 @@ class H1ServerConnection:
         if self._tunnel is not None:
             self._tunnel(data)
             return
-        if self._parsing is None and not self._url and not self._hdrs:
+        fresh = self._parsing is None and not self._url and not self._hdrs
+        if fresh:
             # A read that starts a request usually holds its whole request line: its
             # version is read here rather than formatted by the parser per request.
             end = data.find(b"\r\n", 0, self._max_request_line + 32)
@@ -267,19 +279,20 @@ class H1ServerConnection:
         except httptools.HttpParserUpgrade as exc:
             self._on_upgrade(data, exc)
         except _Refuse as r:
-            self._refuse(r.status, r.reason)
+            self._refuse(r.status, r.reason, r.phase, r.where)
         except httptools.HttpParserError as exc:
             cause = exc.__context__
             if isinstance(cause, _Refuse):
-                self._refuse(cause.status, cause.reason)
+                self._refuse(cause.status, cause.reason, cause.phase, cause.where)
             else:
-                self._refuse(400, str(exc) or "malformed request")
+                # llhttp does not say where: the log line looks for it in this read.
+                self._refuse(400, str(exc) or "malformed request", data=data, fresh=fresh)
         else:
             # A head (or trailer block) still incomplete after a read is measured
             # here, so it cannot grow by more than one read past the limit.
             hdrs = self._hdrs
             if hdrs and _block_size(hdrs) > self._max_header_bytes:
-                self._refuse(431, "request header fields too large")
+                self._refuse(431, "request header fields too large", where=_largest_field(hdrs))
 
     def eof_received(self) -> Optional[bool]:
         if self._tunnel_eof is not None:
@@ -324,7 +337,8 @@ class H1ServerConnection:
     def on_url(self, url: bytes) -> None:
         self._url += url
         if len(self._url) > self._max_request_line:
-            raise _Refuse(414, "request target too long")
+            raise _Refuse(414, "request target too long", "request line",
+                          f"a request target of more than {self._max_request_line} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # After the head, fields are trailers (on_headers_complete took the head's list).
@@ -338,7 +352,7 @@ class H1ServerConnection:
         if hdrs is None:
             hdrs = []
         elif _block_size(hdrs) > self._max_header_bytes:
-            raise _Refuse(431, "request header fields too large")
+            raise _Refuse(431, "request header fields too large", where=_largest_field(hdrs))
         self._hdrs = None  # the trailers, if any, go to a list of their own
         parser = self._parser
         method = parser.get_method()
@@ -371,7 +385,7 @@ class H1ServerConnection:
 
     def _check_framing(self, sess: H1ServerSession, hdrs: list, version: tuple, method: bytes) -> None:
         if method == b"CONNECT" and not self.options.allow_connect_method_proxying:
-            raise _Refuse(405, "CONNECT is not supported")
+            raise _Refuse(405, "CONNECT is not supported", "request line", "the method CONNECT")
         hosts = 0
         te = cl = expect = None
         hop = False
@@ -390,12 +404,12 @@ class H1ServerConnection:
             else:
                 hop = True
         if hosts != 1 and version >= (1, 1):
-            raise _Refuse(400, "exactly one Host header is required")
+            raise _Refuse(400, "exactly one Host header is required", where=f"{hosts} Host fields")
         if te is not None:
             if version < (1, 1):
-                raise _Refuse(400, "Transfer-Encoding in an HTTP/1.0 request")
+                raise _Refuse(400, "Transfer-Encoding in an HTTP/1.0 request", where="the field 'transfer-encoding'")
             if not is_chunked_only(te):
-                raise _Refuse(501, "unsupported transfer coding")
+                raise _Refuse(501, "unsupported transfer coding", where=f"transfer-encoding: {te[:40]!r}")
             sess.has_body = True
         elif cl is not None and cl.strip() != b"0":
             sess.has_body = True
@@ -407,7 +421,7 @@ class H1ServerConnection:
                 # llhttp hands everything after an upgrade head over as the new
                 # protocol: the body is split off here (see _upgrade_data).
                 if te is not None:
-                    raise _Refuse(400, "chunked body on an upgrade request")
+                    raise _Refuse(400, "chunked body on an upgrade request", where="the field 'transfer-encoding'")
                 self._upgrade_body_left = int(cl)  # type: ignore[arg-type]
         if hop:
             # Set aside on arrival: what the application sees is end to end.
@@ -431,7 +445,7 @@ class H1ServerConnection:
     def _on_upgrade(self, data: bytes, exc: Exception) -> None:
         sess = self._last
         if sess is None or not sess.upgrade:
-            self._refuse(400, "unexpected protocol switch")
+            self._refuse(400, "unexpected protocol switch", where="an Upgrade the request did not announce")
             return
         # The rest of the buffer belongs to the new protocol (after a 101).
         offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
@@ -459,9 +473,13 @@ class H1ServerConnection:
             self._raw_len += len(data)
             self.flow.received(self._raw_len)  # type: ignore[union-attr]
 
-    def _refuse(self, status: int, reason: str) -> None:
-        log.info("refusing request from %s: %s (%d)", self._peer(), reason, status)
+    def _refuse(self, status: int, reason: str, phase: Optional[str] = None, where: Optional[str] = None,
+                data: bytes = b"", fresh: bool = False) -> None:
         sess = self._parsing
+        if phase is None:
+            # What the connection knows; the log line makes "head" precise.
+            phase = "head" if sess is None else ("trailers" if self._hdrs else "body")
+        log_refusal(self.loop, status, reason, self._peer(), phase, where, data, fresh)
         self._parsing = None
         # Nothing after a malformed message can be trusted: read no more of it.
         self._tunnel = _discard
