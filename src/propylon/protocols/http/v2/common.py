@@ -98,15 +98,14 @@ def fields_size(fields: list) -> int:
 
 
 class H2ConnBase:
-    """Transport plumbing both protocol classes share (mixed into asyncio.Protocol).
+    """Transport plumbing both protocol classes share (the base of both asyncio protocols).
 
     Public names here are the API of the two sides (``server``, ``client``) and
     of the streams: ``loop``, ``flow``, ``send_blocked``, ``want_flush()``.
     """
 
-    _codec: Codec
-    transport: Optional[asyncio.Transport]
-    digest: Optional[Digest]
+    # Set by the subclass: ``_codec`` (a Codec), ``transport``, ``digest`` (a Digest).
+    # When compiled, the fields are those of common.pxd.
 
     def _init_base(self) -> None:
         self.loop = asyncio.get_event_loop()
@@ -229,7 +228,8 @@ class H2ConnBase:
 class H2StreamBase:
     """One stream's send queue and receive buffer. Subclassed by each side."""
 
-    conn: H2ConnBase
+    # ``conn``: the H2ConnBase the stream belongs to. When compiled, the fields are
+    # those of common.pxd.
 
     def _init_stream(self, conn: H2ConnBase, stream_id: int) -> None:
         self.conn = conn

@@ -77,7 +77,7 @@ class H2ServerStream(H2StreamBase):
 
     def __init__(self, conn: "H2ServerConnection", stream_id: int, req: RequestHeader) -> None:
         self._init_stream(conn, stream_id)
-        self.conn: H2ServerConnection = conn
+        self.conn = conn
         self.req = req
         self.keepalive = True  # streams are never reused, the connection stays
         self.has_body = False
@@ -235,7 +235,7 @@ class H2ServerStream(H2StreamBase):
 Handler = Callable[[H2ServerStream], Awaitable[bool]]
 
 
-class H2ServerConnection(H2ConnBase, asyncio.Protocol):
+class H2ServerConnection(H2ConnBase):
     """One downstream HTTP/2 connection. See the module docstring."""
 
     def __init__(self, handler: Handler, shutdown: Any = None, options: Any = None,
