@@ -120,7 +120,7 @@ def test_admin_api_auth_get_put_dry_run_invalid_history_rollback(gateway_run):
     status, got = admin.call("GET", "/api/workers")
     assert [(w["pid"], w["version"]) for w in got["workers"]] == [(gw.popen.pid, 3)]
     status, got = admin.call("POST", "/api/cache/purge")
-    assert status == 501 and "cache plugin is not part of this release" in got["error"]
+    assert (status, got["purged"], got["routes"]) == (200, 0, [])  # no route caches here
     assert "Traceback" not in gw.log()
 
 

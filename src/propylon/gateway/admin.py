@@ -315,8 +315,38 @@ class AdminApp(ListeningApp):
         return {"pid": os.getpid(), "version": self.gateway.current.version, **self.gateway.stats.snapshot()}
 
     async def cache_purge(self, ds, params, body) -> dict:
-        raise _Reply(501, {"error": "cache purge is not available: the gateway's cache plugin is not part "
-                                    "of this release, so there is nothing to purge"})
+        """Purge the cache of the live routes: ``route`` (default: every route with a
+        cache), then ``host`` + ``path`` (one request target), or ``prefix`` (targets
+        starting with it, within ``host`` if given), or everything. From a JSON body or
+        the query string."""
+        from .plugins.caching import purge
+
+        if body.strip():
+            try:
+                args = json.loads(body)
+            except ValueError as e:
+                raise _Reply(400, {"error": f"the body is not JSON: {e}"}) from None
+            if not isinstance(args, dict):
+                raise _Reply(400, {"error": "the body must be a JSON object"})
+        else:
+            args = params
+        unknown = sorted(set(args) - {"route", "host", "path", "prefix"})
+        if unknown:
+            raise _Reply(400, {"error": f"unknown field {unknown[0]!r} (known: route, host, path, prefix)"})
+        if any(v is not None and not isinstance(v, str) for v in args.values()):
+            raise _Reply(400, {"error": "route, host, path and prefix are strings"})
+        route, host, path, prefix = (args.get(k) for k in ("route", "host", "path", "prefix"))
+        if path is not None and (host is None or prefix is not None):
+            raise _Reply(400, {"error": "'path' needs 'host' (the Host clients send) and excludes 'prefix'"})
+        cached = [r for r in self.gateway.current.routes if r.cache is not None]
+        if route is not None:
+            cached = [r for r in cached if r.name == route]
+            if not cached:
+                raise _Reply(404, {"error": f"no route {route!r} with a cache"})
+        stores = list({id(r.cache.store): r.cache.store for r in cached}.values())
+        purged = await purge(stores, host.lower() if host else host, path, prefix)
+        return {"purged": purged, "routes": [r.name for r in cached], "pid": os.getpid(),
+                "per_process": sorted({s.kind for s in stores} - {"redis"})}
 
 
 def admin_service(gateway: Gateway, conf: AdminConf) -> Service:

@@ -82,6 +82,21 @@ class GatewayProxy(ProxyHttp):
         await respond(session, fixed.status, fixed.body, headers, route.response_rules)
         return True
 
+    # --- the cache stage, for the routes with a cache plugin ---------------------------
+    # Only a request that passed request_filter on a proxy route gets here.
+    def request_cache_filter(self, session, ctx: RequestCtx) -> None:
+        cache = ctx.route.cache
+        if cache is not None:
+            cache.enable(session)
+
+    def response_cache_filter(self, session, resp, ctx: RequestCtx):
+        return ctx.route.cache.cacheable(session, resp)
+
+    def should_serve_stale(self, session, ctx: RequestCtx, error) -> bool:
+        # The entry's own windows decide: stale-while-revalidate (error None) and
+        # stale-if-error (an upstream failure) are both allowed.
+        return True
+
     async def upstream_peer(self, session, ctx: RequestCtx) -> HttpPeer:
         cluster = ctx.cluster
         backend = cluster.select(session, ctx.tried)

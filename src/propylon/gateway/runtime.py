@@ -32,6 +32,7 @@ from .config import GatewayConfig, GatewayConfigError, load_config
 from .config.load import ConfigProblem
 from .config.models import HeaderRules, Listener, Route
 from .plugins import build_chain, defined_hooks
+from .plugins.caching import RouteCache
 from .router import CompiledRoute, Router
 from .state import ConfigState, digest_of
 from .stats import RouteStats
@@ -81,6 +82,8 @@ class RouteRuntime:
     upstream_request_hooks: tuple
     response_hooks: tuple
     logging_hooks: tuple
+    #: the ``cache`` plugin's RouteCache, or None (the proxy's cache hooks use it)
+    cache: Any = None
 
     @property
     def name(self) -> str:
@@ -161,7 +164,8 @@ def _route_runtime(compiled: CompiledRoute, chain: list) -> RouteRuntime:
         rw.regex.replacement if rw and rw.regex else "",
         req_rules or None, resp_rules or None,
         _hooks(chain, "request_filter"), _hooks(chain, "upstream_request_filter"),
-        _hooks(chain, "response_filter"), _hooks(chain, "logging"))
+        _hooks(chain, "response_filter"), _hooks(chain, "logging"),
+        next((p for p in chain if isinstance(p, RouteCache)), None))
 
 
 def prepare(conf: GatewayConfig, source: Optional[str], reimport: Optional[set] = None) -> Prepared:

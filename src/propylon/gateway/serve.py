@@ -43,7 +43,8 @@ def listener_problems(conf: GatewayConfig) -> list[ConfigProblem]:
     return out
 
 
-def gateway_observer(conf: GatewayConfig, server_conf: Any, source: Optional[str] = None) -> Optional[Any]:
+def gateway_observer(conf: GatewayConfig, server_conf: Any, source: Optional[str] = None,
+                     registry: Any = None) -> Optional[Any]:
     """The built-in observability that ``metrics`` and ``access_log`` ask for, or None.
 
     Made once per process before the workers start (their metrics files and the log's
@@ -63,7 +64,7 @@ def gateway_observer(conf: GatewayConfig, server_conf: Any, source: Optional[str
                                    flush_interval=a.flush_interval)
     # The request_id plugin owns X-Request-Id on the routes that ask for it.
     return Observability(server_conf, service="gateway", metrics=conf.metrics is not None,
-                         access_log=log_conf, request_id=False)
+                         access_log=log_conf, request_id=False, registry=registry)
 
 
 def listener_service(server_conf: Any, gateway: Gateway, listener: Listener) -> tuple[Any, GatewayProxy]:
@@ -121,7 +122,7 @@ def _action(snapshot: Snapshot, route: Any) -> str:
     else:
         text = f"respond {conf.respond.status}"
     plugins = [k for k in ("request_id", "ip", "cors", "basic_auth", "bearer_auth", "api_key", "jwt",
-                           "rate_limit", "inflight", "body_size", "traffic_split") if getattr(conf.plugins, k) is not None]
+                           "rate_limit", "inflight", "body_size", "traffic_split", "cache") if getattr(conf.plugins, k) is not None]
     plugins += [p.plugin for p in conf.plugins.python]
     if plugins:
         text += f"  [{', '.join(plugins)}]"

@@ -84,13 +84,20 @@ async def run(engine: "HttpProxyEngine", session: "Session", ctx: Any) -> bool:
     if isinstance(session.downstream, RefreshDownstream):
         session.http_cache = session.downstream.cache  # SWR refresh: already STALE, holding the lock
         return False
-    cache = session.cache
     h = hooks[REQ_CACHE]
     if h is not None:
         try:
             h(session, ctx)
         except Exception as exc:  # Pingora: an error here is only logged
             log.warning("request_cache_filter failed: %s, %s", exc, engine.summary(session, ctx))
+    cache = session.http_cache
+    if cache is None:
+        # The filter left the cache alone (a proxy caching some requests only): with
+        # no purge to consider, the request goes on as if the proxy never cached,
+        # without a cache state for the later steps to look at.
+        if hooks[IS_PURGE] is None:
+            return False
+        cache = session.cache
     if cache.phase() is CachePhase.UNINIT:
         h = hooks[KEY]
         try:

@@ -62,7 +62,6 @@ PATTERN_HINTS = {
 #: Keys that are part of the configuration's shape but not served yet: a file that
 #: uses them is refused with this reason rather than having them ignored.
 NOT_AVAILABLE = {
-    "cache": "not available yet (the cache plugin comes with the cache work)",
     "compression": "not available yet",
     "mirror": "not available yet",
     "circuit_breaker": "not available yet",
@@ -363,6 +362,45 @@ class TrafficSplitPlugin(Model):
     sticky_on: Optional[Annotated[str, Field(pattern=_HASH_ON)]] = None
 
 
+class CachePlugin(Model):
+    """Responses kept in ``storage`` (``memory`` or ``disk``, bounded by ``max_bytes``;
+    ``redis`` at ``redis``, shared by workers and instances) and answered from it.
+
+    The origin's ``Cache-Control`` decides (RFC 9111: ``no-store``/``private`` are never
+    kept, a request with ``Authorization`` only when the origin allows it); ``ttl``
+    seconds of freshness apply to a response with status in ``statuses`` that says
+    nothing (0: keep only what the origin allows), and ``stale_while_revalidate`` /
+    ``stale_if_error`` seconds when it gives no such window. Bodies over
+    ``max_object_bytes`` go through uncached. One request fills an entry while the
+    others wait up to ``lock_timeout`` seconds for it. ``status_header`` (null: none)
+    tells the client HIT, MISS, STALE, EXPIRED, REVALIDATED or BYPASS.
+    """
+
+    storage: Literal["memory", "disk", "redis"] = "memory"
+    max_bytes: int = Field(64 << 20, ge=1)
+    path: Optional[str] = None
+    redis: Optional[str] = Field(None, pattern=r"^rediss?://")
+    ttl: int = Field(60, ge=0)
+    statuses: list[Annotated[int, Field(ge=200, le=599)]] = [200, 203, 204, 300, 301, 308, 404, 410]
+    stale_while_revalidate: int = Field(0, ge=0)
+    stale_if_error: int = Field(0, ge=0)
+    max_object_bytes: Optional[int] = Field(None, ge=1)
+    lock_timeout: Seconds = 5.0
+    status_header: Optional[HeaderName] = "X-Cache-Status"
+
+    @model_validator(mode="after")
+    def _storage_needs(self) -> "CachePlugin":
+        if self.storage == "disk" and not self.path:
+            raise ValueError("disk storage needs 'path' (a directory)")
+        if self.storage == "redis" and not self.redis:
+            raise ValueError("redis storage needs 'redis' (a redis:// URL)")
+        if self.path is not None and self.storage != "disk":
+            raise ValueError("'path' is for disk storage")
+        if self.redis is not None and self.storage != "redis":
+            raise ValueError("'redis' is for redis storage")
+        return self
+
+
 class PythonPlugin(Model):
     """A ``Plugin`` subclass named ``module:Class``, built with ``options``."""
 
@@ -373,7 +411,8 @@ class PythonPlugin(Model):
 class Plugins(Model):
     """Per-route plugins. They run in this fixed order: request_id, ip, cors, basic_auth,
     bearer_auth, api_key, jwt, rate_limit, inflight, body_size, traffic_split, then
-    ``python`` in the order listed."""
+    ``python`` in the order listed; ``cache`` answers after all of them (a hit is never
+    served to a request they refuse)."""
 
     request_id: Optional[RequestIdPlugin] = None
     ip: Optional[IpPlugin] = None
@@ -386,7 +425,7 @@ class Plugins(Model):
     inflight: Optional[InflightPlugin] = None
     body_size: Optional[BodySizePlugin] = None
     python: list[PythonPlugin] = []
-    cache: Optional[dict[str, Any]] = None
+    cache: Optional[CachePlugin] = None
     compression: Optional[dict[str, Any]] = None
     traffic_split: Optional[TrafficSplitPlugin] = None
     mirror: Optional[dict[str, Any]] = None

@@ -75,6 +75,17 @@ def build_chain(index: int, route: Route, route_name: str, base_dir: Optional[st
             problems.append(ConfigProblem(f"{at}.{key}", f"cannot read {e.filename}: {e.strerror}"))
         except Exception as e:  # a bad key or address: report it, do not start
             problems.append(ConfigProblem(f"{at}.{key}", str(e)))
+    if p.cache is not None:
+        from .caching import CacheStatus, RouteCache
+
+        try:
+            chain.append(RouteCache(p.cache, base_dir))
+            if p.cache.status_header:
+                chain.append(CacheStatus(p.cache.status_header))
+        except OSError as e:
+            problems.append(ConfigProblem(f"{at}.cache", f"cannot use {e.filename}: {e.strerror}"))
+        except Exception as e:  # a bad storage setting: report it, do not start
+            problems.append(ConfigProblem(f"{at}.cache", str(e)))
     for j, py in enumerate(p.python):
         try:
             cls = import_plugin(py.plugin, base_dir, reimport)
