@@ -18,6 +18,11 @@ is written. Three figures, each the best of ``--repeat`` runs of process CPU tim
   client connection, which stays open as with nginx (Pingora would close it).
 * ``observed``        – the ``engine`` scenario with built-in metrics and a JSON access
   log (to ``os.devnull``) on: the difference to ``engine`` is what observing costs.
+* ``gateway``         – the gateway's proxy (``propylon run -c``) with one route and
+  no plugin: the difference to ``engine`` is the routing and the gateway's hooks.
+* ``gateway jwt``     – the bench row's route: JWT auth (HS256, a valid bearer token
+  on every request), a high rate limit, built-in metrics and a JSON access log (to
+  ``os.devnull``).
 
 The difference between ``codecs only`` and ``engine`` is the engine's own cost; the
 rest is codec and event-loop work. Socket and kernel time come on top (see
@@ -102,9 +107,9 @@ def _upstream(loop) -> H1ClientConnection:
     return up
 
 
-async def _drive(protocol_factory, requests: int) -> float:
-    """Feed ``requests`` requests on one client connection, each after the answer
-    to the last one."""
+async def _drive(protocol_factory, requests: int, request: bytes = REQUEST) -> float:
+    """Feed ``requests`` requests (``request``) on one client connection, each after
+    the answer to the last one."""
     loop = asyncio.get_running_loop()
     waiting: list = [None]
 
@@ -119,7 +124,7 @@ async def _drive(protocol_factory, requests: int) -> float:
         started = time.process_time()
         for _ in range(count):
             waiting[0] = loop.create_future()
-            conn.data_received(REQUEST)
+            conn.data_received(request)
             await waiting[0]
         took = time.process_time() - started
     return took / requests * 1e6
@@ -214,6 +219,70 @@ async def observed(requests: int) -> float:
         obs.close()
 
 
+GATEWAY_CONF = """\
+listeners: [{name: web, address: "127.0.0.1:8080"}]
+clusters: {origin: {backends: [{address: "127.0.0.1:9"}]}}
+routes:
+  - name: api
+    match: {path: {prefix: /}}
+    proxy: {cluster: origin}
+%s"""
+#: The bench row's plugins (see bench/gateway_front.py, which serves the same route).
+JWT_PLUGINS = """\
+    plugins:
+      jwt: {algorithms: [HS256], secret: bench-secret-0123456789abcdef0123}
+      rate_limit: {requests: 100000000, window: 1}
+access_log: {format: json, path: %s}
+metrics: {address: "127.0.0.1:9"}
+""" % os.devnull
+
+
+def _gateway_app(plugins: str, token: bool):
+    """A gateway listener's proxy app over the in-memory origin, and the request to send."""
+    import tempfile
+
+    from prometheus_client import CollectorRegistry
+
+    from propylon.gateway.config import load_config
+    from propylon.gateway.proxy import GatewayProxy
+    from propylon.gateway.runtime import Gateway, assemble, prepare
+    from propylon.gateway.serve import gateway_observer
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(GATEWAY_CONF % plugins)
+    try:
+        conf = load_config(f.name)
+        gateway = Gateway(assemble(prepare(conf, f.name), 1, None))
+    finally:
+        os.unlink(f.name)
+    observer = gateway_observer(conf, None, registry=CollectorRegistry())
+    obs = observer.for_service("web") if observer is not None else None
+    app = HttpProxyApp(GatewayProxy(gateway, "web"), observer=obs)
+    cluster = gateway.current.clusters["origin"]
+    backend = cluster.lb.backends.get_backend()[0]
+    app.engine.connector.pool.put(cluster.peer(backend).reuse_key(), _upstream(asyncio.get_running_loop()))
+    request = REQUEST
+    if token:
+        import jwt
+
+        value = jwt.encode({"sub": "bench"}, "bench-secret-0123456789abcdef0123", algorithm="HS256")
+        request = REQUEST.replace(b"\r\n\r\n", f"\r\nAuthorization: Bearer {value}\r\n\r\n".encode())
+    return app, observer, request
+
+
+async def gateway(requests: int) -> float:
+    app, _, request = _gateway_app("", False)
+    return await _drive(app.protocol_factory(ShutdownWatch()), requests, request=request)
+
+
+async def gateway_jwt(requests: int) -> float:
+    app, observer, request = _gateway_app(JWT_PLUGINS, True)
+    try:
+        return await _drive(app.protocol_factory(ShutdownWatch()), requests, request=request)
+    finally:
+        observer.close()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20000)
@@ -251,7 +320,8 @@ def _instructions(name: str, requests: int) -> int:
 
 
 SCENARIOS = {"downstream only": downstream_only, "codecs only": codecs_only, "engine": engine,
-             "h2 engine": h2_engine, "failure": failure, "observed": observed}
+             "h2 engine": h2_engine, "failure": failure, "observed": observed, "gateway": gateway,
+             "gateway jwt": gateway_jwt}
 
 
 if __name__ == "__main__":
