@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from ..cache import (CacheKey, CacheMeta, NoCacheReason, RangeRequest, default_cache_key, not_modified, range_request,
                      variance_from_vary)
 from ..cache.storage import HitHandler
-from ..errors import Error, ErrorSource
+from ..errors import Error, ErrorSource, ErrorType
 from ..protocols.digest import Digest
 from ..protocols.http.header import HeaderMap, RequestHeader, ResponseHeader
 from ..upstreams.peer import HttpPeer
@@ -371,8 +371,6 @@ async def default_fail_to_proxy(session: "Session", e: Error) -> FailToProxy:
 
 def default_error_status(e: Error) -> int:
     """The status Pingora's default ``fail_to_proxy`` picks for an error."""
-    from ..errors import ErrorSource, ErrorType
-
     et = e.etype
     if et.name == "HTTPStatus":
         return et.code or 500

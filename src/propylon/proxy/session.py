@@ -181,23 +181,17 @@ class Session:
             return
         if isinstance(body, str):
             body = body.encode()
-        if not keepalive or not await self._drop_body():
-            ds.keepalive = False
+        if not keepalive or ds.body_error is not None or not ds.body_received:
+            ds.keepalive = False  # asked to close, or the body's end is not known
+        elif not ds.is_body_done():
+            while await ds.read_body() is not None:  # all here already: no wait
+                pass
         ds.write_header(small_response_header(code, body, extra=NO_STORE), end_of_stream=not body)
         if body:
             ds.write_body(body)
             ds.finish()
-        await ds.drain()
-
-    async def _drop_body(self) -> bool:
-        """Drop the unread rest of a request body that arrived in full (no wait: it
-        is all here). False when the body is still arriving or was malformed."""
-        ds = self.downstream
-        if ds.body_error is not None or not ds.body_received:
-            return False
-        while await ds.read_body() is not None:
-            pass
-        return True
+        if ds.write_blocked:
+            await ds.drain()
 
     async def write_response_header(self, resp: ResponseHeader, end_of_stream: bool = False) -> None:
         """Send a response head to the client (from a hook that answers by itself)."""

@@ -30,6 +30,14 @@ _date_cache: list = [0, b""]
 #: Statuses whose response never has content, so never a ``Content-Length``.
 _NO_CONTENT = frozenset((204, 304))
 
+# The fields Propylon itself always writes, as HeaderMap stores them. Their names
+# and values are ours and known to be valid: they are stored without the checks
+# HeaderMap's setters make for fields that come from elsewhere (an error answer
+# is the cheaper for it, which matters when an origin is down).
+_SERVER_FIELD = (b"server", b"Server", SERVER)
+_TEXT_FIELD = (b"content-type", b"Content-Type", b"text/plain; charset=utf-8")
+_NO_STORE_FIELD = (b"cache-control",) + NO_STORE[0]
+
 
 def http_date() -> bytes:
     """The current time as an HTTP date, rebuilt at most once a second."""
@@ -51,13 +59,19 @@ def small_response_header(status: int, body: bytes = b"", content_type: Optional
     """
     resp = ResponseHeader.build(status)
     h = resp.headers
-    h.append(b"Server", SERVER)
-    h.append(b"Date", http_date())
+    fields = h.fields
+    fields.append(_SERVER_FIELD)
+    fields.append((b"date", b"Date", http_date()))
     if status not in _NO_CONTENT:
-        h.append(b"Content-Length", b"%d" % len(body))
+        fields.append((b"content-length", b"Content-Length", b"%d" % len(body)))
     if body:
-        h.append(b"Content-Type", content_type if content_type is not None else b"text/plain; charset=utf-8")
-    if extra:
+        if content_type is None:
+            fields.append(_TEXT_FIELD)
+        else:
+            h.append(b"Content-Type", content_type)
+    if extra is NO_STORE:
+        fields.append(_NO_STORE_FIELD)
+    elif extra:
         for name, value in (extra.items() if isinstance(extra, Mapping) else extra):
             h.insert(name, value)
     return resp
