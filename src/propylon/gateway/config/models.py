@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ...metrics.access_log import DEFAULT_FIELDS, FIELDS
+from ...protocols.http.compression import DEFAULT_TYPES
 
 __all__ = ["GatewayConfig", "NOT_AVAILABLE", "PATTERN_HINTS"]
 
@@ -62,7 +63,6 @@ PATTERN_HINTS = {
 #: Keys that are part of the configuration's shape but not served yet: a file that
 #: uses them is refused with this reason rather than having them ignored.
 NOT_AVAILABLE = {
-    "compression": "not available yet",
     "mirror": "not available yet",
     "circuit_breaker": "not available yet",
     "pool_size": "not available yet per cluster; set server.upstream_keepalive_pool_size",
@@ -401,6 +401,26 @@ class CachePlugin(Model):
         return self
 
 
+class CompressionPlugin(Model):
+    """Responses compressed for clients that accept it: ``codings`` in the order preferred
+    when the client weighs them equally, at ``level`` (capped at each coding's maximum:
+    gzip 9, br 11, zstd 19); bodies declared smaller than ``min_size`` bytes, media
+    types not matching ``types`` (``type/subtype``, ``type/*`` or ``*``) and responses
+    already encoded pass as they are."""
+
+    codings: list[Literal["zstd", "br", "gzip"]] = Field(["zstd", "br", "gzip"], min_length=1)
+    level: int = Field(5, ge=1, le=19)
+    min_size: int = Field(20, ge=0)
+    types: list[Annotated[str, Field(pattern=r"^(\*|[^/\s]+/[^/\s]+)$")]] = Field(list(DEFAULT_TYPES),
+                                                                                 min_length=1)
+
+    @model_validator(mode="after")
+    def _once(self) -> "CompressionPlugin":
+        if len(set(self.codings)) != len(self.codings):
+            raise ValueError("'codings' names a coding twice")
+        return self
+
+
 class PythonPlugin(Model):
     """A ``Plugin`` subclass named ``module:Class``, built with ``options``."""
 
@@ -426,7 +446,7 @@ class Plugins(Model):
     body_size: Optional[BodySizePlugin] = None
     python: list[PythonPlugin] = []
     cache: Optional[CachePlugin] = None
-    compression: Optional[dict[str, Any]] = None
+    compression: Optional[CompressionPlugin] = None
     traffic_split: Optional[TrafficSplitPlugin] = None
     mirror: Optional[dict[str, Any]] = None
     circuit_breaker: Optional[dict[str, Any]] = None

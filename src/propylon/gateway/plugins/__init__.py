@@ -75,6 +75,13 @@ def build_chain(index: int, route: Route, route_name: str, base_dir: Optional[st
             problems.append(ConfigProblem(f"{at}.{key}", f"cannot read {e.filename}: {e.strerror}"))
         except Exception as e:  # a bad key or address: report it, do not start
             problems.append(ConfigProblem(f"{at}.{key}", str(e)))
+    if p.compression is not None:
+        from .compress import Compression
+
+        try:
+            chain.append(Compression(p.compression))
+        except ValueError as e:
+            problems.append(ConfigProblem(f"{at}.compression", str(e)))
     if p.cache is not None:
         from .caching import CacheStatus, RouteCache
 
