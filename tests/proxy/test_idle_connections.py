@@ -1,12 +1,16 @@
 """Idle keep-alive connections: the loop's idle wheel closes them at their timeout,
-and a connection idle past a wheel tick (its task parked) still serves what comes."""
+a connection idle past a wheel tick (its task parked) still serves what comes, and
+an idle connection holds nothing of the requests it served."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import socket
 import time
 
 from propylon import HttpPeer, ProxyHttp
+from propylon.protocols.http.v1.idle import TICK
 from propylon.protocols.http.v1.server import HttpServerOptions
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -56,3 +60,43 @@ def test_busy_connection_outlives_the_timeout_and_a_parked_one_still_answers(sta
         time.sleep(1.6)
         assert _ask(s).startswith(b"HTTP/1.1 200 ")
     assert up.connections == 1  # one upstream connection, reused from the pool throughout
+
+
+def _alive(kind: str) -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if type(o).__name__ == kind)
+
+
+async def _tasks() -> int:
+    """Tasks serving client connections (the scripted origin has tasks of its own)."""
+    return sum(1 for t in asyncio.all_tasks()
+               if getattr(t.get_coro(), "__qualname__", "").endswith("H1ServerConnection._run"))
+
+
+def test_an_idle_connection_keeps_no_parser_task_or_request(start_proxy, upstream):
+    # What thousands of idle keep-alive connections would each hold: a connection
+    # that sent nothing yet has no parser; one that was answered and stayed idle
+    # past a wheel tick has neither a parser, nor a task, nor its last request.
+    up = upstream()
+    p = start_proxy(Forward(up.port))
+    parsers, sessions = _alive("HttpRequestParser"), _alive("H1ServerSession")
+    socks = [socket.create_connection(("127.0.0.1", p.port), timeout=5) for _ in range(20)]
+    try:
+        deadline = time.monotonic() + 3
+        while p.app.open_connections() < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert p.app.open_connections() == 20
+        assert _alive("HttpRequestParser") == parsers
+        for s in socks:
+            assert _ask(s).startswith(b"HTTP/1.1 200 ")
+        assert p.lt.run(_tasks()) > 0  # the answered ones wait for their next request
+        time.sleep(TICK + 0.3)
+        assert _alive("HttpRequestParser") == parsers
+        assert _alive("H1ServerSession") == sessions
+        assert p.lt.run(_tasks()) == 0
+        # ...and each still answers its next request.
+        for s in socks:
+            assert _ask(s).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for s in socks:
+            s.close()

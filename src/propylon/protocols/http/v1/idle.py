@@ -3,7 +3,7 @@
 Thousands of keep-alive connections may sit idle at once. A timer handle per
 connection costs memory (a ``TimerHandle`` and its bound callback, ~0.6 KB each)
 and a heap operation per re-arm; their deadlines need no precision. One
-``IdleWheel`` per event loop keeps the connections in one-second slots instead
+``IdleWheel`` per event loop keeps the connections in quarter-second slots instead
 (a set entry each) and ticks only while it holds any. When a slot's time comes,
 each of its connections is told ``idle_deadline_passed()``: it closes itself, or
 registers again for a later deadline (it was busy meanwhile). A connection that
@@ -11,7 +11,12 @@ closes leaves its slot at once, so nothing closed is kept.
 
 A connection registers once when it becomes idle and stays registered while it is
 busy: a request costs no wheel operation; a busy connection is looked at once per
-timeout.
+``BUSY_LOOK`` seconds. The first look after a connection went idle is also when
+its task ends and its parser is dropped ("parked", see ``server.py``): slots
+shorter than the idle timeouts need it, because a connection that answered its
+request holds those (~1.7 KB) until then. With thousands of clients each making
+a request and staying idle, the memory they held at once stays with the process
+even after they are parked.
 """
 
 from __future__ import annotations
@@ -20,10 +25,14 @@ import asyncio
 import math
 from typing import Optional
 
-__all__ = ["IdleWheel", "idle_wheel"]
+__all__ = ["IdleWheel", "idle_wheel", "TICK", "BUSY_LOOK"]
 
-#: Seconds per slot: an idle deadline passes up to this late.
-TICK = 1.0
+#: Seconds per slot: an idle deadline passes up to this late, and a connection is
+#: parked up to this long after it went idle.
+TICK = 0.25
+
+#: Seconds between two looks at a connection that is busy with a request.
+BUSY_LOOK = 1.0
 
 
 class IdleWheel:

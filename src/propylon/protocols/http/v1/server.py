@@ -52,7 +52,7 @@ from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader
 from ..small_response import small_response
 from .common import HIGH_WATER, HOP_BY_HOP, LOW_WATER, WRITE_HIGH_WATER, is_chunked_only, strip_hop_by_hop
-from .idle import idle_wheel
+from .idle import BUSY_LOOK, idle_wheel
 from .refusal import log_refusal
 from .server_session import H1ServerSession
 
@@ -175,9 +175,10 @@ class H1ServerConnection:
         self.transport: Optional[asyncio.Transport] = None
         self._digest: Optional[Digest] = None  # made when first asked for
         self._accepted = 0.0
-        # The parser (~0.8 KB with its callbacks) is dropped while the connection is
-        # parked between whole requests and made again when bytes come.
-        self._parser: Optional[httptools.HttpRequestParser] = httptools.HttpRequestParser(self)
+        # The parser (~0.9 KB with its callbacks) is made when the first bytes come
+        # (a connection opened ahead of use holds none) and dropped while the
+        # connection is parked between whole requests.
+        self._parser: Optional[httptools.HttpRequestParser] = None
         # Lists are made when first needed: an idle connection holds none.
         self._ready: Optional[list] = None  # pipelined requests waiting their turn (a few at most)
         # The request whose head came last, until its response is done (an upgrade
@@ -572,7 +573,7 @@ class H1ServerConnection:
         self._idle_since = now = self.loop.time()
         if self._wheel_key < 0:
             # Registered once, for the wheel's next tick; a busy connection stays
-            # registered and is looked at once per tick (see idle.py).
+            # registered and is looked at once per BUSY_LOOK (see idle.py).
             self._wheel_key = self._wheel.add(self, now)
 
     def _leave_wheel(self) -> None:
@@ -582,7 +583,7 @@ class H1ServerConnection:
 
     def idle_deadline_passed(self) -> None:
         """The loop's IdleWheel calls this when the connection's slot comes (it has
-        dropped the connection). Busy: look again at the next tick. Idle: end the
+        dropped the connection). Busy: look again in ``BUSY_LOOK`` seconds. Idle: end the
         waiting task (the next head starts another), and close the connection once
         it stayed idle (or slow to send a head) for its timeout."""
         self._wheel_key = -1
@@ -590,7 +591,7 @@ class H1ServerConnection:
             return
         now = self.loop.time()
         if self._task is not None and self._waiter is None:
-            when = now  # serving a request: no idle timeout meanwhile
+            when = now + BUSY_LOOK  # serving a request: no idle timeout meanwhile
         else:
             timeout = self._idle_timeout()
             if now - self._idle_since >= timeout:
@@ -657,6 +658,9 @@ class H1ServerConnection:
                 if self.shutdown.triggered and not self.input_pending():
                     break
                 self._became_idle()
+                # Waiting, the task keeps nothing of the request it answered (its
+                # session holds both heads and its buffers).
+                sess = None
                 self._waiter = waiter = loop.create_future()
                 try:
                     got = await waiter
