@@ -222,24 +222,16 @@ async def observed(requests: int) -> float:
 GATEWAY_CONF = """\
 listeners: [{name: web, address: "127.0.0.1:8080"}]
 clusters: {origin: {backends: [{address: "127.0.0.1:9"}]}}
-routes:
-  - name: api
-    match: {path: {prefix: /}}
-    proxy: {cluster: origin}
-%s"""
-#: The bench row's plugins (see bench/gateway_front.py, which serves the same route).
-JWT_PLUGINS = """\
-    plugins:
-      jwt: {algorithms: [HS256], secret: bench-secret-0123456789abcdef0123}
-      rate_limit: {requests: 100000000, window: 1}
-access_log: {format: json, path: %s}
-metrics: {address: "127.0.0.1:9"}
-""" % os.devnull
+routes: [{name: api, match: {path: {prefix: /}}, proxy: {cluster: origin}}]
+"""
 
 
-def _gateway_app(plugins: str, token: bool):
-    """A gateway listener's proxy app over the in-memory origin, and the request to send."""
+def _gateway_app(jwt_row: bool):
+    """A gateway listener's proxy app over the in-memory origin, and the request to
+    send: one bare route, or the bench row's (bench/gateway_front.py)."""
     import tempfile
+
+    from .gateway_front import bearer_token, gateway_config
 
     from prometheus_client import CollectorRegistry
 
@@ -249,7 +241,8 @@ def _gateway_app(plugins: str, token: bool):
     from propylon.gateway.serve import gateway_observer
 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        f.write(GATEWAY_CONF % plugins)
+        f.write(gateway_config("127.0.0.1:8080", "127.0.0.1:9", "127.0.0.1:9", os.devnull) if jwt_row
+                else GATEWAY_CONF)
     try:
         conf = load_config(f.name)
         gateway = Gateway(assemble(prepare(conf, f.name), 1, None))
@@ -262,21 +255,18 @@ def _gateway_app(plugins: str, token: bool):
     backend = cluster.lb.backends.get_backend()[0]
     app.engine.connector.pool.put(cluster.peer(backend).reuse_key(), _upstream(asyncio.get_running_loop()))
     request = REQUEST
-    if token:
-        import jwt
-
-        value = jwt.encode({"sub": "bench"}, "bench-secret-0123456789abcdef0123", algorithm="HS256")
-        request = REQUEST.replace(b"\r\n\r\n", f"\r\nAuthorization: Bearer {value}\r\n\r\n".encode())
+    if jwt_row:
+        request = REQUEST.replace(b"\r\n\r\n", f"\r\nAuthorization: Bearer {bearer_token()}\r\n\r\n".encode())
     return app, observer, request
 
 
 async def gateway(requests: int) -> float:
-    app, _, request = _gateway_app("", False)
+    app, _, request = _gateway_app(False)
     return await _drive(app.protocol_factory(ShutdownWatch()), requests, request=request)
 
 
 async def gateway_jwt(requests: int) -> float:
-    app, observer, request = _gateway_app(JWT_PLUGINS, True)
+    app, observer, request = _gateway_app(True)
     try:
         return await _drive(app.protocol_factory(ShutdownWatch()), requests, request=request)
     finally:

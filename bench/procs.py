@@ -160,11 +160,13 @@ def wait_http_ok(
     https: bool = False,
     expect_body: bytes | None = None,
     timeout: float = 10.0,
+    headers: tuple[str, ...] = (),
 ) -> None:
     """Poll ``http(s)://127.0.0.1:port/path`` until it answers 200 (with ``expect_body``).
 
     Raises :class:`StartError` if the process exits first or ``timeout`` s pass. A 200
     with the backend's body proves the whole chain (front, upstream, backend) works.
+    ``headers`` (``"Name: value"`` lines) go with each request, as with the load.
     """
     deadline = time.monotonic() + timeout
     last = "no answer yet"
@@ -175,7 +177,7 @@ def wait_http_ok(
                 f"log tail:\n{proc.log_tail()}"
             )
         try:
-            status, body = _get(port, path, https)
+            status, body = _get(port, path, https, headers)
         except OSError as exc:
             last = f"{type(exc).__name__}: {exc}"
         else:
@@ -189,7 +191,7 @@ def wait_http_ok(
     )
 
 
-def _get(port: int, path: str, https: bool) -> tuple[int, bytes]:
+def _get(port: int, path: str, https: bool, headers: tuple[str, ...] = ()) -> tuple[int, bytes]:
     if https:
         import ssl
 
@@ -202,7 +204,7 @@ def _get(port: int, path: str, https: bool) -> tuple[int, bytes]:
     else:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=dict(h.split(": ", 1) for h in headers))
         resp = conn.getresponse()
         return resp.status, resp.read()
     finally:

@@ -244,6 +244,37 @@ class Workbench:
                 raise NotAvailable(f"did not answer an HTTP/2 request: {exc}") from exc
         return Target(f"{'https' if https else 'http'}://127.0.0.1:{port}{path}", proc, headers)
 
+    def gateway_front(self, tag: str = "propylon-gateway") -> Target:
+        """Start ``propylon run -c`` on the gateway file of :mod:`bench.gateway_front`
+        (JWT-authenticated route, high rate limit, metrics, JSON access log in its
+        directory) with ``threads: workers``, before the backend. Every request of the
+        load carries a valid bearer token."""
+        from .gateway_front import bearer_token, gateway_config
+
+        backend_port = self.backend().port
+        home = self.root / tag
+        home.mkdir(parents=True, exist_ok=True)
+        headers = (f"Authorization: Bearer {bearer_token()}",)
+        server = (f'{{threads: {self.params.workers}, pid_file: "{home / "propylon.pid"}", '
+                  f'upgrade_sock: "{home / "upgrade.sock"}"}}')
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        for attempt in range(1, 4):
+            port, metrics = free_port(), free_port()
+            conf = home / "gateway.yaml"
+            conf.write_text(gateway_config(f"127.0.0.1:{port}", f"127.0.0.1:{backend_port}",
+                                           f"127.0.0.1:{metrics}", str(home / "access.log"), server))
+            argv = [sys.executable, "-m", "propylon", "run", "-c", str(conf)]
+            proc = self.procs.start(tag, argv, home / f"{tag}.log", env=env, stop_signal=signal.SIGINT)
+            try:
+                wait_http_ok(proc, port, expect_body=BACKEND_BODY, timeout=20.0, headers=headers)
+            except StartError as exc:
+                self.procs.stop(proc)
+                if attempt == 3 or not lost_port_race(str(exc)):
+                    raise
+                continue
+            break
+        return Target(f"http://127.0.0.1:{port}/", proc, headers)
+
     # -- measuring -----------------------------------------------------------------
 
     def run(self, scenario: Scenario) -> ScenarioResult:

@@ -77,6 +77,11 @@ SCENARIOS: dict[str, Scenario] = {
                  "the same forwarder with built-in metrics and a JSON access log",
                  lambda bench: bench.propylon_front("propylon-observed", observe=True),
                  lambda bench: bench.propylon_unavailable()),
+        Scenario("propylon-gateway", "http1", "propylon", "wrk",
+                 "propylon run -c: a route with JWT auth (HS256 bearer on every request), a high "
+                 "rate limit, built-in metrics and a JSON access log to a file (bench/gateway_front.py)",
+                 lambda bench: bench.gateway_front(),
+                 lambda bench: bench.propylon_unavailable()),
         Scenario("nginx-tls", "tls", "reference", "wrk",
                  "nginx terminating TLS 1.2/1.3 (self-signed P-256), HTTP/1.1",
                  lambda bench: bench.nginx_front("tls")),
