@@ -8,10 +8,12 @@ import http.client
 import json
 import shutil
 import subprocess
+import time
 import urllib.request
 from collections import Counter
 
-from support import REPO, free_port
+from gateway_support import wait_until
+from support import REPO, free_port, scrape, total
 
 BLUE, GREEN = b"Response from BLUE", b"Response from GREEN"
 
@@ -52,6 +54,22 @@ def test_capstone_walk_through(gateway_run, tmp_path):
     assert stats["routes"]["public-api"]["requests"] == 150
     clusters = {c["name"]: c for c in api(admin, "GET", "/api/clusters")[1]["clusters"]}
     assert [b["ready"] for b in clusters["city"]["backends"]] == [True, True]
+    samples = scrape(metrics)
+    assert total(samples, "propylon_requests_total", service="everything-else") >= 400
+    assert total(samples, "propylon_requests_total", service="public-api", status_class="4xx") >= 20
+    logged = wait_until(lambda: (lambda lines: lines if len(lines) >= 553 else None)(
+        (tmp_path / "access.log").read_text().splitlines()), 5, "the access log lines")
+    by_route = Counter(json.loads(line)["service"] for line in logged)
+    assert by_route["public-api"] == 150 and by_route["everything-else"] >= 400, by_route
+
+    # 3b. the cache with stale-while-revalidate (fresh 5 s, then 30 s served stale)
+    assert [gw.request(path="/static/a")[1]["x-cache-status"] for _ in range(3)] == ["MISS", "HIT", "HIT"]
+    time.sleep(5.3)
+    assert gw.request(path="/static/a")[1]["x-cache-status"] == "STALE"  # answered at once; refreshed behind
+    assert wait_until(lambda: gw.request(path="/static/a")[1]["x-cache-status"] == "HIT", 2, "the refreshed entry")
+    assert api(admin, "POST", "/api/cache/purge", json.dumps({"prefix": "/static/"}), "application/json")[1][
+        "purged"] == 1
+    assert gw.request(path="/static/a")[1]["x-cache-status"] == "MISS"
 
     # 4. zero-downtime reconfiguration through the admin API, written back to the file
     import yaml
@@ -70,7 +88,7 @@ def test_capstone_walk_through(gateway_run, tmp_path):
     assert gw.request(path="/healthz")[2] == b"ok\n" and gw.conf_path.read_text() == text.replace(
         "{port}", str(gw.port)).replace("{blue}", document["clusters"]["blue"]["backends"][0]["address"]).replace(
         "{green}", document["clusters"]["green"]["backends"][0]["address"])
-    assert api(admin, "POST", "/api/cache/purge")[0] == 200
+    assert api(admin, "POST", "/api/cache/purge")[1]["routes"] == ["static"]
     assert "Traceback" not in gw.log()
 
 
