@@ -1,12 +1,17 @@
-"""Traffic plugins through a running gateway on the lab: canary splits."""
+"""Traffic plugins through a running gateway on the lab: canary splits, mirrors."""
 
 from __future__ import annotations
 
+import http.client
+import json
+import statistics
+import time
 from collections import Counter
 
 import pytest
 
 from propylon.gateway.config import GatewayConfigError, parse_config
+from support import free_port, scrape
 
 BLUE = b"Response from BLUE"
 GREEN = b"Response from GREEN"
@@ -70,3 +75,142 @@ def test_split_config_errors_named_by_path():
     got = problems({"proxy": {"cluster": "app"},
                     "plugins": {"traffic_split": {"cluster": "app", "percent": 101, "sticky_on": "ip"}}})
     assert got[0].startswith("routes[0].plugins.traffic_split.percent:") and len(got) == 2, got
+
+
+# --- mirror ------------------------------------------------------------------------------
+
+RECORDER = '''
+import json
+from propylon.gateway import Plugin
+
+
+class Recorder(Plugin):
+    """Writes each request it sees (and its body) as a JSON line to options["path"]."""
+
+    async def request_body_filter(self, session, body, end_of_stream, ctx):
+        ctx.vars.setdefault("body", []).append(body or b"")
+        if end_of_stream:
+            req = session.req_header
+            line = {"method": req.method, "uri": req.uri, "test": session.get_header("x-test"),
+                    "body": b"".join(ctx.vars["body"]).decode()}
+            with open(self.options["path"], "a") as f:
+                f.write(json.dumps(line) + "\\n")
+'''
+
+# The mirror cluster is the gateway's own "shadow" listener: it records each copy and
+# sends it to blue's /slow, so that every copy takes 500 ms (?ms=500) to be answered.
+MIRROR = """
+listeners:
+  - {name: web, address: "127.0.0.1:{port}"}
+  - {name: shadow, address: "127.0.0.1:{shadow}"}
+clusters:
+  blue: {backends: [{address: "{blue}"}]}
+  shadow: {backends: [{address: "127.0.0.1:{shadow}"}]}
+  dead: {backends: [{address: "127.0.0.1:{dead}"}]}
+  hanging: {backends: [{address: "{blackhole}"}], timeouts: {connect: 30}}
+routes:
+  - name: shadow
+    listeners: [shadow]
+    rewrite: {regex: {pattern: "^/.*$", replacement: /slow}}
+    plugins: {python: [{plugin: "mirror_recorder:Recorder", options: {path: "{record}"}}]}
+    proxy: {cluster: blue}
+  - name: plain
+    listeners: [web]
+    match: {path: {prefix: /plain}}
+    proxy: {cluster: blue}
+  - name: mirrored
+    listeners: [web]
+    match: {path: {prefix: /m}}
+    plugins: {mirror: {cluster: shadow, max_body: 4096}}
+    proxy: {cluster: blue}
+  - name: to-dead
+    listeners: [web]
+    match: {path: {prefix: /dead}}
+    plugins: {mirror: {cluster: dead}}
+    proxy: {cluster: blue}
+  - name: to-hanging
+    listeners: [web]
+    match: {path: {prefix: /hang}}
+    plugins: {mirror: {cluster: hanging, max_inflight: 3, timeout: 20}}
+    proxy: {cluster: blue}
+metrics: {address: "127.0.0.1:{metrics}"}
+"""
+
+
+def timed_gets(gw, path: str, n: int) -> list[float]:
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    took = []
+    try:
+        for i in range(n):
+            start = time.perf_counter()
+            conn.request("GET", f"{path}?ms=500&i={i}")
+            resp = conn.getresponse()
+            assert resp.status == 200 and resp.read() == BLUE
+            took.append(time.perf_counter() - start)
+    finally:
+        conn.close()
+    return took
+
+
+def records(path, n: int, timeout: float = 10.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= n or time.monotonic() > deadline:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def mirror_gateway(gateway_run, lab, tmp_path):
+    (tmp_path / "mirror_recorder.py").write_text(RECORDER)
+    ports = {k: free_port() for k in ("shadow", "dead", "metrics")}
+    record = tmp_path / "copies.jsonl"
+    gw = gateway_run(MIRROR, record=record, blackhole="%s:%d" % lab.address("blackhole"), **ports)
+    return gw, record, ports["metrics"]
+
+
+def copies(metrics: int, route: str) -> dict:
+    got = scrape(metrics)
+    return {result: got.get(("propylon_gateway_mirror_copies_total", (("result", result), ("route", route))), 0)
+            for result in ("answered", "failed", "dropped", "too_large")}
+
+
+def test_mirror_gets_a_copy_while_the_client_stays_fast(mirror_gateway):
+    gw, record, metrics = mirror_gateway
+    plain = timed_gets(gw, "/plain", 40)
+    mirrored = timed_gets(gw, "/m", 40)
+    p50 = statistics.median
+    print(f"client latency, 40 GETs each: plain p50 {p50(plain) * 1000:.1f} ms max {max(plain) * 1000:.1f} ms; "
+          f"mirrored (copies answered after 500 ms) p50 {p50(mirrored) * 1000:.1f} ms "
+          f"max {max(mirrored) * 1000:.1f} ms")
+    assert max(mirrored) < 0.25, mirrored
+    assert p50(mirrored) < p50(plain) * 2 + 0.02
+    got = records(record, 40)
+    assert sorted(r["uri"] for r in got) == sorted(f"/m?ms=500&i={i}" for i in range(40))
+    # Bodies are copied as sent upstream, with the headers; one over max_body is not.
+    assert gw.request("POST", "/m/post?ms=100", {"X-Test": "small"}, b"x" * 1000)[0] == 200
+    assert gw.request("POST", "/m/post?ms=100", {"X-Test": "big"}, b"y" * 5000)[0] == 200
+    assert gw.request("POST", "/m/post?ms=100", {"X-Test": "chunked", "Transfer-Encoding": "chunked"},
+                      iter([b"ab", b"cd"]))[0] == 200
+    got = {r["test"]: r for r in records(record, 42)[40:]}
+    assert set(got) == {"small", "chunked"}, got
+    assert (got["small"]["method"], got["small"]["body"]) == ("POST", "x" * 1000)
+    assert got["chunked"]["body"] == "abcd"
+    time.sleep(0.6)
+    assert copies(metrics, "mirrored") == {"answered": 42, "failed": 0, "dropped": 0, "too_large": 1}
+
+
+def test_a_dead_or_hanging_mirror_changes_nothing_for_the_client(mirror_gateway):
+    gw, _, metrics = mirror_gateway
+    plain = timed_gets(gw, "/plain", 20)
+    dead = timed_gets(gw, "/dead", 20)
+    hanging = timed_gets(gw, "/hang", 20)
+    assert max(dead) < 0.25 and max(hanging) < 0.25, (dead, hanging)
+    assert statistics.median(hanging) < statistics.median(plain) * 2 + 0.02
+    assert copies(metrics, "to-dead") == {"answered": 0, "failed": 20, "dropped": 0, "too_large": 0}
+    # Three copies hang in the blackhole's accept queue; the others are dropped at once.
+    assert copies(metrics, "to-hanging") == {"answered": 0, "failed": 0, "dropped": 17, "too_large": 0}
+    log = gw.log()
+    assert log.count("mirror to cluster dead: copy not delivered") == 1, log
+    assert "Traceback" not in log

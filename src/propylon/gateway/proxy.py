@@ -131,6 +131,8 @@ class GatewayProxy(ProxyHttp):
     async def request_body_filter(self, session, body, end_of_stream, ctx: RequestCtx):
         if body and ctx.body_limit is not None:
             ctx.body_limit.add(len(body))
+        for hook in ctx.route.request_body_hooks:
+            await hook(session, body, end_of_stream, ctx)
         return None
 
     async def response_filter(self, session, upstream_response, ctx: RequestCtx) -> None:

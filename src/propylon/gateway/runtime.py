@@ -80,6 +80,7 @@ class RouteRuntime:
     response_rules: Optional[CompiledHeaderRules]
     request_hooks: tuple
     upstream_request_hooks: tuple
+    request_body_hooks: tuple
     response_hooks: tuple
     logging_hooks: tuple
     #: the ``cache`` plugin's RouteCache, or None (the proxy's cache hooks use it)
@@ -164,7 +165,7 @@ def _route_runtime(compiled: CompiledRoute, chain: list) -> RouteRuntime:
         rw.regex.replacement if rw and rw.regex else "",
         req_rules or None, resp_rules or None,
         _hooks(chain, "request_filter"), _hooks(chain, "upstream_request_filter"),
-        _hooks(chain, "response_filter"), _hooks(chain, "logging"),
+        _hooks(chain, "request_body_filter"), _hooks(chain, "response_filter"), _hooks(chain, "logging"),
         next((p for p in chain if isinstance(p, RouteCache)), None))
 
 

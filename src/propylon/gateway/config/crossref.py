@@ -34,7 +34,7 @@ def _route_checks(i: int, route: "Route", conf: "GatewayConfig", listener_names:
     if route.proxy is not None and route.proxy.cluster not in conf.clusters:
         yield ConfigProblem(f"{at}.proxy.cluster", f"unknown cluster '{route.proxy.cluster}'"
                                                    f"{_suggest(route.proxy.cluster, conf.clusters)}")
-    for key in ("traffic_split",):
+    for key in ("traffic_split", "mirror"):
         plugin = getattr(route.plugins, key)
         if plugin is None:
             continue

@@ -63,7 +63,6 @@ PATTERN_HINTS = {
 #: Keys that are part of the configuration's shape but not served yet: a file that
 #: uses them is refused with this reason rather than having them ignored.
 NOT_AVAILABLE = {
-    "mirror": "not available yet",
     "circuit_breaker": "not available yet",
     "pool_size": "not available yet per cluster; set server.upstream_keepalive_pool_size",
     "redis": "not available yet: rate limits are local to each worker process",
@@ -421,6 +420,19 @@ class CompressionPlugin(Model):
         return self
 
 
+class MirrorPlugin(Model):
+    """A copy of each request (method, path and headers as sent upstream, and a body of
+    at most ``max_body`` bytes) goes to ``cluster`` in the background; its answer is
+    ignored. At most ``max_inflight`` copies are in progress per worker: more are
+    dropped, as are requests with larger bodies (both counted). A copy gets ``timeout``
+    seconds in all."""
+
+    cluster: str
+    max_body: int = Field(default=65536, ge=0)
+    max_inflight: int = Field(default=64, ge=1)
+    timeout: Seconds = 5.0
+
+
 class PythonPlugin(Model):
     """A ``Plugin`` subclass named ``module:Class``, built with ``options``."""
 
@@ -430,8 +442,8 @@ class PythonPlugin(Model):
 
 class Plugins(Model):
     """Per-route plugins. They run in this fixed order: request_id, ip, cors, basic_auth,
-    bearer_auth, api_key, jwt, rate_limit, inflight, body_size, traffic_split, then
-    ``python`` in the order listed; ``cache`` answers after all of them (a hit is never
+    bearer_auth, api_key, jwt, rate_limit, inflight, body_size, traffic_split, mirror,
+    then ``python`` in the order listed; ``cache`` answers after all of them (a hit is never
     served to a request they refuse)."""
 
     request_id: Optional[RequestIdPlugin] = None
@@ -448,7 +460,7 @@ class Plugins(Model):
     cache: Optional[CachePlugin] = None
     compression: Optional[CompressionPlugin] = None
     traffic_split: Optional[TrafficSplitPlugin] = None
-    mirror: Optional[dict[str, Any]] = None
+    mirror: Optional[MirrorPlugin] = None
     circuit_breaker: Optional[dict[str, Any]] = None
 
 

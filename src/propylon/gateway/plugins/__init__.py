@@ -64,6 +64,7 @@ def build_chain(index: int, route: Route, route_name: str, base_dir: Optional[st
         ("inflight", lambda c: builtin.InflightLimit(c, route_name)),
         ("body_size", lambda c: builtin.BodySize(c)),
         ("traffic_split", lambda c: traffic.TrafficSplit(c)),
+        ("mirror", lambda c: traffic.Mirror(c, route_name)),
     )
     for key, make in makers:
         conf = getattr(p, key)

@@ -28,7 +28,7 @@ from typing import Any, Optional
 __all__ = ["Plugin", "HOOKS", "defined_hooks"]
 
 #: The hooks a plugin may define, in the order a request meets them.
-HOOKS = ("request_filter", "upstream_request_filter", "response_filter", "logging")
+HOOKS = ("request_filter", "upstream_request_filter", "request_body_filter", "response_filter", "logging")
 
 
 class Plugin:
@@ -43,6 +43,12 @@ class Plugin:
 
     async def upstream_request_filter(self, session: Any, upstream_request: Any, ctx: Any) -> None:
         """Change the request head sent upstream. Default: nothing."""
+
+    async def request_body_filter(self, session: Any, body: Optional[bytes], end_of_stream: bool,
+                                  ctx: Any) -> None:
+        """See each piece of the request body as it goes upstream (``None`` and
+        ``end_of_stream`` True for a request without one). It cannot change it.
+        Default: nothing."""
 
     async def response_filter(self, session: Any, upstream_response: Any, ctx: Any) -> None:
         """Change the response head before it goes to the client. Default: nothing."""
