@@ -1,4 +1,4 @@
-"""Traffic plugins through a running gateway on the lab: canary splits, mirrors."""
+"""Traffic plugins through a running gateway on the lab: canary splits, mirrors, circuit breakers."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import http.client
 import json
 import statistics
 import time
+import urllib.parse
+import urllib.request
 from collections import Counter
 
 import pytest
@@ -214,3 +216,72 @@ def test_a_dead_or_hanging_mirror_changes_nothing_for_the_client(mirror_gateway)
     log = gw.log()
     assert log.count("mirror to cluster dead: copy not delivered") == 1, log
     assert "Traceback" not in log
+
+
+# --- circuit breaker ---------------------------------------------------------------------
+
+BREAKER = """
+listeners: [{name: web, address: "127.0.0.1:{port}"}]
+clusters:
+  blue: {backends: [{address: "{blue}"}]}
+  dead:
+    backends: [{address: "127.0.0.1:{dead}"}]
+    retries: 0
+    circuit_breaker: {failures: 3, window: 10, cooldown: 1}
+routes:
+  - name: flaky
+    match: {path: {prefix: /status/}}
+    plugins: {circuit_breaker: {failures: 3, window: 10, cooldown: 1}}
+    proxy: {cluster: blue}
+  - name: ratio
+    match: {path: {prefix: /ratio}}
+    rewrite: {regex: {pattern: "^/ratio", replacement: /status}}
+    plugins: {circuit_breaker: {failures: 100, failure_ratio: 0.5, min_requests: 6, cooldown: 30}}
+    proxy: {cluster: blue}
+  - name: down
+    match: {path: {prefix: /down}}
+    proxy: {cluster: dead}
+"""
+
+
+def lab_hits(lab, target: str) -> int:
+    host, port = lab.address("blue")
+    with urllib.request.urlopen(f"http://{host}:{port}/__lab/hits?target={urllib.parse.quote(target)}",
+                                timeout=5) as r:
+        return json.loads(r.read())["hits"]
+
+
+def test_route_breaker_opens_answers_503_probes_and_closes(gateway_run, lab):
+    gw = gateway_run(BREAKER, dead=free_port())
+    target = f"/status/500?t={time.time()}"
+    assert [gw.request(path=target)[0] for _ in range(3)] == [500, 500, 500]
+    start = time.perf_counter()
+    status, _, body = gw.request(path=target)
+    assert status == 503 and time.perf_counter() - start < 0.2
+    assert gw.request(path="/status/200")[0] == 503  # the whole route, while open
+    assert lab_hits(lab, target) == 3  # nothing went upstream
+    gw.wait_log("circuit breaker of route flaky is open (3 failures within 10s); answering 503 for 1s")
+    gw.wait_log("Fail to proxy: ")
+    time.sleep(1.1)
+    assert gw.request(path=target)[0] == 500  # the probe goes through, fails: open again
+    assert gw.request(path="/status/200")[0] == 503
+    gw.wait_log("circuit breaker of route flaky is open (the probe request failed)")
+    time.sleep(1.1)
+    assert gw.request(path="/status/200")[0] == 200  # a probe that succeeds closes it
+    assert [gw.request(path="/status/200")[0] for _ in range(5)] == [200] * 5
+    gw.wait_log("circuit breaker of route flaky closed: the probe request succeeded")
+    assert "Traceback" not in gw.log()
+
+
+def test_breaker_on_a_failure_ratio(gateway_run):
+    gw = gateway_run(BREAKER, dead=free_port())
+    assert [gw.request(path=p)[0] for p in ["/ratio/200", "/ratio/500"] * 3] == [200, 500] * 3
+    assert gw.request(path="/ratio/200")[0] == 503
+    gw.wait_log("circuit breaker of route ratio is open (3 of 6 requests failed within 10s)")
+
+
+def test_cluster_breaker_opens_on_refused_connections(gateway_run):
+    gw = gateway_run(BREAKER, dead=free_port())
+    assert [gw.request(path="/down")[0] for _ in range(3)] == [502, 502, 502]
+    assert [gw.request(path="/down")[0] for _ in range(3)] == [503, 503, 503]
+    gw.wait_log("circuit breaker of cluster dead is open (3 failures within 10s)")

@@ -23,6 +23,7 @@ from ..lb import (Backend, Backends, Consistent, DnsDiscovery, FileDiscovery, Ht
 from ..upstreams.peer import CertKey, HttpPeer, PeerOptions
 from .config.load import ConfigProblem
 from .config.models import Cluster
+from .breaker import CircuitBreaker
 
 __all__ = ["ClusterRuntime", "PreparedCluster", "prepare_cluster", "assemble_cluster", "request_key"]
 
@@ -136,6 +137,9 @@ class ClusterRuntime:
         self._rotation = 0
         self._failures: dict[int, int] = {}       # passive health: consecutive failures
         self.outlier = conf.outlier
+        #: Shared by every route sending here (kept across reloads while the cluster is unchanged).
+        self.breaker = (CircuitBreaker(conf.circuit_breaker, f"cluster {self.name}")
+                        if conf.circuit_breaker is not None else None)
         tls = conf.tls
         t = conf.timeouts
         self._options = PeerOptions(connection_timeout=t.connect, read_timeout=t.read, write_timeout=t.write,

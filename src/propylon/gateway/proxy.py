@@ -16,6 +16,7 @@ from ..proxy import ProxyHttp
 from ..proxy.proxy_trait import FailToProxy, default_error_status
 from ..upstreams.peer import HttpPeer
 from .plugins.respond import respond
+from .breaker import circuit_open
 from .router import normalize_host
 from .runtime import PROXY, REDIRECT, Gateway, RequestCtx, Snapshot
 
@@ -99,6 +100,10 @@ class GatewayProxy(ProxyHttp):
 
     async def upstream_peer(self, session, ctx: RequestCtx) -> HttpPeer:
         cluster = ctx.cluster
+        if cluster.breaker is not None:
+            why = cluster.breaker.refusal()
+            if why is not None:
+                raise circuit_open(why)
         backend = cluster.select(session, ctx.tried)
         if backend is None:
             raise Error.explain(ErrorType.http_status(503), f"no ready backend in cluster {cluster.name}")
@@ -112,6 +117,8 @@ class GatewayProxy(ProxyHttp):
         cluster, backend = ctx.cluster, ctx.backend
         cluster.release(backend)
         cluster.report(backend, False)
+        if cluster.breaker is not None:
+            cluster.breaker.record(False)
         ctx.backend = None
         if len(ctx.tried) <= cluster.retries:
             e.set_retry(True)
@@ -137,8 +144,12 @@ class GatewayProxy(ProxyHttp):
 
     async def response_filter(self, session, upstream_response, ctx: RequestCtx) -> None:
         route = ctx.route
-        if ctx.backend is not None:
-            ctx.cluster.report(ctx.backend, upstream_response.status not in _FAILED_STATUS)
+        backend = ctx.backend
+        if backend is not None:
+            cluster, status = ctx.cluster, upstream_response.status
+            cluster.report(backend, status not in _FAILED_STATUS)
+            if cluster.breaker is not None:
+                cluster.breaker.record(status < 500)
         for hook in route.response_hooks:
             await hook(session, upstream_response, ctx)
         if route.response_rules is not None:
@@ -147,6 +158,8 @@ class GatewayProxy(ProxyHttp):
     async def fail_to_proxy(self, session, e: Error, ctx: RequestCtx) -> FailToProxy:
         if e.esource is ErrorSource.UPSTREAM and ctx.backend is not None:
             ctx.cluster.report(ctx.backend, False)
+            if ctx.cluster.breaker is not None:
+                ctx.cluster.breaker.record(False)
         code = 504 if e.etype in _TIMEOUTS and e.esource is ErrorSource.UPSTREAM else default_error_status(e)
         if code > 0:
             # Like the default: the client connection stays when that is safe.

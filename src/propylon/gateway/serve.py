@@ -122,7 +122,8 @@ def _action(snapshot: Snapshot, route: Any) -> str:
     else:
         text = f"respond {conf.respond.status}"
     plugins = [k for k in ("request_id", "ip", "cors", "basic_auth", "bearer_auth", "api_key", "jwt",
-                           "rate_limit", "inflight", "body_size", "traffic_split", "mirror", "compression",
+                           "rate_limit", "inflight", "body_size", "traffic_split", "mirror", "circuit_breaker",
+                           "compression",
                            "cache") if getattr(conf.plugins, k) is not None]
     plugins += [p.plugin for p in conf.plugins.python]
     if plugins:

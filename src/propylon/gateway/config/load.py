@@ -251,9 +251,6 @@ def _not_available(conf: GatewayConfig) -> Iterable[ConfigProblem]:
             yield ConfigProblem(f"clusters.{name}.pool_size", NOT_AVAILABLE["pool_size"])
     for i, route in enumerate(conf.routes):
         plugins = route.plugins
-        for key in ("circuit_breaker",):
-            if getattr(plugins, key) is not None:
-                yield ConfigProblem(f"routes[{i}].plugins.{key}", NOT_AVAILABLE[key])
         if plugins.rate_limit is not None and plugins.rate_limit.redis is not None:
             yield ConfigProblem(f"routes[{i}].plugins.rate_limit.redis", NOT_AVAILABLE["redis"])
 

@@ -63,7 +63,6 @@ PATTERN_HINTS = {
 #: Keys that are part of the configuration's shape but not served yet: a file that
 #: uses them is refused with this reason rather than having them ignored.
 NOT_AVAILABLE = {
-    "circuit_breaker": "not available yet",
     "pool_size": "not available yet per cluster; set server.upstream_keepalive_pool_size",
     "redis": "not available yet: rate limits are local to each worker process",
 }
@@ -433,6 +432,21 @@ class MirrorPlugin(Model):
     timeout: Seconds = 5.0
 
 
+class CircuitBreakerConf(Model):
+    """Stop sending requests while they keep failing (a 5xx answer, a failed connection
+    or a timeout). It opens when ``failures`` failed within the last ``window`` seconds,
+    or, with ``failure_ratio``, when at least ``min_requests`` were made in the window
+    and that share of them failed; while open every request is answered 503 at once.
+    After ``cooldown`` seconds one probe request goes through (half-open): a success
+    closes the breaker, a failure opens it again. State is per worker process."""
+
+    failures: int = Field(default=5, ge=1)
+    window: Seconds = 10.0
+    failure_ratio: Optional[float] = Field(default=None, gt=0, le=1)
+    min_requests: int = Field(default=10, ge=1)
+    cooldown: Seconds = 5.0
+
+
 class PythonPlugin(Model):
     """A ``Plugin`` subclass named ``module:Class``, built with ``options``."""
 
@@ -443,7 +457,7 @@ class PythonPlugin(Model):
 class Plugins(Model):
     """Per-route plugins. They run in this fixed order: request_id, ip, cors, basic_auth,
     bearer_auth, api_key, jwt, rate_limit, inflight, body_size, traffic_split, mirror,
-    then ``python`` in the order listed; ``cache`` answers after all of them (a hit is never
+    circuit_breaker, then ``python`` in the order listed; ``cache`` answers after all of them (a hit is never
     served to a request they refuse)."""
 
     request_id: Optional[RequestIdPlugin] = None
@@ -461,7 +475,7 @@ class Plugins(Model):
     compression: Optional[CompressionPlugin] = None
     traffic_split: Optional[TrafficSplitPlugin] = None
     mirror: Optional[MirrorPlugin] = None
-    circuit_breaker: Optional[dict[str, Any]] = None
+    circuit_breaker: Optional[CircuitBreakerConf] = None
 
 
 class Route(Model):
@@ -572,6 +586,7 @@ class Cluster(Model):
     tls: Optional[UpstreamTls] = None
     timeouts: ClusterTimeouts = ClusterTimeouts()
     retries: int = Field(default=2, ge=0)
+    circuit_breaker: Optional[CircuitBreakerConf] = None
     pool_size: Optional[int] = None
 
     @model_validator(mode="after")

@@ -65,6 +65,7 @@ def build_chain(index: int, route: Route, route_name: str, base_dir: Optional[st
         ("body_size", lambda c: builtin.BodySize(c)),
         ("traffic_split", lambda c: traffic.TrafficSplit(c)),
         ("mirror", lambda c: traffic.Mirror(c, route_name)),
+        ("circuit_breaker", lambda c: traffic.CircuitBreakerPlugin(c, route_name)),
     )
     for key, make in makers:
         conf = getattr(p, key)

@@ -3,7 +3,9 @@
 ``TrafficSplit`` sends a share of a route's requests to another cluster. It only
 chooses the cluster (``ctx.cluster``); selection, health and retries are that
 cluster's own. ``Mirror`` sends a copy of each request to a second cluster in the
-background and ignores the answer.
+background and ignores the answer. ``CircuitBreaker`` stops sending requests to what
+keeps failing (:mod:`propylon.gateway.breaker`); a route has one through
+``CircuitBreakerPlugin``, a cluster its own (see ``GatewayProxy.upstream_peer``).
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from typing import Any, Optional
 from prometheus_client import Counter
 
 from ...connectors.http import HttpConnector
-from ...errors import Error
+from ...errors import Error, ErrorSource
 from ...repeats import RepeatedErrors
+from ..breaker import CircuitBreaker, circuit_open
 from ..clusters import request_key
 from ..config import models as m
 from .base import Plugin
 
-__all__ = ["TrafficSplit", "Mirror", "split_bucket", "MIRROR_COPIES"]
+__all__ = ["TrafficSplit", "Mirror", "CircuitBreakerPlugin", "split_bucket", "MIRROR_COPIES"]
 
 log = logging.getLogger("propylon.gateway")
 
@@ -180,3 +183,27 @@ class Mirror(Plugin):
         if not self._repeats.repeated(line):
             log.warning("%s", line)
             self._repeats.logged(line, log, logging.WARNING, line)
+
+
+class CircuitBreakerPlugin(Plugin):
+    """A route's own breaker: its requests' answers (a 5xx or an upstream failure) count."""
+
+    def __init__(self, conf: m.CircuitBreakerConf, route_name: str) -> None:
+        super().__init__()
+        self.breaker = CircuitBreaker(conf, f"route {route_name}")
+
+    async def request_filter(self, session, ctx) -> bool:
+        why = self.breaker.refusal()
+        if why is not None:
+            raise circuit_open(why)
+        ctx.vars["circuit_breaker"] = True
+        return False
+
+    async def logging(self, session, error, ctx) -> None:
+        if "circuit_breaker" not in ctx.vars:
+            return  # refused by the breaker or by an earlier plugin: nothing went upstream
+        resp = session.response_written()
+        status = resp.status if resp is not None else 0
+        if error is not None and error.esource is not ErrorSource.UPSTREAM and status < 500:
+            return  # the client went away: says nothing of the upstream
+        self.breaker.record(error is None and status < 500)
