@@ -68,33 +68,48 @@ def h2_fields(headers: HeaderMap, keep_te_trailers: bool = False,
     return out
 
 
-def header_map(fields: list, skip_pseudo: bool = True) -> HeaderMap:
-    """Received HTTP/2 fields as a ``HeaderMap`` (pseudo-headers left out).
+def split_fields(fields: list, pseudo: Optional[dict] = None) -> tuple[int, list]:
+    """One pass over received HTTP/2 fields: their size as SETTINGS_MAX_HEADER_LIST_SIZE
+    counts it, and the regular fields as ``HeaderMap`` triples.
 
-    Several ``cookie`` fields are joined into one with ``; `` (RFC 9113 8.2.3), as an
-    HTTP/1 peer expects.
+    Pseudo-headers are left out of the triples; those before the first regular field
+    go into ``pseudo`` when it is given. Several ``cookie`` fields are joined into one
+    with ``; `` (RFC 9113 8.2.3), as an HTTP/1 peer expects.
     """
+    size = 0
     items = []
-    cookies: list[bytes] = []
+    cookies = None
     cookie_at = -1
+    regular = False
     for name, value in fields:
-        if name[:1] == b":" and skip_pseudo:
+        size += len(name) + len(value) + 32
+        if name[:1] == b":":
+            if pseudo is not None and not regular:
+                pseudo[name] = value
             continue
+        regular = True
         if name == b"cookie":
-            if cookie_at < 0:
+            if cookies is None:
                 cookie_at = len(items)
                 items.append((b"cookie", b"cookie", value))
-            cookies.append(value)
+                cookies = [value]
+            else:
+                cookies.append(value)
             continue
         items.append((name, name, value))
-    if len(cookies) > 1:
+    if cookies is not None and len(cookies) > 1:
         items[cookie_at] = (b"cookie", b"cookie", b"; ".join(cookies))
-    return HeaderMap(items)
+    return size, items
+
+
+def header_map(fields: list) -> HeaderMap:
+    """Received HTTP/2 fields as a ``HeaderMap`` (see ``split_fields``)."""
+    return HeaderMap(split_fields(fields)[1])
 
 
 def fields_size(fields: list) -> int:
     """The size of a header list as SETTINGS_MAX_HEADER_LIST_SIZE counts it."""
-    return sum(len(n) + len(v) + 32 for n, v in fields)
+    return split_fields(fields)[0]
 
 
 class H2ConnBase:

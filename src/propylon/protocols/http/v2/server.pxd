@@ -11,13 +11,12 @@ cdef class H2ServerStream(H2StreamBase):
     cdef public object write_timeout, min_send_rate
     cdef public bint close_on_early_response, _continue_sent, _no_body
     cdef public Py_ssize_t requests_before
-    cdef public object body_bytes_read, body_bytes_sent
+    cdef public object body_bytes_read, body_bytes_sent, _task
 
 
 cdef class H2ServerConnection(H2ConnBase):
     cdef public object _handler, _shutdown, _opts, _tracker, _guard, _frames
     cdef public dict _streams
-    cdef public set _tasks
     cdef public object _backlog, _backlog_handle, _timer
     cdef public bint _goaway_sent, _calmed
     cdef public object _last_stream

@@ -57,13 +57,18 @@ from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader, ResponseHeader
 from .codec import (DATA, END, ENHANCE_YOUR_CALM, GOAWAY, HEADERS, INTERNAL_ERROR, NO_ERROR, REFUSED,
                     REFUSED_STREAM, RESET, SETTINGS, TRAILERS, WINDOW, Codec, CodecError, reset_code_name)
-from .common import H2ConnBase, H2StreamBase, fields_size, h2_fields, header_map
+from .common import H2ConnBase, H2StreamBase, h2_fields, header_map, split_fields
 from .guard import FrameGuard, ResetGuard
 from .options import HEAD_SLACK, H2Options
 
 log = logging.getLogger("propylon.http.v2")
 
 __all__ = ["H2Options", "H2ServerConnection", "H2ServerStream"]
+
+# :status values of the usual responses, made once.
+_STATUS = {code: b"%d" % code for code in (200, 201, 204, 206, 301, 302, 304, 307, 308, 400, 401,
+                                           403, 404, 405, 429, 500, 502, 503, 504)}
+
 
 def _options(options: Any) -> H2Options:
     """H2Options as given, or derived from the HTTP/1 options the app holds."""
@@ -101,6 +106,7 @@ class H2ServerStream(H2StreamBase):
         self.write_timeout: Optional[float] = None
         self.min_send_rate: Optional[int] = None
         self.close_on_early_response = True
+        self._task: Optional[asyncio.Task] = None  # the one serving it (see _on_request)
 
     # --- the connection, as the engine sees it ----------------------------------------
     @property
@@ -174,7 +180,11 @@ class H2ServerStream(H2StreamBase):
         status = resp.status
         if self.is_head or status in (204, 304):
             self._no_body = True
-        fields = [(b":status", b"%d" % status)] + h2_fields(resp.headers)
+        code = _STATUS.get(status)
+        if code is None:
+            code = b"%d" % status
+        fields = [(b":status", code)]
+        fields += h2_fields(resp.headers)
         self._send_head(fields, end_of_stream)
         if end_of_stream:
             self._end_asked = self._end_sent = True
@@ -247,7 +257,6 @@ class H2ServerConnection(H2ConnBase):
         self._tracker = tracker
         self._codec: Codec = None  # type: ignore[assignment]  # made with the connection
         self._streams: dict[int, H2ServerStream] = {}
-        self._tasks: set[asyncio.Task] = set()
         self._guard = ResetGuard(opts.rapid_reset_max, opts.rapid_reset_window,
                                  opts.rapid_reset_min_streams, opts.rapid_reset_ratio)
         self._frames = FrameGuard(opts)
@@ -463,21 +472,21 @@ class H2ServerConnection(H2ConnBase):
                 return
             self._codec.reset_stream(sid, REFUSED_STREAM)
             return
-        if fields is None or fields_size(fields) > self._opts.max_header_list_size:
+        if fields is None:
+            size, items, pseudo = 0, None, None
+        else:
+            pseudo = {}
+            size, items = split_fields(fields, pseudo)
+        if items is None or size > self._opts.max_header_list_size:
             log.info("refusing request from %s: header list too large (431)", self._peer())
             self._answer_directly(sid, 431, ended)
             return
-        pseudo = {}
-        for name, value in fields:
-            if name[:1] != b":":
-                break
-            pseudo[name] = value
         method = pseudo.get(b":method", b"")
         path = pseudo.get(b":path")
         if method == b"CONNECT" or path is None:
             self._answer_directly(sid, 405 if method == b"CONNECT" else 400, ended)
             return
-        headers = header_map(fields)
+        headers = HeaderMap(items)
         authority = pseudo.get(b":authority")
         if authority is None:
             authority = headers.get_bytes(b"host")
@@ -494,9 +503,9 @@ class H2ServerConnection(H2ConnBase):
                 st.expect_continue = True
         self._streams[sid] = st
         self.requests_served += 1
-        task = self.loop.create_task(self._serve(st))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # The stream holds its task (the loop keeps only weak references) for as long
+        # as the connection holds the stream: no done-callback per stream.
+        st._task = self.loop.create_task(self._serve(st))
 
     def _answer_directly(self, sid: int, status: int, ended: bool) -> None:
         self._codec.send_headers(sid, [(b":status", b"%d" % status), (b"content-length", b"0")], True)
@@ -557,6 +566,7 @@ class H2ServerConnection(H2ConnBase):
     def _stream_done(self, st: H2ServerStream) -> None:
         sid = st.stream_id
         self._streams.pop(sid, None)
+        st._task = None  # the task is ending: no cycle through the stream
         if not self._closed and not st._reset:
             if not st.finished:
                 # No complete response will come: tell the client so.
