@@ -58,7 +58,7 @@ def test_capstone_walk_through(gateway_run, tmp_path):
     assert total(samples, "propylon_requests_total", service="everything-else") >= 400
     assert total(samples, "propylon_requests_total", service="public-api", status_class="4xx") >= 20
     logged = wait_until(lambda: (lambda lines: lines if len(lines) >= 553 else None)(
-        (tmp_path / "access.log").read_text().splitlines()), 5, "the access log lines")
+        (tmp_path / "access.log").read_text().splitlines()), 10, "the access log lines")
     by_route = Counter(json.loads(line)["service"] for line in logged)
     assert by_route["public-api"] == 150 and by_route["everything-else"] >= 400, by_route
 
@@ -66,7 +66,7 @@ def test_capstone_walk_through(gateway_run, tmp_path):
     assert [gw.request(path="/static/a")[1]["x-cache-status"] for _ in range(3)] == ["MISS", "HIT", "HIT"]
     time.sleep(5.3)
     assert gw.request(path="/static/a")[1]["x-cache-status"] == "STALE"  # answered at once; refreshed behind
-    assert wait_until(lambda: gw.request(path="/static/a")[1]["x-cache-status"] == "HIT", 2, "the refreshed entry")
+    assert wait_until(lambda: gw.request(path="/static/a")[1]["x-cache-status"] == "HIT", 5, "the refreshed entry")
     assert api(admin, "POST", "/api/cache/purge", json.dumps({"prefix": "/static/"}), "application/json")[1][
         "purged"] == 1
     assert gw.request(path="/static/a")[1]["x-cache-status"] == "MISS"
