@@ -77,9 +77,9 @@ def test_exactly_one_action_and_redirect_placeholders():
 
 
 def test_features_not_available_yet_are_refused_not_ignored():
-    data = with_route(proxy={"cluster": "app"}, plugins={"rate_limit": {"requests": 5, "redis": "redis://127.0.0.1"}})
+    data = {**BASE, "clusters": {"app": {**BASE["clusters"]["app"], "pool_size": 8}}}
     got = problems(data)
-    assert got[0].startswith("routes[1].plugins.rate_limit.redis: not available yet")
+    assert got[0].startswith("clusters.app.pool_size: not available yet")
 
 
 def test_access_log_section_is_typed():

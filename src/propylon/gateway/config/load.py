@@ -249,10 +249,6 @@ def _not_available(conf: GatewayConfig) -> Iterable[ConfigProblem]:
     for name, cluster in conf.clusters.items():
         if cluster.pool_size is not None:
             yield ConfigProblem(f"clusters.{name}.pool_size", NOT_AVAILABLE["pool_size"])
-    for i, route in enumerate(conf.routes):
-        plugins = route.plugins
-        if plugins.rate_limit is not None and plugins.rate_limit.redis is not None:
-            yield ConfigProblem(f"routes[{i}].plugins.rate_limit.redis", NOT_AVAILABLE["redis"])
 
 
 def server_conf(conf: GatewayConfig, source: Optional[str] = None):

@@ -64,7 +64,6 @@ PATTERN_HINTS = {
 #: uses them is refused with this reason rather than having them ignored.
 NOT_AVAILABLE = {
     "pool_size": "not available yet per cluster; set server.upstream_keepalive_pool_size",
-    "redis": "not available yet: rate limits are local to each worker process",
 }
 
 
@@ -302,12 +301,17 @@ class LimitKey(Model):
 
 
 class RateLimitPlugin(Model):
-    """At most ``requests`` per ``window`` seconds per key; more get 429."""
+    """At most ``requests`` per ``window`` seconds per key; more get 429.
+
+    Counted per worker process, or, with ``redis`` (a ``redis://`` URL), once for all
+    the workers and instances using that Redis (fixed windows on Redis's clock). While
+    Redis cannot answer, ``on_redis_error`` decides: ``open`` admits, ``closed`` answers 429."""
 
     requests: int = Field(ge=1)
     window: Seconds = 1.0
     per: LimitKey = LimitKey(route=True)
-    redis: Optional[str] = None
+    redis: Optional[str] = Field(None, pattern=r"^rediss?://")
+    on_redis_error: Literal["open", "closed"] = "open"
 
 
 class InflightPlugin(Model):

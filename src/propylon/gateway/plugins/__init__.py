@@ -13,7 +13,7 @@ from typing import Iterable, Optional
 
 from ..config.load import ConfigProblem
 from ..config.models import Route
-from . import builtin, traffic
+from . import builtin, shared_limits, traffic
 from .base import HOOKS, Plugin, defined_hooks
 
 __all__ = ["Plugin", "HOOKS", "defined_hooks", "build_chain", "import_plugin"]
@@ -60,7 +60,8 @@ def build_chain(index: int, route: Route, route_name: str, base_dir: Optional[st
         ("bearer_auth", lambda c: builtin.BearerAuthPlugin(c)),
         ("api_key", lambda c: builtin.ApiKeyAuth(c)),
         ("jwt", lambda c: builtin.JwtAuth(c)),
-        ("rate_limit", lambda c: builtin.RateLimit(c, route_name)),
+        ("rate_limit", lambda c: builtin.RateLimit(c, route_name) if c.redis is None
+         else shared_limits.RedisRateLimit(c, route_name)),
         ("inflight", lambda c: builtin.InflightLimit(c, route_name)),
         ("body_size", lambda c: builtin.BodySize(c)),
         ("traffic_split", lambda c: traffic.TrafficSplit(c)),
