@@ -137,3 +137,26 @@ clusters:
 routes: [{rewrite: {regex: {pattern: ".*", replacement: "/status/502"}}, proxy: {cluster: one}}]
 """)
     assert [gw.request()[0] for _ in range(5)] == [502, 502, 502, 503, 503]
+
+
+def test_a_dead_backend_502_keeps_the_client_connection(gateway_run):
+    import http.client
+
+    gw = gateway_run("""
+listeners: [{name: web, address: "127.0.0.1:{port}"}]
+clusters:
+  gone: {backends: [{address: "127.0.0.1:{dead}"}], retries: 0}
+routes: [{proxy: {cluster: gone}}]
+""", dead=free_port())
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    try:
+        conn.request("GET", "/")
+        r = conn.getresponse()
+        assert r.status == 502 and r.read() == b"" and not r.will_close
+        sock = conn.sock
+        conn.request("GET", "/again")
+        r = conn.getresponse()
+        assert r.status == 502 and r.read() == b""
+        assert conn.sock is sock  # the same connection carried both
+    finally:
+        conn.close()
