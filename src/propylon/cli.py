@@ -43,21 +43,13 @@ def _run(argv: list[str]) -> int:
 
         if looks_like_gateway(opt.conf):
             return _run_gateway(opt)
-    from .gateway import demo
-    from .server.server import Server
-
-    server = Server(opt)
-    server.bootstrap()
-    demo.start_lab()
-    demo.build(server)
-    print(demo.BANNER, flush=True)
-    server.run_forever()
+    return _run_demo(opt)
 
 
 def _run_gateway(opt) -> int:
     from .gateway.config import GatewayConfigError, server_conf
     from .gateway.runtime import Gateway
-    from .gateway.serve import add_gateway_services, listener_problems, routing_table
+    from .gateway.serve import listener_problems, routing_table
     from .server.server import Server
 
     try:
@@ -75,10 +67,34 @@ def _run_gateway(opt) -> int:
         return 0
     server = Server(opt, server_conf(gateway.current.conf, opt.conf))
     server.bootstrap()
+    return _serve(server, gateway)
+
+
+def _run_demo(opt) -> int:
+    """The gateway file shipped in the package, with the lab upstreams it needs. A plain
+    server file given with ``-c`` still sets the server's options."""
+    from .gateway import demo
+    from .gateway.config import server_conf
+    from .gateway.runtime import Gateway
+    from .server.server import Server
+
+    # Nothing is written beside the shipped file (no version history, no last good copy).
+    gateway = Gateway.from_file(demo.CONFIG, keep_state=False)
+    server = Server(opt, None if opt.conf else server_conf(gateway.current.conf, demo.CONFIG))
+    server.bootstrap()
+    demo.start_lab()
+    print(demo.BANNER, flush=True)
+    return _serve(server, gateway)
+
+
+def _serve(server, gateway) -> int:
+    from .gateway.serve import add_gateway_services
+
     add_gateway_services(server, gateway)
     # Until the gateway's loop takes SIGHUP over, a reload request must not end the process.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     server.run_forever()
+    return 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ not import) are returned with their config path, like validation errors.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from typing import Iterable, Optional
 
@@ -24,8 +25,9 @@ def import_plugin(spec: str, base_dir: Optional[str], reimport: set) -> type:
     when its name is in ``reimport`` — how a reload picks up edited plugin code.
     The config file's directory is searched too."""
     module_name, _, class_name = spec.partition(":")
-    if base_dir and base_dir not in sys.path:
-        sys.path.append(base_dir)
+    if base_dir and base_dir not in sys.path and module_name not in sys.modules \
+            and importlib.util.find_spec(module_name.partition(".")[0]) is None:
+        sys.path.append(base_dir)  # only for a module found beside the file, not installed ones
     module = sys.modules.get(module_name)
     if module is not None and module_name in reimport:
         reimport.discard(module_name)
