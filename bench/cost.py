@@ -16,6 +16,9 @@ is written. Three figures, each the best of ``--repeat`` runs of process CPU tim
 * ``failure``         – the plain forwarder with its origin down: each request's
   connect is refused (a real loopback connect) and it is answered 502 on the same
   client connection, which stays open as with nginx (Pingora would close it).
+* ``cache hit``       – a caching forwarder (``MemCache``, a cache lock) answering
+  every request from the cache: the first request fills the entry, all the measured
+  ones are hits (the ``propylon-cache`` benchmark's path).
 * ``observed``        – the ``engine`` scenario with built-in metrics and a JSON access
   log (to ``os.devnull``) on: the difference to ``engine`` is what observing costs.
 * ``gateway``         – the gateway's proxy (``propylon run -c``) with one route and
@@ -273,6 +276,29 @@ async def gateway_jwt(requests: int) -> float:
         observer.close()
 
 
+async def cache_hit(requests: int) -> float:
+    from propylon.cache import CacheControl, CacheLock, CacheMetaDefaults, MemCache, resp_cacheable
+
+    storage = MemCache(64 * 1024 * 1024)
+    lock = CacheLock(age_timeout=5.0, stats=storage.stats)
+    defaults = CacheMetaDefaults(lambda status: 3600 if status == 200 else None)
+
+    class CachingForwarder(Forwarder):
+        def request_cache_filter(self, session, ctx):
+            session.cache.enable(storage, lock=lock)
+
+        def response_cache_filter(self, session, resp, ctx):
+            return resp_cacheable(CacheControl.from_headers(resp.headers), resp, False, defaults)
+
+    app = HttpProxyApp(CachingForwarder())
+    app.engine.connector.pool.put(HttpPeer(PEER_ADDR, False, "").reuse_key(),
+                                  _upstream(asyncio.get_running_loop()))
+    took = await _drive(app.protocol_factory(ShutdownWatch()), requests)
+    if storage.stats.hits < requests:
+        raise SystemExit(f"cache hit: only {storage.stats.hits} hits for {requests} requests")
+    return took
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20000)
@@ -311,7 +337,7 @@ def _instructions(name: str, requests: int) -> int:
 
 SCENARIOS = {"downstream only": downstream_only, "codecs only": codecs_only, "engine": engine,
              "h2 engine": h2_engine, "failure": failure, "observed": observed, "gateway": gateway,
-             "gateway jwt": gateway_jwt}
+             "gateway jwt": gateway_jwt, "cache hit": cache_hit}
 
 
 if __name__ == "__main__":
