@@ -34,6 +34,7 @@ COMPILED = [
     "propylon/upstreams/peer.py",
     "propylon/proxy/session.py",
     "propylon/proxy/engine.py",
+    "propylon/proxy/cache_stage.py",
 ]
 
 # (module, its .pyx, the header it needs, the libraries it links)

@@ -40,7 +40,7 @@ from .lock import CacheLock, LockStatus, ReadLock, WritePermit
 from .meta import CacheMeta
 from .phase import CachePhase, NoCacheReason
 from .predictor import Predictor
-from .storage import CacheHit, MissHandler, ObjectTooLarge, Storage
+from .storage import LOOKUP_PENDING, CacheHit, MissHandler, ObjectTooLarge, Storage
 
 __all__ = ["HttpCache", "VaryFilter", "merge_304_header", "default_vary_filter"]
 
@@ -142,8 +142,10 @@ class HttpCache:
         (``vary_filter``, default: the request's values of the fields ``Vary`` names)
         and look up again. Returns what was found; call :meth:`cache_found` or
         :meth:`cache_miss` with it."""
-        self._expect("cache_lookup", CachePhase.CACHE_KEY)
-        storage, key = self.storage, self.cache_key()
+        hit = self.cache_lookup_now(req_headers, vary_filter)
+        if hit is not LOOKUP_PENDING:
+            return hit
+        storage, key = self.storage, self._key
         hit = await storage.lookup(key)
         if hit is not None and hit.body is None:
             variance = (vary_filter or default_vary_filter)(hit.meta, req_headers)
@@ -153,6 +155,24 @@ class HttpCache:
             hit = await storage.lookup(key)
             if hit is not None and hit.body is None:
                 return None  # a record where a variant should be: treat as a miss
+        return hit
+
+    def cache_lookup_now(self, req_headers: HeaderMap, vary_filter: Optional[VaryFilter] = None):
+        """:meth:`cache_lookup` without waiting, for storages that can answer from
+        memory: what was found, or :data:`~propylon.cache.storage.LOOKUP_PENDING` when
+        the storage needs I/O (then await :meth:`cache_lookup`)."""
+        self._expect("cache_lookup", CachePhase.CACHE_KEY)
+        storage, key = self.storage, self.cache_key()
+        hit = storage.lookup_now(key)
+        if hit is None or hit is LOOKUP_PENDING or hit.body is not None:
+            return hit
+        variance = (vary_filter or default_vary_filter)(hit.meta, req_headers)
+        if variance is None:
+            return None
+        key.set_variance(variance)
+        hit = storage.lookup_now(key)
+        if hit is not None and hit is not LOOKUP_PENDING and hit.body is None:
+            return None  # a record where a variant should be: treat as a miss
         return hit
 
     def cache_found(self, hit: CacheHit, fresh: Optional[bool] = None) -> None:

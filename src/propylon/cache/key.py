@@ -27,6 +27,12 @@ from typing import Iterable, Optional, Union
 __all__ = ["CacheKey", "VarianceBuilder", "default_cache_key", "variance_from_vary", "vary_names"]
 
 HASH_SIZE = 16
+
+# The primary hashes of recent keys: the same resources are asked for again and again,
+# and each request makes a new key. Emptied when full (a bound, not an LRU: refilling
+# costs one hash per key).
+_PRIMARY_HASHES: dict = {}
+_PRIMARY_HASHES_MAX = 4096
 BytesLike = Union[bytes, str]
 
 
@@ -46,21 +52,35 @@ class CacheKey:
     primary: str
     variance: Optional[bytes] = None
     user_tag: str = ""
-    _primary_bin: Optional[bytes] = field(default=None, init=False, repr=False, compare=False)
+    # (binary, hex) primary hash, from _PRIMARY_HASHES or computed once.
+    _primary: Optional[tuple] = field(default=None, init=False, repr=False, compare=False)
+    # combined() of the variance it was computed for: a hit asks for it more than once.
+    _combined: Optional[tuple] = field(default=None, init=False, repr=False, compare=False)
+
+    def _primary_hashes(self) -> tuple:
+        p = self._primary
+        if p is None:
+            names = (self.namespace, self.primary)
+            p = _PRIMARY_HASHES.get(names)
+            if p is None:
+                h = blake2b(digest_size=HASH_SIZE)
+                h.update(_b(self.namespace))
+                h.update(_b(self.primary))
+                digest = h.digest()
+                p = (digest, digest.hex())
+                if len(_PRIMARY_HASHES) >= _PRIMARY_HASHES_MAX:
+                    _PRIMARY_HASHES.clear()
+                _PRIMARY_HASHES[names] = p
+            self._primary = p
+        return p
 
     def primary_bin(self) -> bytes:
         """BLAKE2b-128(namespace ‖ primary), computed once."""
-        p = self._primary_bin
-        if p is None:
-            h = blake2b(digest_size=HASH_SIZE)
-            h.update(_b(self.namespace))
-            h.update(_b(self.primary))
-            p = self._primary_bin = h.digest()
-        return p
+        return self._primary_hashes()[0]
 
     def primary_hash(self) -> str:
         """The primary hash as 32 lowercase hex characters: every variant shares it."""
-        return self.primary_bin().hex()
+        return self._primary_hashes()[1]
 
     def combined_bin(self) -> bytes:
         p = self.primary_bin()
@@ -70,7 +90,15 @@ class CacheKey:
 
     def combined(self) -> str:
         """The hash one stored entry is addressed by (32 lowercase hex characters)."""
-        return self.combined_bin().hex()
+        variance = self.variance
+        if variance is None:
+            return self._primary_hashes()[1]
+        memo = self._combined
+        if memo is not None and memo[0] is variance:
+            return memo[1]
+        c = self.combined_bin().hex()
+        self._combined = (variance, c)
+        return c
 
     def set_variance(self, variance: Optional[bytes]) -> None:
         """Select one Vary variant (None: the resource itself)."""

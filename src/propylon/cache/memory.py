@@ -53,6 +53,9 @@ class MemCache(Storage):
         return len(self._data)
 
     async def _load(self, key: CacheKey) -> Optional[CacheHit]:
+        return self._load_now(key)
+
+    def _load_now(self, key: CacheKey) -> Optional[CacheHit]:
         c = key.combined()
         entry = self._data.get(c)
         if entry is None:

@@ -46,6 +46,8 @@ class CacheMeta:
     variance: Optional[bytes] = None
     # Set by storage on lookup: the entry's stored body length when known.
     body_len: Optional[int] = field(default=None, compare=False)
+    # What every hit of this entry starts from (see hit_head), made at the first hit.
+    _hit_fields: Optional[tuple] = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def new(cls, fresh_until: float, created: float, swr: int, sie: int, header: ResponseHeader) -> "CacheMeta":
@@ -74,6 +76,23 @@ class CacheMeta:
         return self.fresh_until + max(self.stale_while_revalidate_sec, self.stale_if_error_sec)
 
     # --- what the head says ----------------------------------------------------------
+    def hit_head(self, now: Optional[float] = None) -> ResponseHeader:
+        """A new response head for serving this entry: the stored head with ``Age``
+        set for ``now``. The stored fields less ``Age`` are prepared once per entry,
+        so a hit copies one list instead of editing the head field by field."""
+        prepared = self._hit_fields
+        if prepared is None:
+            fields = [f for f in self.header.headers.fields if f[0] != b"age"]
+            prepared = self._hit_fields = (fields, any(f[0] == b"accept-ranges" for f in fields))
+        fields = prepared[0] + [(b"age", b"Age", b"%d" % self.age(now))]
+        h = self.header
+        return ResponseHeader(h.status, (1, 1), HeaderMap(fields), h.reason)
+
+    def has_accept_ranges(self) -> bool:
+        """Whether the stored head has ``Accept-Ranges`` (known after :meth:`hit_head`)."""
+        prepared = self._hit_fields
+        return prepared is not None and prepared[1]
+
     def tags(self) -> list[bytes]:
         """Purge tags: ``Cache-Tag`` values (comma-separated) and ``Surrogate-Key``
         values (space-separated), deduplicated in order of appearance."""

@@ -49,8 +49,12 @@ from .stats import CacheStats
 
 __all__ = [
     "Storage", "MissHandler", "HitHandler", "CacheHit", "FillAbandoned", "ObjectTooLarge",
-    "StorageError", "BytesHit", "FillHit",
+    "StorageError", "BytesHit", "FillHit", "LOOKUP_PENDING",
 ]
+
+#: What :meth:`Storage.lookup_now` returns when the lookup needs I/O: await
+#: :meth:`Storage.lookup` instead.
+LOOKUP_PENDING = object()
 
 
 class StorageError(Exception):
@@ -78,6 +82,11 @@ class HitHandler(ABC):
     def can_seek(self) -> bool:
         """True when :meth:`seek` works (complete bodies of known length)."""
         return False
+
+    def read_now(self) -> Optional[bytes]:
+        """The rest of the body in one piece when it is in memory and small (one
+        ``read_body`` chunk), without awaiting; None otherwise (use :meth:`read_body`)."""
+        return None
 
     def seek(self, start: int, end: Optional[int] = None) -> None:
         """Restrict reading to bytes ``start`` .. ``end`` (inclusive, as in a Range)."""
@@ -126,6 +135,15 @@ class BytesHit(HitHandler):
         nxt = min(pos + self._chunk, self._end)
         self._pos = nxt
         return bytes(self._view[pos:nxt])
+
+    def read_now(self) -> Optional[bytes]:
+        pos, end = self._pos, self._end
+        if end - pos > self._chunk:
+            return None
+        self._pos = end
+        if pos == 0 and end == len(self._view):
+            return self._view.obj  # the whole body as stored: no copy
+        return bytes(self._view[pos:end])
 
     def can_seek(self) -> bool:
         return True
@@ -283,12 +301,20 @@ class Storage(ABC):
     # --- the interface ---------------------------------------------------------------
     async def lookup(self, key: CacheKey) -> Optional[CacheHit]:
         """The entry for ``key`` (a fill in progress first), or None."""
+        hit = self.lookup_now(key)
+        if hit is LOOKUP_PENDING:
+            return await self._load(key)
+        return hit
+
+    def lookup_now(self, key: CacheKey):
+        """:meth:`lookup` without waiting: the entry, None, or :data:`LOOKUP_PENDING`
+        when finding out needs I/O. A hit from memory costs no coroutine."""
         fill = self._fills.get(key.combined())
         if fill is not None:
             if key.variance is None and fill.key.variance is not None:
                 return CacheHit(fill.meta, None)  # a variant is filling: choose yours
             return CacheHit(fill.meta, FillHit(fill), complete=False)
-        return await self._load(key)
+        return self._load_now(key)
 
     async def get_miss_handler(self, key: CacheKey, meta: CacheMeta) -> MissHandler:
         """Start filling ``key`` with a response whose head is ``meta``.
@@ -360,6 +386,10 @@ class Storage(ABC):
     # --- implemented by each storage -------------------------------------------------
     @abstractmethod
     async def _load(self, key: CacheKey) -> Optional[CacheHit]: ...
+
+    def _load_now(self, key: CacheKey):
+        """``_load`` for a storage that can answer without I/O; by default it cannot."""
+        return LOOKUP_PENDING
 
     @abstractmethod
     async def _commit(self, fill: Fill) -> None:

@@ -34,9 +34,9 @@ import os
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..cache import (CacheMeta, CachePhase, HttpCache, LockStatus, NoCacheReason, RangeKind,
-                     apply_range_headers, merge_304_header, multipart_head_and_parts, to_304,
-                     upstream_request_for_cache)
-from ..cache.storage import CacheHit, FillAbandoned, HitHandler, StorageError
+                     apply_range_headers, merge_304_header, multipart_head_and_parts, not_modified,
+                     range_request, to_304, upstream_request_for_cache)
+from ..cache.storage import LOOKUP_PENDING, CacheHit, FillAbandoned, HitHandler, StorageError
 from ..errors import Error, ErrorSource, ErrorType
 from ..protocols.http.compression import response_coding
 from ..protocols.http.header import HeaderMap, RequestHeader, ResponseHeader
@@ -126,7 +126,9 @@ async def _lookup(engine: "HttpProxyEngine", session: "Session", ctx: Any, cache
     vary_filter = (lambda meta, headers: vary(meta, ctx, req)) if vary is not None else None
     for _ in range(MAX_LOOKUPS):
         try:
-            hit = await cache.cache_lookup(req.headers, vary_filter)
+            hit = cache.cache_lookup_now(req.headers, vary_filter)
+            if hit is LOOKUP_PENDING:
+                hit = await cache.cache_lookup(req.headers, vary_filter)
         except StorageError as exc:
             log.warning("cache lookup failed: %s, %s", exc, engine.summary(session, ctx))
             cache.disable(NoCacheReason.STORAGE_ERROR)
@@ -233,36 +235,25 @@ async def serve(engine: "HttpProxyEngine", session: "Session", ctx: Any, hit: Ca
     ds = session.downstream
     if isinstance(ds, RefreshDownstream):
         return  # a background refresh answers nobody
-    resp = hit.meta.header.copy()
-    resp.headers.remove(b"age")
-    resp.headers.insert(b"Age", b"%d" % hit.meta.age())
+    meta = hit.meta
+    resp = meta.hit_head()
     body: Optional[HitHandler] = hit.body
     parts = closing = None
     h = hooks[NOT_MODIFIED]
-    if (h(session, resp, ctx) if h is not None else engine.proxy.cache_not_modified_filter(session, resp, ctx)):
+    if (h(session, resp, ctx) if h is not None else not_modified(session.req_header, resp)):
         resp = to_304(resp)
         body = None
     elif body is not None and hit.complete and body.can_seek():
         h = hooks[RANGE]
-        rr = h(session, resp, ctx) if h is not None else engine.proxy.range_header_filter(session, resp, ctx)
-        length = hit.meta.body_len if hit.meta.body_len is not None else _content_length(resp)
-        if length is not None:
-            if rr.kind is RangeKind.MULTI:
-                boundary = os.urandom(_BOUNDARY_BYTES).hex().encode()
-                parts, closing, total = multipart_head_and_parts(
-                    rr, length, resp.headers.get_bytes(b"content-type"), boundary)
-                resp.headers.remove(b"content-type")
-                resp.headers.remove(b"content-length")
-                apply_range_headers(resp, rr, length, boundary)
-                resp.headers.insert(b"Content-Length", b"%d" % total)
-            else:
-                if rr.kind is not RangeKind.NONE:
-                    resp.headers.remove(b"content-length")
-                apply_range_headers(resp, rr, length)
-                if rr.kind is RangeKind.SINGLE:
-                    body.seek(*rr.ranges[0])
-                elif rr.kind is RangeKind.INVALID:
-                    body = None
+        rr = h(session, resp, ctx) if h is not None else range_request(session.req_header, resp)
+        length = meta.body_len if meta.body_len is not None else _content_length(resp)
+        if rr.kind is RangeKind.NONE:
+            if not meta.has_accept_ranges():
+                resp.headers.fields.append(_ACCEPT_RANGES)
+        elif length is not None:
+            parts, closing = _apply_range(resp, rr, length, body)
+            if rr.kind is RangeKind.INVALID:
+                body = None
     h = hooks[RESPONSE]
     if h is not None:
         await h(session, resp, ctx)
@@ -273,6 +264,20 @@ async def serve(engine: "HttpProxyEngine", session: "Session", ctx: Any, hit: Ca
         await ds.drain()
         return
     body_filter = hooks[BODY]
+    if parts is None and body_filter is None and session.compression is None:
+        data = body.read_now()
+        if data is not None:
+            # A small body in memory: head and body leave in one write, no awaits.
+            ds.write_header(resp, hold=True)
+            ds.write_body(data)
+            if ds.write_blocked:
+                await ds.drain()
+            elif ds.closed:
+                raise Error.explain(ErrorType.WRITE_ERROR, "client went away").into_down()
+            ds.finish()
+            if ds.write_blocked:
+                await ds.drain()
+            return
     handler = body
     if session.compression is not None:
         # As for a response from the upstream: the stored body is coded for this
@@ -308,6 +313,29 @@ async def serve(engine: "HttpProxyEngine", session: "Session", ctx: Any, hit: Ca
     ds.finish()
     if ds.write_blocked:
         await ds.drain()
+
+
+_ACCEPT_RANGES = (b"accept-ranges", b"Accept-Ranges", b"bytes")
+
+
+def _apply_range(resp: ResponseHeader, rr, length: int, body: HitHandler):
+    """Turn ``resp`` into the answer to a satisfiable or unsatisfiable Range (not
+    NONE); positions ``body`` for a single range. Returns the multipart pieces
+    (part heads and ranges, closing delimiter) or (None, None)."""
+    if rr.kind is RangeKind.MULTI:
+        boundary = os.urandom(_BOUNDARY_BYTES).hex().encode()
+        parts, closing, total = multipart_head_and_parts(
+            rr, length, resp.headers.get_bytes(b"content-type"), boundary)
+        resp.headers.remove(b"content-type")
+        resp.headers.remove(b"content-length")
+        apply_range_headers(resp, rr, length, boundary)
+        resp.headers.insert(b"Content-Length", b"%d" % total)
+        return parts, closing
+    resp.headers.remove(b"content-length")
+    apply_range_headers(resp, rr, length)
+    if rr.kind is RangeKind.SINGLE:
+        body.seek(*rr.ranges[0])
+    return None, None
 
 
 async def _send_all(ds, session, ctx, body_filter, body: HitHandler, last: bool) -> None:
