@@ -166,3 +166,33 @@ def test_stale_while_revalidate_one_background_refresh_others_served_stale_at_on
     assert get(p.url + "/swr").body == b"v2"
     assert len(versions) == 2  # exactly one background refresh
     assert proxy.storage.stats.stale_served == 4
+
+
+def test_stale_while_revalidate_without_a_cache_lock_serves_stale_at_once(origin, start_proxy):
+    # A slow origin (1 s per answer) and no CacheLock: the stale copy still goes out at
+    # once, and the concurrent stale hits start one refresh between them.
+    versions = []
+
+    async def reply(head: bytes):
+        versions.append(1)
+        await asyncio.sleep(1.0)
+        return response(b"v%d" % len(versions), "Cache-Control: max-age=1, stale-while-revalidate=30")
+
+    o = origin({"/slow": reply})
+    proxy = CachingProxy(o.port, swr=True)
+    p = start_proxy(proxy)
+    t0 = time.monotonic()
+    assert get(p.url + "/slow").body == b"v1"
+    assert time.monotonic() - t0 >= 0.9  # the miss waited for the origin
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        stale = list(pool.map(lambda _: get(p.url + "/slow"), range(4)))
+    assert time.monotonic() - t0 < 0.7
+    assert all(r.body == b"v1" for r in stale)
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    assert get(p.url + "/slow").body == b"v2"
+    assert time.monotonic() - t0 < 0.7  # the refreshed copy, from the cache
+    assert len(versions) == 2  # exactly one background refresh
+    assert proxy.storage.stats.stale_served == 4

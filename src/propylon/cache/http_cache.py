@@ -208,7 +208,7 @@ class HttpCache:
         refreshes the entry. It takes this request's write lock and the stale entry
         (phase STALE); this request keeps the entry to serve it."""
         self._expect("hand_over_refresh", CachePhase.STALE)
-        if self._permit is None:
+        if self._permit is None and self._lock is not None:
             raise RuntimeError("hand_over_refresh() without the write lock")
         other = HttpCache()
         other.enable(self.storage, self.eviction, self.predictor, self._lock)
@@ -260,6 +260,10 @@ class HttpCache:
     def lock_duration(self) -> Optional[float]:
         """Seconds this request waited on the cache lock (None: it never waited)."""
         return self._lock_wait
+
+    def has_lock(self) -> bool:
+        """Whether caching was enabled with a :class:`CacheLock`."""
+        return self._lock is not None
 
     def is_writer(self) -> bool:
         return self._permit is not None and not self._permit.released()

@@ -152,7 +152,9 @@ async def _lookup(engine: "HttpProxyEngine", session: "Session", ctx: Any, cache
             swr = hit.meta.serve_stale_while_revalidate() and _should_serve_stale(engine, session, ctx, None)
             reader = cache.lock()
             if reader is None:
-                if swr and cache.is_writer():
+                # The writer refreshes in the background; without a cache lock there
+                # is no writer, and the one refresh per key is kept by _REFRESHES.
+                if swr and (cache.is_writer() or not cache.has_lock()):
                     _spawn_refresh(engine, session, cache)
                     cache.set_stale_updating()
                     await serve(engine, session, ctx, hit)
@@ -213,16 +215,21 @@ async def _purge(engine: "HttpProxyEngine", session: "Session", ctx: Any) -> Non
 
 def _spawn_refresh(engine: "HttpProxyEngine", session: "Session", cache: HttpCache) -> None:
     """Stale-while-revalidate: a background request, holding this request's write
-    lock, fetches the new copy (with the stale entry's validators) while the client is
-    served the stale one."""
+    lock if there is a cache lock, fetches the new copy (with the stale entry's
+    validators) while the client is served the stale one. At most one refresh per
+    key runs in this process: a stale hit that finds one running only serves."""
+    key = (id(cache.storage), cache.cache_key().combined())
+    if key in _REFRESHES:
+        return
     refresh = cache.hand_over_refresh()
     ds = RefreshDownstream(session.req_header.copy(), refresh)
     task = asyncio.get_running_loop().create_task(engine.handle(ds))
-    _REFRESHES.add(task)
-    task.add_done_callback(_REFRESHES.discard)
+    _REFRESHES[key] = task
+    task.add_done_callback(lambda _: _REFRESHES.pop(key, None))
 
 
-_REFRESHES: set = set()  # background refreshes in flight (kept referenced until done)
+# Background refreshes in flight by (storage, combined key), kept referenced until done.
+_REFRESHES: dict = {}
 
 
 # --- serving from the cache --------------------------------------------------------------
