@@ -1,4 +1,5 @@
-"""Build hook: compiles the HTTP/1 hot path with Cython when it can.
+"""Build hook: compiles the HTTP/1 hot path (and the observer's per-request record) with
+Cython when it can.
 
 The modules listed in ``COMPILED`` are plain Python and run as such; the ``.pxd``
 file next to each declares its classes as extension types, so a compiled build
@@ -35,6 +36,7 @@ COMPILED = [
     "propylon/proxy/session.py",
     "propylon/proxy/engine.py",
     "propylon/proxy/cache_stage.py",
+    "propylon/metrics/record.py",
 ]
 
 # (module, its .pyx, the header it needs, the libraries it links)

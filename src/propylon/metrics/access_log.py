@@ -1,7 +1,8 @@
 """The access log: one line per request, in JSON or nginx's ``combined`` format.
 
-The event loop only collects a small tuple of raw values per request (a "row");
-a writer thread turns the rows into lines and does the file I/O, so neither the
+The event loop only collects each finished request's record (a "row": the
+request's raw values, see ``record.RequestRecord``); a writer thread turns the rows
+into lines and does the file I/O, so neither the
 formatting nor a slow disk costs the requests' loop. The rows go to the thread
 when about ``buffer_bytes`` of lines are buffered (counted at :data:`LINE_ESTIMATE`
 bytes a line) or ``flush_interval`` seconds after the first row. Should the disk
@@ -100,16 +101,17 @@ class _Pending:
 
 class AccessLogWriter:
     """Buffers rows on the event loop; a thread formats them with ``formatter``
-    (a row -> one line without its newline) and writes them (see the module
+    (a row and the offset of ``time.perf_counter()`` to wall-clock time -> one line
+    without its newline) and writes them (see the module
     docstring). Made once; starts its thread and signal handler in the process that
     writes the first row (a forked worker)."""
 
-    def __init__(self, config: AccessLogConfig, formatter: Callable[[tuple], str]) -> None:
+    def __init__(self, config: AccessLogConfig, formatter: Callable[[Any, float], str]) -> None:
         self.config = config
         self.formatter = formatter
         self._batch = max(1, config.buffer_bytes // LINE_ESTIMATE)
         self._max_pending = max(1, config.max_pending_bytes // LINE_ESTIMATE)
-        self._buf: list[tuple] = []
+        self._buf: list[Any] = []
         self._timer: Optional[asyncio.TimerHandle] = None
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
@@ -118,7 +120,7 @@ class AccessLogWriter:
         self._written_rows = 0
         self._dropped = 0
 
-    def write(self, row: tuple) -> None:
+    def write(self, row: Any) -> None:
         """Add one request's row."""
         buf = self._buf
         buf.append(row)
@@ -207,8 +209,11 @@ class AccessLogWriter:
                     fd = self._open()
                 continue
             if fd is not None:
+                # The rows carry perf_counter() times: one offset per batch makes them
+                # wall-clock times (the two clocks do not drift apart within a batch).
+                offset = time.time() - time.perf_counter()
                 try:
-                    lines = [fmt(row) for row in item]
+                    lines = [fmt(row, offset) for row in item]
                 except Exception:  # a bug here must not stop the log
                     log.exception("access log %s: cannot format lines", self.config.path)
                     lines = []
@@ -225,28 +230,6 @@ class AccessLogWriter:
 
 
 # --- formatting --------------------------------------------------------------------------
-_clf_cache = [0, ""]
-_iso_cache = [0, ""]
-
-
-def clf_time(now: float) -> str:
-    """``01/Dec/2026:04:50:00 +0000`` (UTC), rebuilt at most once a second."""
-    sec = int(now)
-    if _clf_cache[0] != sec:
-        _clf_cache[0] = sec
-        _clf_cache[1] = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(sec))
-    return _clf_cache[1]
-
-
-def iso_time(now: float) -> str:
-    """``2026-12-01T04:50:00.123Z``; the seconds part is rebuilt once a second."""
-    sec = int(now)
-    if _iso_cache[0] != sec:
-        _iso_cache[0] = sec
-        _iso_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-    return f"{_iso_cache[1]}.{int((now - sec) * 1000):03d}Z"
-
-
 # Quotes, backslashes and control bytes escaped as nginx does, so a request
 # cannot forge a line or a field of its own.
 _CLF_ESCAPES = {c: f"\\x{c:02X}" for c in (*range(0x20), 0x7F)}

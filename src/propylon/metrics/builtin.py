@@ -1,10 +1,12 @@
 """The built-in metrics: what every proxy operator wants without writing a line.
 
-Values are plain numbers in dicts keyed by label tuples, updated on the event loop
-(no locks, no ``prometheus_client`` child lookups per request); a collector turns
-them into Prometheus families when scraped. Every label value comes from a bounded
-set (service names, methods, status classes, error types, configured upstreams),
-and upstream addresses beyond :data:`MAX_UPSTREAM_LABELS` share the label ``other``.
+A request adds to the plain counters of its upstream's :class:`~.record.UpstreamStats`
+(on the event loop: no locks, no label tuples, no ``prometheus_client`` child
+lookups); rarer events (errors, limiter decisions) go to dicts keyed by label
+tuples. A collector turns both into Prometheus families when scraped. Every label
+value comes from a bounded set (service names, methods, status classes, error
+types, configured upstreams), and upstream addresses beyond
+:data:`MAX_UPSTREAM_LABELS` share the label ``other``.
 
 Several workers, one view (``threads: N``): each worker writes its values to its own
 file in a directory of the server (every second, and whenever it answers a scrape);
@@ -24,23 +26,17 @@ import os
 import shutil
 import tempfile
 import threading
-from bisect import bisect_left
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from .record import DURATION_BUCKETS, MAX_UPSTREAM_LABELS, METHODS, STATUS_CLASSES
+
 __all__ = ["BuiltinMetrics", "DURATION_BUCKETS", "MAX_UPSTREAM_LABELS", "status_class"]
 
 log = logging.getLogger("propylon.metrics")
 
-#: Histogram bounds in seconds, for request, connect and first-byte times.
-DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-#: Distinct upstream addresses given their own label; the rest are ``other``.
-MAX_UPSTREAM_LABELS = 256
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE",
-                                     "PATCH")}
-_STATUS_CLASS = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
 
 # name -> (help, label names); counters are exposed with ``_total`` appended.
 _COUNTERS = {
@@ -77,12 +73,7 @@ _HEALTH = ("propylon_backend_healthy", "1 when the load balancer considers the b
 
 def status_class(status: int) -> str:
     """``"2xx"``… for a status code, ``"none"`` when no response went out."""
-    return _STATUS_CLASS[status // 100] if 100 <= status < 600 else "none"
-
-
-def method_label(method: bytes) -> str:
-    """The label of a request method (as bytes): one of the standard nine, or ``OTHER``."""
-    return _METHODS.get(method, "OTHER")
+    return STATUS_CLASSES[status // 100] if 100 <= status < 600 else "none"
 
 
 class Histogram:
@@ -94,9 +85,9 @@ class Histogram:
         self.counts = counts if counts is not None else [0] * (len(DURATION_BUCKETS) + 1)
         self.sum = total
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(DURATION_BUCKETS, value)] += 1
-        self.sum += value
+    def add(self, counts: list, total: float) -> None:
+        self.counts = [a + b for a, b in zip(self.counts, counts)]
+        self.sum += total
 
 
 class BuiltinMetrics(Collector):
@@ -112,19 +103,12 @@ class BuiltinMetrics(Collector):
         self.flush_interval = flush_interval
         self.counters: dict[str, dict[tuple, float]] = {name: {} for name in _COUNTERS}
         self.histograms: dict[str, dict[tuple, Histogram]] = {name: {} for name in _HISTOGRAMS}
-        # The series the request path updates, named once.
-        c, h = self.counters, self.histograms
-        self.requests, self.sent, self.received = (
-            c["propylon_requests"], c["propylon_response_body_bytes"], c["propylon_request_body_bytes"])
-        self.opened, self.reused = c["propylon_upstream_connections_opened"], c["propylon_upstream_connections_reused"]
-        self.retries, self.errors = c["propylon_upstream_retries"], c["propylon_errors"]
-        self.durations = h["propylon_request_duration_seconds"]
-        self.connect_times = h["propylon_upstream_connect_duration_seconds"]
-        self.header_times = h["propylon_upstream_response_header_duration_seconds"]
+        self.errors = self.counters["propylon_errors"]
+        #: each service's list of UpstreamStats (RecordSettings.all_stats)
+        self.stat_lists: list[list] = []
         #: callables returning {labels: value} for this worker, read when values are taken
         self.gauge_sources: list[Callable[[], dict[str, dict[tuple, float]]]] = []
         self.balancers: dict[str, Any] = {}
-        self._upstream_labels: dict[Any, str] = {}
         self._flusher: Optional[asyncio.TimerHandle] = None
         self._pid = 0
         if directory is not None:
@@ -144,32 +128,10 @@ class BuiltinMetrics(Collector):
         return cls(directory)
 
     # --- recording (on the event loop) ----------------------------------------------
-    def upstream_label(self, address: Any) -> str:
-        """The label for a peer address, from a bounded set."""
-        label = self._upstream_labels.get(address)
-        if label is None:
-            if len(self._upstream_labels) >= MAX_UPSTREAM_LABELS:
-                return "other"
-            if isinstance(address, tuple):
-                host = address[0]
-                label = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
-            else:
-                label = f"unix:{address}"
-            self._upstream_labels[address] = label
-        return label
-
     @staticmethod
     def count(series: dict, labels: tuple, amount: float = 1) -> None:
         """Add ``amount`` to a counter series (one of the dicts named in ``__init__``)."""
         series[labels] = series.get(labels, 0) + amount
-
-    @staticmethod
-    def observe(series: dict, labels: tuple, value: float) -> None:
-        """Observe ``value`` in a histogram series."""
-        hist = series.get(labels)
-        if hist is None:
-            hist = series[labels] = Histogram()
-        hist.observe(value)
 
     def limiter_decision(self, limiter: str, allowed: bool) -> None:
         """Count one decision of the limiter named ``limiter`` (a name from code or
@@ -209,12 +171,16 @@ class BuiltinMetrics(Collector):
                 out = gauges.setdefault(name, {})
                 for labels, value in series.items():
                     out[labels] = out.get(labels, 0) + value
+        counters = {name: dict(series) for name, series in self.counters.items()}
+        histograms: dict[str, dict[tuple, Histogram]] = {name: {} for name in _HISTOGRAMS}
+        for stats in list(self.stat_lists):
+            for st in list(stats):
+                _add_stats(counters, histograms, st)
         return {
             "pid": os.getpid(),
-            "counters": {name: [[list(k), v] for k, v in list(series.items())]
-                         for name, series in self.counters.items()},
-            "histograms": {name: [[list(k), list(h.counts), h.sum] for k, h in list(series.items())]
-                           for name, series in self.histograms.items()},
+            "counters": {name: [[list(k), v] for k, v in series.items()] for name, series in counters.items()},
+            "histograms": {name: [[list(k), h.counts, h.sum] for k, h in series.items()]
+                           for name, series in histograms.items()},
             "gauges": {name: [[list(k), v] for k, v in series.items()] for name, series in gauges.items()},
         }
 
@@ -280,8 +246,7 @@ class BuiltinMetrics(Collector):
                         if h is None:
                             out_h[key] = Histogram(list(counts), total)
                         else:
-                            h.counts = [a + b for a, b in zip(h.counts, counts)]
-                            h.sum += total
+                            h.add(counts, total)
             if alive:
                 for name, rows in data["gauges"].items():
                     out = gauges.get(name)
@@ -314,6 +279,40 @@ class BuiltinMetrics(Collector):
                 health.add_metric((lb_name, str(row.backend.addr)),
                                   1.0 if row.healthy and row.enabled else 0.0)
         yield health
+
+
+def _add_stats(counters: dict, histograms: dict, st: Any) -> None:
+    """Add one UpstreamStats' values to label-keyed series (copies: a scrape may run
+    in a thread while the loop counts on)."""
+    svc, up = st.service, st.upstream
+    requests = counters["propylon_requests"]
+    classes = len(STATUS_CLASSES)
+    for i, n in enumerate(list(st.requests)):
+        if n:
+            key = (svc, METHODS[i // classes], STATUS_CLASSES[i % classes], up)
+            requests[key] = requests.get(key, 0) + n
+    for name, value in (("propylon_upstream_connections_opened", st.opened),
+                        ("propylon_upstream_connections_reused", st.reused),
+                        ("propylon_upstream_retries", st.retries)):
+        if value:
+            series = counters[name]
+            series[(svc, up)] = series.get((svc, up), 0) + value
+    for name, value in (("propylon_response_body_bytes", st.sent), ("propylon_request_body_bytes", st.received)):
+        if value:
+            series = counters[name]
+            series[(svc,)] = series.get((svc,), 0) + value
+    for name, counts, total in (("propylon_request_duration_seconds", st.durations, st.duration_sum),
+                                ("propylon_upstream_connect_duration_seconds", st.connect_times, st.connect_sum),
+                                ("propylon_upstream_response_header_duration_seconds", st.header_times,
+                                 st.header_sum)):
+        counts = list(counts)
+        if any(counts):
+            series = histograms[name]
+            h = series.get((svc, up))
+            if h is None:
+                series[(svc, up)] = Histogram(counts, total)
+            else:
+                h.add(counts, total)
 
 
 def _float_label(bound: float) -> str:

@@ -1,0 +1,60 @@
+# Extension-type layout of record.py when it is compiled (see setup.py).
+
+cimport cython
+
+cdef class UpstreamStats:
+    cdef public str service, upstream, json_label
+    cdef public list requests, durations, connect_times, header_times
+    cdef public double duration_sum, connect_sum, header_sum
+    cdef public long long opened, reused, retries, sent, received, in_use
+
+cdef class RequestIds:
+    cdef public str prefix
+    cdef public unsigned long long count
+
+    cpdef bytes next(self)
+
+cdef class RecordSettings:
+    cdef public object obs, metrics, access_log, tracer, trace_token, recent_traces, other
+    cdef public str service
+    cdef public dict upstreams, narrowed
+    cdef public list all_stats
+    cdef public UpstreamStats no_upstream
+    cdef public bint tracing, request_id, trace_context
+    cdef public double trace_sample
+
+    cpdef request_start(self, session)
+    cpdef UpstreamStats stats_for(self, address)
+    cpdef UpstreamStats service_stats(self, str service, address)
+
+cdef class RequestRecord:
+    cdef public RecordSettings settings
+    cdef public UpstreamStats stats
+    cdef public object service, session, req, client_addr, reused, attempt_error, error, request_id, trace, spans, steps
+    cdef public double start, attempt_start, connected_at, upstream_time, end
+    cdef public long long attempts, status, sent, received
+    cdef public bint attempt_open, traceparent_set
+
+    @cython.locals(st=UpstreamStats, settings=RecordSettings)
+    cpdef upstream_attempt(self, peer)
+    @cython.locals(st=UpstreamStats, now=double, took=double)
+    cpdef upstream_connected(self, bint reused)
+    @cython.locals(st=UpstreamStats, took=double)
+    cpdef upstream_response(self, resp)
+    cpdef upstream_done(self, error)
+    cpdef _attempt_over(self, error, double now)
+    @cython.locals(st=UpstreamStats, settings=RecordSettings, now=double, duration=double, status=Py_ssize_t,
+                   index=Py_ssize_t, sent=Py_ssize_t, received=Py_ssize_t)
+    cpdef finish(self, ctx, error)
+
+cdef class JsonLines:
+    cdef public long long mask
+    cdef public tuple keys
+    cdef public long long sec
+    cdef public str sec_text
+
+    @cython.locals(mask=cython.longlong, out=list, now=double, sec=cython.longlong, ms=cython.longlong)
+    cpdef str line(self, RequestRecord r, double offset)
+
+@cython.locals(us=cython.longlong)
+cpdef str _seconds(double value)

@@ -1,0 +1,542 @@
+"""What the observer does per request: the request's record, the counters of each
+upstream it feeds, and the access-log lines made from it.
+
+This is the hot path of an observed proxy, compiled with the rest of it when the
+build can (``setup.py``; ``record.pxd`` makes the classes extension types with C
+fields). A request costs its record and a few additions to the
+:class:`UpstreamStats` of the upstream it went to: no label tuple is built and no
+dict is looked up per request, and nothing is formatted on the event loop. The
+Prometheus families are made from the stats only when scraped
+(``BuiltinMetrics.collect``), and the access-log line from the record in the log's
+writer thread (:class:`JsonLines`, :func:`combined_line`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+from bisect import bisect_left
+from json.encoder import encode_basestring as _enc  # type: ignore[attr-defined]
+from random import getrandbits, random
+from time import gmtime, perf_counter, strftime
+from typing import Any, Optional
+
+from .access_log import FIELDS, clf_quote
+from .tracing import OtelSpans, TraceContext, valid_request_id
+
+__all__ = ["DURATION_BUCKETS", "METHODS", "STATUS_CLASSES", "MAX_UPSTREAM_LABELS", "UpstreamStats",
+           "RecordSettings", "RequestRecord", "JsonLines", "combined_line", "upstream_label"]
+
+trace_log = logging.getLogger("propylon.trace")
+
+#: Histogram bounds in seconds, for request, connect and first-byte times.
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: The ``method`` label values; a method not among the first nine counts as ``OTHER``.
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "OTHER")
+#: The ``status_class`` label values, by ``status // 100`` (``none``: no response went out).
+STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
+#: Distinct upstream addresses given their own label per service; the rest are ``other``.
+MAX_UPSTREAM_LABELS = 256
+
+_METHOD_INDEX = {m.encode(): i for i, m in enumerate(METHODS[:-1])}
+_JSON_METHODS = {m.encode(): f'"{m}"' for m in METHODS[:-1]}
+_OTHER_METHOD = len(METHODS) - 1
+_BUCKETS = len(DURATION_BUCKETS) + 1
+
+_X_REQUEST_ID = b"x-request-id"
+_X_REQUEST_ID_WIRE = b"X-Request-Id"
+_TRACEPARENT = b"traceparent"
+#: the request header that asks for a per-request trace (its value: the trace token)
+TRACE_HEADER = b"x-propylon-trace"
+
+
+def upstream_label(address: Any) -> str:
+    """The label of a peer address: ``host:port``, ``[v6]:port`` or ``unix:path``."""
+    if isinstance(address, tuple):
+        host = address[0]
+        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    return f"unix:{address}"
+
+
+class UpstreamStats:
+    """The counters of one upstream of one service (this worker's): requests by
+    method and status class (``requests[method * 6 + status class]``), histograms
+    as non-cumulative bucket counts (the last is +Inf) and their sums, connections
+    opened and reused, retries, body bytes, and connections in use now."""
+
+    __slots__ = ("service", "upstream", "json_label", "requests", "durations", "duration_sum",
+                 "connect_times", "connect_sum", "header_times", "header_sum", "opened", "reused",
+                 "retries", "sent", "received", "in_use")
+
+    def __init__(self, service: str, upstream: str) -> None:
+        self.service = service
+        self.upstream = upstream
+        self.json_label = _enc(upstream)
+        self.requests = [0] * (len(METHODS) * len(STATUS_CLASSES))
+        self.durations = [0] * _BUCKETS
+        self.connect_times = [0] * _BUCKETS
+        self.header_times = [0] * _BUCKETS
+        self.duration_sum = self.connect_sum = self.header_sum = 0.0
+        self.opened = self.reused = self.retries = self.sent = self.received = self.in_use = 0
+
+
+class RequestIds:
+    """Made request ids: 32 hex digits, a random prefix of this process (made again
+    in a forked child) and a counter. Unique, and far cheaper than random bits per
+    request; not secret, which a request id need not be."""
+
+    __slots__ = ("prefix", "count")
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self.prefix = f"{getrandbits(80):020x}"
+        self.count = 0
+
+    def next(self) -> bytes:
+        self.count += 1
+        return (self.prefix + f"{self.count & 0xFFFFFFFFFFFF:012x}").encode()
+
+
+_ids = RequestIds()
+os.register_at_fork(after_in_child=_ids.reseed)
+
+
+class RecordSettings:
+    """What a request's record needs of its ``Observability``, in one place the
+    record reads cheaply. ``upstreams`` maps a peer address to its stats (at most
+    :data:`MAX_UPSTREAM_LABELS`; more share ``other``); ``all_stats`` lists every
+    stats object of the service (the metrics collector reads it)."""
+
+    __slots__ = ("obs", "metrics", "access_log", "tracer", "trace_token", "recent_traces", "service",
+                 "upstreams", "all_stats", "no_upstream", "other", "narrowed", "tracing", "request_id",
+                 "trace_context", "trace_sample")
+
+    def __init__(self, obs: Any, service: str) -> None:
+        self.obs = obs
+        self.service = service
+        self.metrics = obs.metrics
+        self.access_log = obs.access_log
+        self.tracer = obs.tracer
+        self.trace_token = obs.trace_token
+        self.trace_sample = obs.trace_sample
+        self.tracing = obs.tracing
+        self.recent_traces = obs.recent_traces
+        self.request_id = obs.request_id
+        self.trace_context = obs.trace_context
+        self.upstreams = {}
+        self.no_upstream = UpstreamStats(service, "none")
+        self.all_stats = [self.no_upstream]
+        self.other = None
+        # (service, address or None) -> stats, for requests whose record was given
+        # another service name (a gateway's route)
+        self.narrowed = {}
+
+    def request_start(self, session: Any) -> "RequestRecord":
+        """A new request's record."""
+        return RequestRecord(self, session)
+
+    def stats_for(self, address: Any) -> UpstreamStats:
+        """The stats of a peer address (made on its first request)."""
+        st = self.upstreams.get(address)
+        if st is None:
+            if len(self.upstreams) >= MAX_UPSTREAM_LABELS:
+                if self.other is None:
+                    self.other = UpstreamStats(self.service, "other")
+                    self.all_stats.append(self.other)
+                return self.other
+            st = self.upstreams[address] = UpstreamStats(self.service, upstream_label(address))
+            self.all_stats.append(st)
+        return st
+
+    def service_stats(self, service: str, address: Any) -> UpstreamStats:
+        """The stats of a request narrowed to ``service`` (``address`` None: the
+        request had no upstream)."""
+        if service == self.service:
+            return self.no_upstream if address is None else self.stats_for(address)
+        key = (service, address)
+        st = self.narrowed.get(key)
+        if st is None:
+            if len(self.narrowed) >= 16 * MAX_UPSTREAM_LABELS and address is not None:
+                key = (service, "other")  # names come from a bounded set; addresses may not
+                st = self.narrowed.get(key)
+            if st is None:
+                st = self.narrowed[key] = UpstreamStats(
+                    service, "none" if address is None else "other" if key[1] == "other" else upstream_label(address))
+                self.all_stats.append(st)
+        return st
+
+
+class RequestRecord:
+    """One request as the observer follows it (``session.observation``); after the
+    request it is also the access log's row (see :class:`JsonLines`)."""
+
+    __slots__ = ("settings", "service", "session", "req", "client_addr", "stats", "reused", "attempt_error", "error",
+                 "request_id", "trace", "spans", "steps", "start", "attempt_start", "connected_at",
+                 "upstream_time", "end", "attempts", "status", "sent", "received", "attempt_open",
+                 "traceparent_set")
+
+    def __init__(self, settings: RecordSettings, session: Any) -> None:
+        self.settings = settings
+        #: the ``service`` label and access-log field of this request; a proxy may
+        #: narrow it once it knows more (a gateway sets its route's name), always to
+        #: a name from a bounded set
+        self.service = settings.service
+        self.session = session
+        self.start = perf_counter()
+        self.req = session.req_header
+        self.stats = None
+        self.attempts = 0
+        self.reused = None  # set once the attempt has a connection
+        self.attempt_error = None
+        self.error = None
+        self.upstream_time = 0.0
+        self.attempt_open = False
+        self.request_id = None
+        self.trace = None
+        self.spans = None
+        self.traceparent_set = False
+        self.steps = None
+        if settings.tracing:
+            self._trace_wanted(settings, self.req.headers)
+        if settings.request_id:
+            headers = self.req.headers
+            rid = headers.get_bytes(_X_REQUEST_ID)
+            if rid is None:
+                # A made id is 32 hex digits: nothing in it for the header's checks to
+                # refuse, so the field goes straight in.
+                self.request_id = rid = _ids.next()
+                headers.fields.append((_X_REQUEST_ID, _X_REQUEST_ID_WIRE, rid))
+            elif valid_request_id(rid):
+                self.request_id = rid
+            else:
+                self.request_id = rid = _ids.next()
+                headers.insert(_X_REQUEST_ID, rid)
+        if settings.trace_context:
+            self._trace_context(settings, self.req.headers)
+
+    def _trace_wanted(self, settings: RecordSettings, headers: Any) -> None:
+        """Start this request's trace when it shows the token or is sampled."""
+        value = headers.get_bytes(TRACE_HEADER)
+        if value is not None:
+            headers.remove(TRACE_HEADER)  # the token is ours: it never goes upstream
+            if settings.trace_token is not None and hmac.compare_digest(value, settings.trace_token):
+                self.steps = []
+                return
+        if settings.trace_sample and random() < settings.trace_sample:
+            self.steps = []
+
+    def _trace_context(self, settings: RecordSettings, headers: Any) -> None:
+        incoming = headers.get_bytes(_TRACEPARENT)
+        self.traceparent_set = incoming is not None
+        self.trace = TraceContext.from_header(incoming, settings.tracer is not None)
+        if settings.tracer is not None:
+            req = self.req
+            self.spans = OtelSpans(settings.tracer, self.trace, f"{req.method} proxy", {
+                "http.request.method": req.method, "url.path": req.path,
+                "propylon.service": settings.service})
+
+    @property
+    def peer_label(self) -> Optional[str]:
+        """The upstream label of the last attempt (None: no attempt)."""
+        return self.stats.upstream if self.stats is not None else None
+
+    # --- per upstream attempt ----------------------------------------------------------
+    def upstream_attempt(self, peer: Any) -> None:
+        """An attempt starts: ``peer`` was chosen (called before connecting)."""
+        settings = self.settings
+        if self.service is settings.service:
+            st = settings.stats_for(peer.address)
+        else:
+            st = settings.service_stats(self.service, peer.address)
+        if self.attempts:
+            self.stats.retries += 1  # counted for the upstream that failed
+        self.stats = st
+        self.attempts += 1
+        self.attempt_open = True
+        self.reused = None
+        self.attempt_error = None
+        self.attempt_start = perf_counter()
+        if self.steps is not None:
+            self.steps.append({"attempt": self.attempts, "peer": st.upstream,
+                               "at_ms": _ms(self.attempt_start - self.start)})
+        if self.trace is not None:
+            self._attempt_traceparent()
+
+    def _attempt_traceparent(self) -> None:
+        span_id = self.spans.start_attempt(self.attempts, self.stats.upstream) if self.spans is not None else None
+        value = self.trace.child_header(span_id).encode()
+        if self.traceparent_set:
+            self.req.headers.insert(_TRACEPARENT, value)
+        else:
+            self.req.headers.append(_TRACEPARENT, value)
+            self.traceparent_set = True
+
+    def upstream_connected(self, reused: bool) -> None:
+        """The attempt has its connection (``reused``: from the pool)."""
+        st = self.stats
+        st.in_use += 1
+        self.reused = reused
+        if reused:  # the usual case: no clock read, a pooled connection is there at once
+            st.reused += 1
+            self.connected_at = self.attempt_start
+        else:
+            now = self.connected_at = perf_counter()
+            st.opened += 1
+            took = now - self.attempt_start
+            st.connect_times[bisect_left(DURATION_BUCKETS, took)] += 1
+            st.connect_sum += took
+        if self.steps is not None:
+            step = self.steps[-1]
+            step["reused"] = reused
+            if not reused:
+                step["connect_ms"] = _ms(self.connected_at - self.attempt_start)
+
+    def upstream_response(self, resp: Any) -> None:
+        """The upstream's response head arrived (before any response hook)."""
+        st = self.stats
+        took = perf_counter() - self.connected_at
+        st.header_times[bisect_left(DURATION_BUCKETS, took)] += 1
+        st.header_sum += took
+        if self.steps is not None:
+            self.steps[-1].update(status=resp.status, first_byte_ms=_ms(took))
+        rid = self.request_id
+        if rid is not None:
+            # The id was checked (or made) on the way in; an upstream's own id is replaced.
+            if type(rid) is not bytes:  # a proxy's own id (a gateway plugin sets one)
+                rid = str(rid).encode("latin-1")
+            headers = resp.headers
+            if _X_REQUEST_ID in headers:
+                headers.insert(_X_REQUEST_ID, rid)
+            else:
+                headers.fields.append((_X_REQUEST_ID, _X_REQUEST_ID_WIRE, rid))
+
+    def upstream_done(self, error: Any) -> None:
+        """The attempt ended (``error`` None: the response was relayed). The engine
+        calls it for an attempt it retries; :meth:`finish` closes the last one."""
+        if self.attempt_open:
+            self._attempt_over(error, perf_counter())
+
+    def _attempt_over(self, error: Any, now: float) -> None:
+        self.attempt_open = False
+        self.upstream_time += now - self.attempt_start
+        if self.reused is not None:
+            self.stats.in_use -= 1
+        if error is not None:
+            self.attempt_error = error
+            self._count_error(error)
+        if self.spans is not None:
+            self.spans.end_attempt(error, self.reused)
+        if self.steps is not None:
+            step = self.steps[-1]
+            step["ms"] = _ms(now - self.attempt_start)
+            if error is not None:
+                step["error"] = str(error)
+
+    # --- the end ----------------------------------------------------------------------------
+    def finish(self, ctx: Any, error: Any) -> None:
+        """The request is over (after the ``logging`` hook)."""
+        now = self.end = perf_counter()
+        if self.attempt_open:
+            self._attempt_over(error, now)
+        settings = self.settings
+        session = self.session
+        ds = session.downstream
+        resp = ds.written_head
+        status = self.status = resp.status if resp is not None else 0
+        if error is not None and error is not self.attempt_error:
+            self._count_error(error)
+        self.error = error
+        # (a downstream of the proxy's own, such as a cache refresh, may count nothing)
+        sent = self.sent = getattr(ds, "body_bytes_sent", 0)
+        received = self.received = getattr(ds, "body_bytes_read", 0)
+        st = self.stats
+        if st is None:
+            st = settings.no_upstream if self.service is settings.service else settings.service_stats(self.service, None)
+        index = _METHOD_INDEX.get(self.req.method_bytes, _OTHER_METHOD) * 6
+        if 100 <= status < 600:
+            index += status // 100
+        st.requests[index] += 1
+        duration = now - self.start
+        st.durations[bisect_left(DURATION_BUCKETS, duration)] += 1
+        st.duration_sum += duration
+        st.sent += sent
+        st.received += received
+        if self.spans is not None:
+            self.spans.end(status, error)
+        if self.steps is not None:
+            self._emit_trace(status, duration, error)
+        # The session refers to this record too: break the cycle, so the request's
+        # objects are freed now rather than by the cyclic garbage collector.
+        self.session = None
+        if settings.access_log is not None:
+            self.client_addr = session.client_addr
+            settings.access_log.write(self)  # the writer thread makes the line
+
+    def _emit_trace(self, status: int, duration: float, error: Any) -> None:
+        req = self.req
+        settings = self.settings
+        rid = self.request_id
+        record = {"service": self.service,
+                  "request_id": rid.decode("latin-1") if type(rid) is bytes else rid,
+                  "method": req.method, "path": req.path, "status": status, "duration_ms": _ms(duration),
+                  "phase": getattr(self.session, "phase", None), "attempts": self.steps,
+                  "error": None if error is None else str(error)}
+        settings.recent_traces.append(record)
+        trace_log.warning("trace %s", json.dumps(record, separators=(",", ":")))
+
+    def _count_error(self, error: BaseException) -> None:
+        metrics = self.settings.metrics
+        if metrics is None:
+            return
+        etype = getattr(error, "etype", None)
+        source = getattr(error, "esource", None)
+        metrics.count(metrics.errors, (self.service,
+                                       etype.name if etype is not None else type(error).__name__,
+                                       str(source).lower() if source is not None and str(source) else "unset"))
+
+
+# --- access-log lines, made in the writer thread from finished records ---------------------------
+
+def _seconds(value: float) -> str:
+    # Integer formatting: several times cheaper than a float's "%.6f".
+    us = int(value * 1000000.0 + 0.5)
+    return f"{us // 1000000}.{us % 1000000:06d}"
+
+
+def _client_text(addr: Any) -> str:
+    if addr is None:
+        return "null"
+    if isinstance(addr, tuple):
+        return f'"{addr[0]}"'  # an IP address: nothing in it to escape
+    return _enc(str(addr))
+
+
+def _request_id_text(rid: Any) -> str:
+    if rid is None:
+        return "null"
+    if type(rid) is not bytes:  # a proxy's own id (a gateway plugin sets one)
+        return _enc(str(rid))
+    if b'"' in rid or b"\\" in rid:  # only a client's id can hold these
+        return _enc(rid.decode("latin-1"))
+    return f'"{rid.decode("ascii")}"'  # visible ASCII (see valid_request_id)
+
+
+def _header_text(req: Any, name: bytes) -> str:
+    value = req.headers.get_bytes(name)
+    return "null" if value is None else _enc(value.decode("latin-1"))
+
+
+class JsonLines:
+    """Makes the JSON access-log line of a finished record with the chosen fields,
+    in the order of :data:`~propylon.metrics.access_log.FIELDS`; ``line`` is the
+    access-log writer's formatter."""
+
+    __slots__ = ("mask", "keys", "sec", "sec_text")
+
+    def __init__(self, fields: tuple) -> None:
+        chosen = set(fields)
+        self.mask = 0
+        keys = []
+        first = True
+        for bit, name in enumerate(FIELDS):
+            if name in chosen:
+                self.mask |= 1 << bit
+                keys.append(("{" if first else ",") + f'"{name}":')
+                first = False
+            else:
+                keys.append("")
+        self.keys = tuple(keys)
+        self.sec = -1
+        self.sec_text = ""
+
+    def line(self, r: RequestRecord, offset: float) -> str:
+        """The line of record ``r``; ``offset`` turns its clock into wall-clock time."""
+        mask = self.mask
+        keys = self.keys
+        req = r.req
+        out = []
+        if mask & 1:  # time
+            now = r.end + offset
+            sec = int(now)
+            if sec != self.sec:
+                self.sec = sec
+                self.sec_text = strftime("%Y-%m-%dT%H:%M:%S", gmtime(sec))
+            ms = int((now - sec) * 1000.0)
+            out.append(keys[0])
+            out.append(f'"{self.sec_text}.{ms:03d}Z"')
+        if mask & 2:  # client_addr
+            out.append(keys[1])
+            out.append(_client_text(r.client_addr))
+        if mask & 4:  # method
+            out.append(keys[2])
+            out.append(_JSON_METHODS.get(req.method_bytes) or _enc(req.method))
+        if mask & 8:  # path
+            out.append(keys[3])
+            out.append(_enc(req.path))
+        if mask & 16:  # status
+            out.append(keys[4])
+            out.append(f"{r.status}")
+        if mask & 32:  # bytes_sent
+            out.append(keys[5])
+            out.append(f"{r.sent}")
+        if mask & 64:  # bytes_received
+            out.append(keys[6])
+            out.append(f"{r.received}")
+        if mask & 128:  # duration
+            out.append(keys[7])
+            out.append(_seconds(r.end - r.start))
+        if mask & 256:  # upstream_duration
+            out.append(keys[8])
+            out.append(_seconds(r.upstream_time) if r.attempts else "null")
+        if mask & 512:  # upstream_addr
+            out.append(keys[9])
+            out.append(r.stats.json_label if r.stats is not None else "null")
+        if mask & 1024:  # retries
+            out.append(keys[10])
+            out.append(f"{r.attempts - 1}" if r.attempts else "0")
+        if mask & 2048:  # error
+            out.append(keys[11])
+            out.append("null" if r.error is None else _enc(str(r.error)))
+        if mask & 4096:  # request_id
+            out.append(keys[12])
+            out.append(_request_id_text(r.request_id))
+        if mask & 8192:  # user_agent
+            out.append(keys[13])
+            out.append(_header_text(req, b"user-agent"))
+        if mask & 16384:  # referer
+            out.append(keys[14])
+            out.append(_header_text(req, b"referer"))
+        if mask & 32768:  # service
+            out.append(keys[15])
+            out.append(_enc(r.service))
+        out.append("}")
+        return "".join(out)
+
+
+_clf_sec = [-1, ""]
+
+
+def combined_line(r: RequestRecord, offset: float) -> str:
+    """nginx's ``combined`` line of a finished record."""
+    req = r.req
+    sec = int(r.end + offset)
+    if sec != _clf_sec[0]:
+        _clf_sec[0] = sec
+        _clf_sec[1] = strftime("%d/%b/%Y:%H:%M:%S +0000", gmtime(sec))
+    addr = r.client_addr
+    client = "-" if addr is None else (addr[0] if isinstance(addr, tuple) else str(addr))
+    major, minor = req.version
+    ua = req.headers.get_bytes(b"user-agent")
+    ref = req.headers.get_bytes(b"referer")
+    return (f'{client} - - [{_clf_sec[1]}] '
+            f'"{clf_quote(req.method)} {clf_quote(req.uri)} HTTP/{major}.{minor}" '
+            f'{r.status} {r.sent} "{clf_quote(None if ref is None else ref.decode("latin-1"))}" '
+            f'"{clf_quote(None if ua is None else ua.decode("latin-1"))}"')
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
