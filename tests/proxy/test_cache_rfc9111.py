@@ -134,8 +134,9 @@ def test_ranges_from_cache(origin, start_proxy):
     body = bytes(range(97, 123))  # a..z
     o = origin({"/rg": fixed(body, "Cache-Control: max-age=60", "Content-Type: text/plain")})
     p = start_proxy(CachingProxy(o.port))
-    miss = get(p.url + "/rg", "-H", "Range: bytes=0-3")
-    assert miss.body == body  # the miss fetched the whole object
+    miss = get(p.url + "/rg", "-r", "0-3")
+    # The miss fetched the whole object and answered the range from it.
+    assert (miss.status, miss.body, miss.header("content-range")) == (206, b"abcd", "bytes 0-3/26")
     assert b"range" not in o.heads[0].lower()
     single = get(p.url + "/rg", "-H", "Range: bytes=2-4")
     assert (single.status, single.body) == (206, b"cde")
@@ -154,6 +155,32 @@ def test_ranges_from_cache(origin, start_proxy):
     whole = get(p.url + "/rg")
     assert whole.body == body and whole.header("accept-ranges") == "bytes"
     assert o.hits["/rg"] == 1
+
+
+def test_ranges_on_a_miss_are_answered_from_the_fill(origin, start_proxy):
+    # As in Pingora: the upstream is asked for the whole object, which is stored,
+    # and the client gets its range (one, several, or a 416) sliced from the fill.
+    body = bytes(range(97, 123))  # a..z
+    o = origin({"/one": fixed(body, "Cache-Control: max-age=60", "Content-Type: text/plain"),
+                "/multi": fixed(body, "Cache-Control: max-age=60", "Content-Type: text/plain"),
+                "/none": fixed(body, "Cache-Control: max-age=60", "Content-Type: text/plain")})
+    p = start_proxy(CachingProxy(o.port))
+    one = get(p.url + "/one", "-r", "-5")
+    assert (one.status, one.body, one.header("content-range")) == (206, b"vwxyz", "bytes 21-25/26")
+    multi = get(p.url + "/multi", "-r", "0-1,24-25")
+    assert multi.status == 206
+    boundary = multi.header("content-type").split("boundary=")[1].encode()
+    assert multi.body.count(b"--" + boundary) == 3 and multi.body.endswith(b"--" + boundary + b"--\r\n")
+    assert b"Content-Range: bytes 0-1/26\r\n\r\nab" in multi.body
+    assert b"Content-Range: bytes 24-25/26\r\n\r\nyz" in multi.body
+    assert int(multi.header("content-length")) == len(multi.body)
+    bad = get(p.url + "/none", "-r", "100-")
+    assert (bad.status, bad.body, bad.header("content-range")) == (416, b"", "bytes */26")
+    for path in ("/one", "/multi", "/none"):
+        whole = get(p.url + path)  # each fill stored the whole object
+        assert (whole.status, whole.body) == (200, body)
+        assert o.hits[path] == 1
+        assert b"range" not in o.heads[-1].lower()
 
 
 def test_head_answered_from_a_get_entry_and_sent_upstream_as_get(origin, start_proxy):

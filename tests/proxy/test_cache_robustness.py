@@ -196,3 +196,15 @@ def test_stale_while_revalidate_without_a_cache_lock_serves_stale_at_once(origin
     assert time.monotonic() - t0 < 0.7  # the refreshed copy, from the cache
     assert len(versions) == 2  # exactly one background refresh
     assert proxy.storage.stats.stale_served == 4
+
+
+def test_a_range_on_a_miss_spanning_the_pieces_of_a_streamed_fill(origin, start_proxy):
+    body = bytes(range(256)) * 4  # arrives in two halves, 0.3 s apart
+    o = origin({"/split": slow_fill(0.1, 0.3, body)})
+    proxy = CachingProxy(o.port)
+    p = start_proxy(proxy)
+    part = get(p.url + "/split", "-r", "500-523")
+    assert (part.status, part.body, part.header("content-range")) == (206, body[500:524], "bytes 500-523/1024")
+    whole = get(p.url + "/split")
+    assert (whole.status, whole.body) == (200, body)
+    assert phases(proxy, 2) == ["MISS", "HIT"]

@@ -17,7 +17,8 @@ The engine calls into this module only for a proxy that overrides
   body is served; a 5xx under stale-if-error serves the stale entry; otherwise
   ``response_cache_filter`` decides and a cacheable response is streamed to the
   client through :class:`FillExchange`, which writes every chunk into the cache as it
-  arrives, so readers waiting on the lock stream it too.
+  arrives, so readers waiting on the lock stream it too; a client that asked for a
+  Range gets it sliced from the fill (:class:`RangeFillExchange`), as from a hit.
 * :func:`on_error` when the request failed: stale-if-error, else caching is
   disabled (the write lock is released so a waiting reader takes over).
 
@@ -258,8 +259,10 @@ async def serve(engine: "HttpProxyEngine", session: "Session", ctx: Any, hit: Ca
             if not meta.has_accept_ranges():
                 resp.headers.fields.append(_ACCEPT_RANGES)
         elif length is not None:
-            parts, closing = _apply_range(resp, rr, length, body)
-            if rr.kind is RangeKind.INVALID:
+            parts, closing = _apply_range(resp, rr, length)
+            if rr.kind is RangeKind.SINGLE:
+                body.seek(*rr.ranges[0])
+            elif rr.kind is RangeKind.INVALID:
                 body = None
     h = hooks[RESPONSE]
     if h is not None:
@@ -325,10 +328,10 @@ async def serve(engine: "HttpProxyEngine", session: "Session", ctx: Any, hit: Ca
 _ACCEPT_RANGES = (b"accept-ranges", b"Accept-Ranges", b"bytes")
 
 
-def _apply_range(resp: ResponseHeader, rr, length: int, body: HitHandler):
+def _apply_range(resp: ResponseHeader, rr, length: int):
     """Turn ``resp`` into the answer to a satisfiable or unsatisfiable Range (not
-    NONE); positions ``body`` for a single range. Returns the multipart pieces
-    (part heads and ranges, closing delimiter) or (None, None)."""
+    NONE). Returns the multipart pieces (part heads and ranges, closing delimiter)
+    or (None, None)."""
     if rr.kind is RangeKind.MULTI:
         boundary = os.urandom(_BOUNDARY_BYTES).hex().encode()
         parts, closing, total = multipart_head_and_parts(
@@ -340,8 +343,6 @@ def _apply_range(resp: ResponseHeader, rr, length: int, body: HitHandler):
         return parts, closing
     resp.headers.remove(b"content-length")
     apply_range_headers(resp, rr, length)
-    if rr.kind is RangeKind.SINGLE:
-        body.seek(*rr.ranges[0])
     return None, None
 
 
@@ -442,6 +443,18 @@ async def admit(engine: "HttpProxyEngine", session: "Session", ctx: Any, resp: R
     # The fill completes even if the client leaves: the client's loss must not
     # stop the upstream read.
     session.downstream.on_lost = None
+    if session.compression is None:
+        # The client's Range is answered from the body as it fills (the upstream was
+        # asked for all of it), as a hit would be.
+        length = _content_length(resp)
+        if length is not None:
+            h = engine.hooks[RANGE]
+            rr = h(session, resp, ctx) if h is not None else range_request(session.req_header, resp)
+            if rr.kind is not RangeKind.NONE:
+                parts, closing = _apply_range(resp, rr, length)
+                if parts is None:
+                    parts = [(b"", start, end) for start, end in rr.ranges]  # none for a 416
+                return RangeFillExchange(conn, cache, parts, closing)
     return FillExchange(conn, cache)
 
 
@@ -542,6 +555,45 @@ class FillExchange:
             if conn.at_end():
                 await cache.finish_miss_handler()
         return data
+
+
+class RangeFillExchange(FillExchange):
+    """A fill whose client asked for ranges of it: the whole body goes into the cache,
+    the client gets only the ``parts`` (a head to write before each, then bytes
+    ``start..end`` inclusive) and after them ``closing`` (multipart), as the body
+    arrives. No parts: the client gets no body (416)."""
+
+    __slots__ = ("parts", "closing", "pos", "ended")
+
+    def __init__(self, conn, cache: HttpCache, parts: list, closing: Optional[bytes]) -> None:
+        super().__init__(conn, cache)
+        self.parts = parts
+        self.closing = closing
+        self.pos = 0
+        self.ended = False
+
+    async def read_body(self) -> Optional[bytes]:
+        if self.ended:
+            return None
+        data = await FillExchange.read_body(self)
+        if data is None:
+            self.ended = True
+            return self.closing
+        start = self.pos
+        end = start + len(data)
+        self.pos = end
+        out = []
+        for head, first, last in self.parts:
+            if last < start or first >= end:
+                continue
+            if first >= start and head:
+                out.append(head)  # this part begins in this piece
+            out.append(data[max(first, start) - start:min(last + 1, end) - start])
+        return b"".join(out)
+
+    def at_end(self) -> bool:
+        # A multipart answer still has its closing delimiter to give after the body.
+        return self.ended or (self.closing is None and self.conn.at_end())
 
 
 class RefreshDownstream:

@@ -164,7 +164,9 @@ class ProxyHttp:
     def range_header_filter(self, session: "Session", resp: ResponseHeader, ctx: Any) -> RangeRequest:
         """How to answer the client's ``Range`` from the cached ``resp``: the whole body,
         one range (206), several (206 ``multipart/byteranges``) or none satisfiable
-        (416). Called only when the body can be sliced (complete, known length).
+        (416). Called for a hit whose body can be sliced (complete, known length),
+        and for a miss being filled with a known length (the fill takes the whole
+        body, the client gets the ranges as it arrives).
         Default: :func:`propylon.cache.range_request` (at most 199 ranges; overlapping
         ones serve the whole body)."""
         return range_request(session.req_header, resp)
