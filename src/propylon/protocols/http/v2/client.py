@@ -90,7 +90,7 @@ class H2ClientStream(H2StreamBase):
                   (b":authority", authority), (b":path", req.raw_path or b"/")]
         fields += h2_fields(req.headers, keep_te_trailers=True, drop=frozenset((b"host",)))
         try:
-            sid = conn._codec.request(fields, not has_body)
+            sid = conn.codec.request(fields, not has_body)
         except CodecError as exc:
             err = Error.because(ErrorType.H2_ERROR, "cannot send the request head", exc).into_up()
             err.set_retry(True)  # nothing went out
@@ -205,7 +205,7 @@ class H2ClientStream(H2StreamBase):
         sid = self.stream_id
         if sid and not self._reset and not conn._closed and not (self._recv_done and self._end_sent):
             self._reset = True
-            conn._codec.reset_stream(sid, CANCEL)
+            conn.codec.reset_stream(sid, CANCEL)
             conn.want_flush()
         self._out.clear()
         self._out_len = 0
@@ -304,7 +304,7 @@ class H2ClientConnection(H2ConnBase, asyncio.Protocol):
     def __init__(self, max_streams: int = 100, initial_window_size: int = 1 << 20,
                  connection_window_size: int = 4 << 20) -> None:
         self._init_base()
-        self._codec: Codec = None  # type: ignore[assignment]  # made with the connection
+        self.codec: Codec = None  # type: ignore[assignment]  # made with the connection
         self.max_streams = max_streams
         self._initial_window = initial_window_size
         self._conn_window = connection_window_size
@@ -326,7 +326,7 @@ class H2ClientConnection(H2ConnBase, asyncio.Protocol):
         """Streams that may still be opened now (peer's limit and local cap)."""
         if not self.is_usable():
             return 0
-        limit = min(self._codec.peer_max_concurrent_streams(), self.max_streams)
+        limit = min(self.codec.peer_max_concurrent_streams(), self.max_streams)
         return max(0, limit - len(self._active))
 
     @property
@@ -355,7 +355,7 @@ class H2ClientConnection(H2ConnBase, asyncio.Protocol):
         fut = self.loop.create_future()
         self._pings[opaque] = fut
         start = self.loop.time()
-        self._codec.ping(opaque)
+        self.codec.ping(opaque)
         self.want_flush()
         try:
             await asyncio.wait_for(fut, timeout)
@@ -369,8 +369,8 @@ class H2ClientConnection(H2ConnBase, asyncio.Protocol):
         """Say GOAWAY and close the connection; open streams fail."""
         if self._closed:
             return
-        if self._codec is not None:
-            self._codec.goaway(NO_ERROR)
+        if self.codec is not None:
+            self.codec.goaway(NO_ERROR)
             self._flush()
         self._shut(Error.explain(ErrorType.CONNECTION_CLOSED, "upstream connection closed locally").into_in())
 
@@ -398,7 +398,7 @@ class H2ClientConnection(H2ConnBase, asyncio.Protocol):
             host = peer[0]
             host = f"[{host}]" if ":" in host else host
             self.default_authority = f"{host}:{peer[1]}".encode()
-        self._codec = Codec(True, initial_window_size=self._initial_window,
+        self.codec = Codec(True, initial_window_size=self._initial_window,
                             connection_window_size=self._conn_window)
         self._flush()
 
@@ -409,7 +409,7 @@ class H2ClientConnection(H2ConnBase, asyncio.Protocol):
         self._in_receive = True
         try:
             try:
-                events = self._codec.receive(data)
+                events = self.codec.receive(data)
             except CodecError as exc:
                 log.info("HTTP/2 protocol error from upstream %s: %s", self._peer(), exc)
                 self._flush()
@@ -467,7 +467,7 @@ class H2ClientConnection(H2ConnBase, asyncio.Protocol):
             if st is not None and not st._released:
                 st._on_data(a, b)
             else:
-                self._codec.acknowledge(sid, b)
+                self.codec.acknowledge(sid, b)
         elif kind == HEADERS:
             if st is not None:
                 if a is None:

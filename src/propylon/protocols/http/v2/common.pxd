@@ -4,7 +4,7 @@
 from propylon.protocols.flow cimport FlowControl
 
 cdef class H2ConnBase:
-    cdef public object loop, transport, digest, _codec, _flush_handle
+    cdef public object loop, transport, digest, codec, _flush_handle
     cdef public FlowControl flow
     cdef public bint _closed, _in_receive
     cdef public Py_ssize_t _unflushed, _data_frames_sent

@@ -116,10 +116,10 @@ class H2ConnBase:
     """Transport plumbing both protocol classes share (the base of both asyncio protocols).
 
     Public names here are the API of the two sides (``server``, ``client``) and
-    of the streams: ``loop``, ``flow``, ``send_blocked``, ``want_flush()``.
+    of the streams: ``loop``, ``codec``, ``flow``, ``send_blocked``, ``want_flush()``.
     """
 
-    # Set by the subclass: ``_codec`` (a Codec), ``transport``, ``digest`` (a Digest).
+    # Set by the subclass: ``codec`` (a Codec), ``transport``, ``digest`` (a Digest).
     # When compiled, the fields are those of common.pxd.
 
     def _init_base(self) -> None:
@@ -147,10 +147,10 @@ class H2ConnBase:
     def _flush(self) -> None:
         self._flush_handle = None
         self._unflushed = 0
-        data = self._codec.data_to_send()
+        data = self.codec.data_to_send()
         if data and not self._closed and self.transport is not None:
             self.transport.write(data)
-        if self._codec.terminated and not self._closed:
+        if self.codec.terminated and not self._closed:
             self._on_terminated()
 
     def _on_terminated(self) -> None:
@@ -170,7 +170,7 @@ class H2ConnBase:
     # --- flow control of sending --------------------------------------------------
     def _pump(self, st: "H2StreamBase") -> None:
         """Send what the windows allow of ``st``'s queue, then its end if asked."""
-        codec = self._codec
+        codec = self.codec
         sid = st.stream_id
         out = st._out
         try:
@@ -282,7 +282,7 @@ class H2StreamBase:
         # Usually the peer reset the stream already; if not, tell it this stream
         # is dead rather than leave it waiting.
         self._reset = True
-        self.conn._codec.reset_stream(self.stream_id, INTERNAL_ERROR)
+        self.conn.codec.reset_stream(self.stream_id, INTERNAL_ERROR)
 
     def _on_end_sent(self) -> None:
         """The END_STREAM flag went out (subclasses may free things then)."""
@@ -326,7 +326,7 @@ class H2StreamBase:
         padding = flow_len - len(data)
         if padding > 0:
             # Padding is never read by anyone: give its window back at once.
-            self.conn._codec.acknowledge(self.stream_id, padding)
+            self.conn.codec.acknowledge(self.stream_id, padding)
         self.wake_reader()
 
     def _take(self) -> bytes:
@@ -344,7 +344,7 @@ class H2StreamBase:
             self._unacked = 0
             conn = self.conn
             if not conn._closed:
-                conn._codec.acknowledge(self.stream_id, n)
+                conn.codec.acknowledge(self.stream_id, n)
                 conn.want_flush()
 
     def wake_reader(self) -> None:

@@ -158,7 +158,7 @@ class H2ServerStream(H2StreamBase):
         if self._reset or conn._closed:
             return
         try:
-            conn._codec.send_headers(self.stream_id, fields, end_stream)
+            conn.codec.send_headers(self.stream_id, fields, end_stream)
         except CodecError as exc:
             log.debug("stream %d: head not sent: %s", self.stream_id, exc)
             self._on_send_failed(exc)
@@ -255,7 +255,7 @@ class H2ServerConnection(H2ConnBase):
         self._shutdown = shutdown
         self._opts = opts = _options(options)
         self._tracker = tracker
-        self._codec: Codec = None  # type: ignore[assignment]  # made with the connection
+        self.codec: Codec = None  # type: ignore[assignment]  # made with the connection
         self._streams: dict[int, H2ServerStream] = {}
         self._guard = ResetGuard(opts.rapid_reset_max, opts.rapid_reset_window,
                                  opts.rapid_reset_min_streams, opts.rapid_reset_ratio)
@@ -291,7 +291,7 @@ class H2ServerConnection(H2ConnBase):
         opts = self._opts
         # Heads a little over the limit are decoded and answered 431 by us; only
         # absurd ones make HPACK give up on the whole connection.
-        self._codec = Codec(False, initial_window_size=opts.initial_window_size,
+        self.codec = Codec(False, initial_window_size=opts.initial_window_size,
                             connection_window_size=opts.connection_window_size,
                             max_concurrent_streams=opts.max_concurrent_streams,
                             max_header_list_size=opts.max_header_list_size, header_slack=HEAD_SLACK)
@@ -366,7 +366,7 @@ class H2ServerConnection(H2ConnBase):
 
     def _feed(self, data: Any) -> None:
         self._in_receive = True
-        codec = self._codec
+        codec = self.codec
         try:
             while data is not None and not self._closed:
                 try:
@@ -427,7 +427,7 @@ class H2ServerConnection(H2ConnBase):
             if st is not None and not st._reset:
                 st._feed(a, b)
             else:
-                self._codec.acknowledge(sid, b)
+                self.codec.acknowledge(sid, b)
         elif kind == HEADERS:
             self._on_request(sid, a, b)
         elif kind == END:
@@ -470,7 +470,7 @@ class H2ServerConnection(H2ConnBase):
             if self._guard.on_reset():
                 self._calm_down("too many cancelled or refused streams")
                 return
-            self._codec.reset_stream(sid, REFUSED_STREAM)
+            self.codec.reset_stream(sid, REFUSED_STREAM)
             return
         if fields is None:
             size, items, pseudo = 0, None, None
@@ -508,10 +508,10 @@ class H2ServerConnection(H2ConnBase):
         st._task = self.loop.create_task(self._serve(st))
 
     def _answer_directly(self, sid: int, status: int, ended: bool) -> None:
-        self._codec.send_headers(sid, [(b":status", b"%d" % status), (b"content-length", b"0")], True)
+        self.codec.send_headers(sid, [(b":status", b"%d" % status), (b"content-length", b"0")], True)
         if not ended:
             # The answer is complete: the client need not send the body.
-            self._codec.reset_stream(sid, NO_ERROR)
+            self.codec.reset_stream(sid, NO_ERROR)
 
     def _on_reset(self, sid: int, code: int) -> None:
         st = self._streams.get(sid)
@@ -528,7 +528,7 @@ class H2ServerConnection(H2ConnBase):
         if code == NO_ERROR and self._streams:
             # Streams already open may still be answered (RFC 9113 6.8).
             self._goaway_sent = True
-            self._last_stream = self._codec.last_stream_id()
+            self._last_stream = self.codec.last_stream_id()
             return
         self._close()
 
@@ -544,7 +544,7 @@ class H2ServerConnection(H2ConnBase):
         log.warning("closing HTTP/2 connection from %s: %s (this window: %s; streams: %d "
                     "cancelled or refused, %d complete)", self._peer(), why, counts or "-",
                     self._guard.resets, self._guard.completed)
-        self._codec.goaway(ENHANCE_YOUR_CALM)
+        self.codec.goaway(ENHANCE_YOUR_CALM)
         self._flush()
         transport = self.transport
         if transport is not None and transport.get_write_buffer_size():
@@ -572,9 +572,9 @@ class H2ServerConnection(H2ConnBase):
                 # No complete response will come: tell the client so.
                 self.send_blocked.pop(sid, None)
                 st._reset = True
-                self._codec.reset_stream(sid, INTERNAL_ERROR)
+                self.codec.reset_stream(sid, INTERNAL_ERROR)
             elif not st.body_received and st._end_sent:
-                self._codec.reset_stream(sid, NO_ERROR)  # answered: stop the upload
+                self.codec.reset_stream(sid, NO_ERROR)  # answered: stop the upload
             st.ack_all()
             self.want_flush()
         if not self._streams:
@@ -587,9 +587,9 @@ class H2ServerConnection(H2ConnBase):
         if self._goaway_sent or self._closed:
             return
         self._goaway_sent = True
-        self._last_stream = self._codec.last_stream_id()
+        self._last_stream = self.codec.last_stream_id()
         # Open streams still finish after a graceful GOAWAY.
-        self._codec.goaway(NO_ERROR, self._last_stream)
+        self.codec.goaway(NO_ERROR, self._last_stream)
         self._flush()
 
     def _on_shutdown(self) -> None:
