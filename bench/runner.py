@@ -212,8 +212,7 @@ class Workbench:
         )
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         https = tls_alpn is not None
-        for attempt in range(1, 4):
-            port = free_port()
+        def argv_for(port: int) -> list[str]:
             argv = [sys.executable, str(_FORWARDER), "--backend-port", str(backend_port),
                     "--listen", f"127.0.0.1:{port}", "-c", str(conf)]
             if tls_alpn is not None:
@@ -225,17 +224,9 @@ class Workbench:
                 argv += ["--observe", str(home)]
             if cache:
                 argv.append("--cache")
-            # SIGINT is the fast shutdown; SIGTERM would start a long graceful drain.
-            proc = self.procs.start(tag, argv, home / f"{tag}.log", env=env,
-                                    stop_signal=signal.SIGINT)
-            try:
-                wait_http_ok(proc, port, https=https, expect_body=BACKEND_BODY, timeout=20.0)
-            except StartError as exc:
-                self.procs.stop(proc)
-                if attempt == 3 or not lost_port_race(str(exc)):
-                    raise
-                continue
-            break
+            return argv
+
+        proc, port = self._start_on_free_port(tag, home, env, argv_for, https=https)
         if tls_alpn is not None and tls_alpn.split(",")[0] == "h2":
             try:
                 h2_get_status(port)
@@ -258,22 +249,34 @@ class Workbench:
         server = (f'{{threads: {self.params.workers}, pid_file: "{home / "propylon.pid"}", '
                   f'upgrade_sock: "{home / "upgrade.sock"}"}}')
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        for attempt in range(1, 4):
-            port, metrics = free_port(), free_port()
+        def argv_for(port: int) -> list[str]:
             conf = home / "gateway.yaml"
             conf.write_text(gateway_config(f"127.0.0.1:{port}", f"127.0.0.1:{backend_port}",
-                                           f"127.0.0.1:{metrics}", str(home / "access.log"), server))
-            argv = [sys.executable, "-m", "propylon", "run", "-c", str(conf)]
-            proc = self.procs.start(tag, argv, home / f"{tag}.log", env=env, stop_signal=signal.SIGINT)
+                                           f"127.0.0.1:{free_port()}", str(home / "access.log"), server))
+            return [sys.executable, "-m", "propylon", "run", "-c", str(conf)]
+
+        proc, port = self._start_on_free_port(tag, home, env, argv_for, headers=headers)
+        return Target(f"http://127.0.0.1:{port}/", proc, headers)
+
+    def _start_on_free_port(self, tag: str, home: Path, env: dict, argv_for: Callable[[int], list[str]],
+                            https: bool = False, headers: tuple[str, ...] = ()) -> tuple[Any, int]:
+        """Start ``argv_for(port)`` on a free port until it answers the backend's body;
+        up to three tries when another process took the port between choosing and binding."""
+        for attempt in range(1, 4):
+            port = free_port()
+            # SIGINT is the fast shutdown; SIGTERM would start a long graceful drain.
+            proc = self.procs.start(tag, argv_for(port), home / f"{tag}.log", env=env,
+                                    stop_signal=signal.SIGINT)
             try:
-                wait_http_ok(proc, port, expect_body=BACKEND_BODY, timeout=20.0, headers=headers)
+                wait_http_ok(proc, port, https=https, expect_body=BACKEND_BODY, timeout=20.0,
+                             headers=headers)
             except StartError as exc:
                 self.procs.stop(proc)
                 if attempt == 3 or not lost_port_race(str(exc)):
                     raise
                 continue
-            break
-        return Target(f"http://127.0.0.1:{port}/", proc, headers)
+            return proc, port
+        raise AssertionError("unreachable: the last try returns or raises")
 
     # -- measuring -----------------------------------------------------------------
 
