@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 
 from propylon.gateway.config import GatewayConfigError, parse_config
+from propylon.gateway.plugins.traffic import BUCKETS, split_bucket
 from support import free_port, scrape
 
 BLUE = b"Response from BLUE"
@@ -55,6 +56,58 @@ def test_sticky_split_sends_one_key_always_the_same_way(gateway_run):
     assert 0.2 <= canary / len(users) <= 0.4, canary
     # Without the key a request is split at random: both ways are seen.
     assert {b for _, _, b in gw.request_many([("/sticky", {})] * 60)} == {BLUE, GREEN}
+
+
+CACHED_SPLIT = """
+listeners: [{name: web, address: "127.0.0.1:{port}"}]
+admin: {address: "127.0.0.1:{admin}"}
+clusters:
+  stable: {backends: [{address: "{blue}"}]}
+  canary: {backends: [{address: "{green}"}]}
+routes:
+  - name: split
+    match: {path: {prefix: /}}
+    plugins:
+      traffic_split: {cluster: canary, percent: 50, sticky_on: "header:X-User"}
+      cache: {ttl: 60}
+    proxy: {cluster: stable}
+"""
+
+
+def test_each_side_of_a_cached_split_caches_its_own_answers(gateway_run):
+    admin = free_port()
+    gw = gateway_run(CACHED_SPLIT, admin=admin)
+    # One user the split sends to each side (the split hashes the header's value).
+    users = [f"user-{i}" for i in range(64)]
+    stable = next(u for u in users if split_bucket(u.encode()) >= BUCKETS // 2)
+    canary = next(u for u in users if split_bucket(u.encode()) < BUCKETS // 2)
+
+    def get(user: str) -> tuple:
+        status, headers, body = gw.request("GET", "/page?v=1", headers={"X-User": user})
+        assert status == 200, (status, body)
+        return headers.get("x-cache-status"), body
+
+    assert get(stable) == ("MISS", BLUE)
+    assert get(canary) == ("MISS", GREEN)  # not stable's entry
+    assert get(stable) == ("HIT", BLUE)
+    assert get(canary) == ("HIT", GREEN)
+
+    def purge(document: dict) -> dict:
+        conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=10)
+        try:
+            conn.request("POST", "/api/cache/purge", body=json.dumps(document))
+            resp = conn.getresponse()
+            assert resp.status == 200
+            return json.loads(resp.read())
+        finally:
+            conn.close()
+
+    # Purging the target removes both sides' entries; so does a purge by prefix.
+    assert purge({"host": f"127.0.0.1:{gw.port}", "path": "/page?v=1"})["purged"] == 2
+    assert get(canary) == ("MISS", GREEN)
+    assert get(stable) == ("MISS", BLUE)
+    assert purge({"prefix": "/pa"})["purged"] == 2
+    assert get(stable) == ("MISS", BLUE)
 
 
 BASE = {

@@ -344,7 +344,7 @@ class AdminApp(ListeningApp):
             if not cached:
                 raise _Reply(404, {"error": f"no route {route!r} with a cache"})
         stores = list({id(r.cache.store): r.cache.store for r in cached}.values())
-        purged = await purge(stores, host.lower() if host else host, path, prefix)
+        purged = await purge([r.cache for r in cached], host.lower() if host else host, path, prefix)
         return {"purged": purged, "routes": [r.name for r in cached], "pid": os.getpid(),
                 "per_process": sorted({s.kind for s in stores} - {"redis"})}
 

@@ -90,6 +90,9 @@ class GatewayProxy(ProxyHttp):
         if cache is not None:
             cache.enable(session)
 
+    def cache_key_callback(self, session, ctx: RequestCtx):
+        return ctx.route.cache.key(session, ctx)
+
     def response_cache_filter(self, session, resp, ctx: RequestCtx):
         return ctx.route.cache.cacheable(session, resp)
 

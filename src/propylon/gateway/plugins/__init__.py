@@ -91,7 +91,10 @@ def build_chain(index: int, route: Route, route_name: str, base_dir: Optional[st
         from .caching import CacheStatus, RouteCache
 
         try:
-            chain.append(RouteCache(p.cache, base_dir))
+            # A split route's sides may answer differently: each caches its own.
+            split = ((route.proxy.cluster, p.traffic_split.cluster)
+                     if p.traffic_split is not None and route.proxy is not None else ())
+            chain.append(RouteCache(p.cache, base_dir, split))
             if p.cache.status_header:
                 chain.append(CacheStatus(p.cache.status_header))
         except OSError as e:

@@ -9,6 +9,11 @@ header to the responses.
 Storages outlive reloads: routes whose storage settings are the same share one
 storage object per process (and its cache lock), kept as long as a snapshot uses it,
 so a reload that leaves the cache section alone keeps what is cached.
+
+A route that splits its traffic (``traffic_split``) sends the same target to two
+clusters that may answer differently, so its keys name the cluster that answered:
+``cluster_key`` appends it to the target (after a space, which no request target
+holds), and a purge of one target removes the entry of each cluster.
 """
 
 from __future__ import annotations
@@ -19,12 +24,12 @@ import weakref
 from typing import Any, Optional
 
 from ...cache import (CacheControl, CacheKey, CacheLock, CacheMetaDefaults, CachePhase, DiskCache, MemCache,
-                      resp_cacheable)
+                      default_cache_key, resp_cacheable)
 from ...cache.storage import Storage
 from ..config import models as m
 from .base import Plugin
 
-__all__ = ["RouteCache", "CacheStatus", "storage_for", "live_storages", "purge"]
+__all__ = ["RouteCache", "CacheStatus", "storage_for", "live_storages", "purge", "cluster_key"]
 
 #: What the status header says for each phase the response left in.
 _STATUS = {CachePhase.HIT: b"HIT", CachePhase.MISS: b"MISS", CachePhase.STALE: b"STALE",
@@ -72,6 +77,12 @@ def storage_for(conf: m.CachePlugin, base_dir: Optional[str]) -> _Store:
     return store
 
 
+def cluster_key(target: str, cluster: str) -> str:
+    """The primary key of ``target`` as answered by ``cluster``, on a route that splits
+    its traffic. It still starts with the target, so purges by prefix match it."""
+    return f"{target} @{cluster}"
+
+
 def live_storages() -> list[_Store]:
     """The storages some snapshot of this process uses (for purges)."""
     with _stores_lock:
@@ -82,10 +93,12 @@ class RouteCache(Plugin):
     """A route's cache settings and storage, used by the proxy's cache hooks (it
     defines no plugin hook itself)."""
 
-    def __init__(self, conf: m.CachePlugin, base_dir: Optional[str]) -> None:
+    def __init__(self, conf: m.CachePlugin, base_dir: Optional[str], clusters: tuple = ()) -> None:
         super().__init__()
         self.conf = conf
         self.store = storage_for(conf, base_dir)
+        #: the clusters a split route's keys name (its own and the split's), else empty
+        self.clusters = clusters
         statuses = frozenset(conf.statuses)
         ttl = conf.ttl or None
         self.defaults = CacheMetaDefaults(lambda status: ttl if status in statuses else None,
@@ -95,6 +108,14 @@ class RouteCache(Plugin):
         """Turn the cache on for this request (``request_cache_filter``)."""
         store = self.store
         session.cache.enable(store.storage, lock=store.lock)
+
+    def key(self, session: Any, ctx: Any) -> CacheKey:
+        """The request's key (``cache_key_callback``): Host and target, plus the cluster
+        chosen for it when the route splits its traffic."""
+        key = default_cache_key(session.req_header)
+        if self.clusters:
+            key.primary = cluster_key(key.primary, ctx.cluster.name)
+        return key
 
     def cacheable(self, session: Any, resp: Any) -> Any:
         """The entry's meta, or why it is not kept (``response_cache_filter``)."""
@@ -113,14 +134,19 @@ class CacheStatus(Plugin):
         upstream_response.insert_header(self.name, _STATUS.get(session.cache.phase(), b"BYPASS"))
 
 
-async def purge(stores: list, host: Optional[str], path: Optional[str], prefix: Optional[str]) -> int:
-    """Remove from ``stores`` the entry of ``host`` + ``path`` (the request target), or
-    every entry under ``prefix`` (within ``host`` if given), or everything."""
+async def purge(caches: list, host: Optional[str], path: Optional[str], prefix: Optional[str]) -> int:
+    """Remove from the storages of ``caches`` (RouteCaches) the entry of ``host`` +
+    ``path`` (the request target; on split routes, each cluster's), or every entry
+    under ``prefix`` (within ``host`` if given), or everything."""
+    stores: dict = {}  # id(store) -> (store, the clusters its split routes name)
+    for cache in caches:
+        stores.setdefault(id(cache.store), (cache.store, set()))[1].update(cache.clusters)
     removed = 0
-    for store in stores:
+    for store, clusters in stores.values():
         storage = store.storage
         if path is not None:
-            removed += bool(await storage.purge(CacheKey(host or "", path)))
+            for primary in (path, *(cluster_key(path, c) for c in sorted(clusters))):
+                removed += bool(await storage.purge(CacheKey(host or "", primary)))
         else:
             removed += await storage.purge_prefix(prefix or "", host)
     return removed
