@@ -22,6 +22,7 @@ import json
 import logging
 import mimetypes
 import os
+import time
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs
 
@@ -36,7 +37,7 @@ from .config.models import AdminConf
 from .runtime import Gateway
 from .state import write_atomically
 
-__all__ = ["AdminApp", "admin_service", "merge_document"]
+__all__ = ["AdminApp", "admin_service", "merge_document", "metrics_figures"]
 
 log = logging.getLogger("propylon.gateway.admin")
 
@@ -312,7 +313,16 @@ class AdminApp(ListeningApp):
         return {"answered_by": os.getpid(), "workers": workers}
 
     async def get_stats(self, ds, params, body) -> dict:
-        return {"pid": os.getpid(), "version": self.gateway.current.version, **self.gateway.stats.snapshot()}
+        """The dashboard's figures, from the built-in metrics (every worker's, summed) when
+        ``metrics`` is on, else none; and this worker's recent proxy errors."""
+        gateway = self.gateway
+        out = {"pid": os.getpid(), "version": gateway.current.version, "when": time.time(),
+               "errors": list(gateway.recent_errors)}
+        metrics = gateway.observer.metrics if gateway.observer is not None else None
+        if metrics is None:
+            return {**out, "source": None, "buckets": [], "routes": {}, "backends": {}}
+        counters, histograms, _ = await asyncio.to_thread(metrics.totals)
+        return {**out, **metrics_figures(counters, histograms)}
 
     async def cache_purge(self, ds, params, body) -> dict:
         """Purge the cache of the live routes: ``route`` (default: every route with a
@@ -347,6 +357,30 @@ class AdminApp(ListeningApp):
         purged = await purge([r.cache for r in cached], host.lower() if host else host, path, prefix)
         return {"purged": purged, "routes": [r.name for r in cached], "pid": os.getpid(),
                 "per_process": sorted({s.kind for s in stores} - {"redis"})}
+
+
+def metrics_figures(counters: dict, histograms: dict) -> dict:
+    """Per route (the ``service`` label) and per backend (``upstream``): cumulative
+    requests, errors (5xx, or no response at all) and, per route, the request duration
+    histogram (non-cumulative counts, the last one above every bound)."""
+    from ..metrics.builtin import DURATION_BUCKETS
+
+    routes: dict = {}
+    backends: dict = {}
+    for (service, _method, status_class, upstream), n in counters["propylon_requests"].items():
+        failed = n if status_class in ("5xx", "none") else 0
+        route = routes.setdefault(service, {"requests": 0, "errors": 0, "latency": [0] * (len(DURATION_BUCKETS) + 1)})
+        route["requests"] += n
+        route["errors"] += failed
+        if upstream != "none":  # answered without going upstream
+            backend = backends.setdefault(upstream, {"requests": 0, "errors": 0})
+            backend["requests"] += n
+            backend["errors"] += failed
+    for (service, _upstream), h in histograms["propylon_request_duration_seconds"].items():
+        route = routes.get(service)
+        if route is not None:
+            route["latency"] = [a + b for a, b in zip(route["latency"], h.counts)]
+    return {"source": "metrics", "buckets": list(DURATION_BUCKETS), "routes": routes, "backends": backends}
 
 
 def admin_service(gateway: Gateway, conf: AdminConf) -> Service:

@@ -41,7 +41,7 @@ class GatewayProxy(ProxyHttp):
     def __init__(self, gateway: Gateway, listener: str) -> None:
         self.gateway = gateway
         self.listener = listener
-        self.stats = gateway.stats
+        self.errors = gateway.recent_errors
         #: Set when a reload removes this listener: requests still arriving on its open
         #: connections are served by the last snapshot that had it.
         self.retired: Optional[Snapshot] = None
@@ -168,8 +168,9 @@ class GatewayProxy(ProxyHttp):
             # Like the default: the client connection stays when that is safe.
             await session.respond_error(code, keepalive=True)
         route, backend = ctx.route, ctx.backend
-        self.stats.error(route.name if route is not None else None, code, str(e),
-                         str(backend.addr) if backend is not None else None)
+        self.errors.append({"when": time.time(), "route": route.name if route is not None else None,
+                            "status": code, "backend": str(backend.addr) if backend is not None else None,
+                            "cause": str(e)})
         return FailToProxy(code, code > 0)
 
     async def logging(self, session, e: Optional[Error], ctx: RequestCtx) -> None:
@@ -178,9 +179,6 @@ class GatewayProxy(ProxyHttp):
         for guard in ctx.guards:
             guard.release()
         route = ctx.route
-        resp = session.response_written()
-        self.stats.observe(route.name if route is not None else "(no route)",
-                           resp.status if resp is not None else 0, time.monotonic() - ctx.started)
         if route is not None:
             for hook in route.logging_hooks:
                 await hook(session, e, ctx)

@@ -22,7 +22,7 @@ import os
 import re
 import signal
 import tempfile
-import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -35,9 +35,11 @@ from .plugins import build_chain, defined_hooks
 from .plugins.caching import RouteCache
 from .router import CompiledRoute, Router
 from .state import ConfigState, digest_of
-from .stats import RouteStats
 
 __all__ = ["Gateway", "Snapshot", "RouteRuntime", "RequestCtx", "CompiledHeaderRules", "prepare", "assemble"]
+
+#: Proxy errors kept for the dashboard.
+RECENT_ERRORS = 50
 
 log = logging.getLogger("propylon.gateway")
 
@@ -110,11 +112,10 @@ class RequestCtx:
     """Per-request state: the snapshot it started with, its route, and plugin values."""
 
     __slots__ = ("snapshot", "route", "captures", "backend", "cluster", "tried", "vars", "guards",
-                 "body_limit", "started")
+                 "body_limit")
 
     def __init__(self, snapshot: "Snapshot") -> None:
         self.snapshot = snapshot
-        self.started = time.monotonic()
         self.route: Optional[RouteRuntime] = None
         self.captures: dict = {}
         self.backend: Any = None
@@ -279,7 +280,9 @@ class Gateway:
         self._lock = asyncio.Lock()
         self._reloads = 0
         self.last_problems: list[ConfigProblem] = []
-        self.stats = RouteStats()
+        #: the last proxy errors of this process with their cause (the dashboard's
+        #: "recent proxy errors"; its figures come from the built-in metrics)
+        self.recent_errors: deque = deque(maxlen=RECENT_ERRORS)
         self.store: Any = None  # the RedisConfigStore of this process, with config_store
         #: the built-in observability (``metrics``/``access_log``), made at start, or None
         self.observer: Any = None

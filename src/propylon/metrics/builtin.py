@@ -221,7 +221,10 @@ class BuiltinMetrics(Collector):
             yield GaugeMetricFamily(name, doc, labels=labels)
         yield GaugeMetricFamily(*_HEALTH[:2], labels=_HEALTH[2])
 
-    def collect(self) -> Iterable[Any]:
+    def totals(self) -> tuple[dict, dict, dict]:
+        """Every worker's values summed, as ``(counters, histograms, gauges)``: dicts by
+        family name (counters without ``_total``) of dicts by label tuple (gauges count
+        live workers only). What a scrape shows; it reads files, so call it off the loop."""
         mine = self._dump()
         parts = [(mine, True)]
         if self.directory is not None:
@@ -254,6 +257,10 @@ class BuiltinMetrics(Collector):
                         for labels, value in rows:
                             key = tuple(labels)
                             out[key] = out.get(key, 0) + value
+        return counters, hists, gauges
+
+    def collect(self) -> Iterable[Any]:
+        counters, hists, gauges = self.totals()
         for name, (doc, labels) in _COUNTERS.items():
             fam = CounterMetricFamily(name, doc, labels=labels)
             for key, value in sorted(counters[name].items()):

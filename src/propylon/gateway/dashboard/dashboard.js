@@ -1,5 +1,6 @@
 // The gateway dashboard: polls the admin API once a second and renders it.
-// Rates and percentiles are differences between two polls of the cumulative counters.
+// Rates and percentiles are differences between two polls of the cumulative counters
+// of the built-in metrics (every worker's); without `metrics:` there are none.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
@@ -46,22 +47,37 @@ function percentile(buckets, bounds, p) {
   return "–";
 }
 
-function routeRates(stats) {
+// Per name in `now` (routes or backends): rates over the time since the last poll.
+// A counter that went down (the gateway restarted) starts again from this poll.
+function rates(now, before, dt, bounds) {
   const out = {};
-  for (const [name, now] of Object.entries(stats.routes)) {
-    const before = previousStats && previousStats.pid === stats.pid ? previousStats.routes[name] : null;
-    const dt = before ? stats.when - previousStats.when : 0;
-    const requests = before ? now.requests - before.requests : 0;
-    const errors = before ? now.errors - before.errors : 0;
-    const buckets = now.latency.map((n, i) => n - (before ? before.latency[i] : n));
-    out[name] = {
-      rps: dt > 0 ? (requests / dt).toFixed(1) : "0.0",
-      p50: percentile(buckets, stats.buckets, 0.5),
-      p99: percentile(buckets, stats.buckets, 0.99),
+  for (const [name, cur] of Object.entries(now)) {
+    let prev = before ? before[name] : null;
+    if (prev && cur.requests < prev.requests) prev = null;
+    const requests = prev ? cur.requests - prev.requests : 0;
+    const errors = prev ? cur.errors - prev.errors : 0;
+    const row = {
+      total: cur.requests,
+      rps: prev && dt > 0 ? (requests / dt).toFixed(1) : "0.0",
       errors: requests ? (100 * errors / requests).toFixed(1) + " %" : "0 %",
     };
+    if (cur.latency) {
+      const buckets = cur.latency.map((n, i) => n - (prev ? prev.latency[i] : n));
+      row.p50 = percentile(buckets, bounds, 0.5);
+      row.p99 = percentile(buckets, bounds, 0.99);
+    }
+    out[name] = row;
   }
   return out;
+}
+
+function figures(stats) {
+  const before = previousStats && previousStats.source === stats.source ? previousStats : null;
+  const dt = before ? stats.when - before.when : 0;
+  return {
+    routes: rates(stats.routes, before && before.routes, dt, stats.buckets),
+    backends: rates(stats.backends, before && before.backends, dt, stats.buckets),
+  };
 }
 
 function badge(ready, yes = "healthy", no = "down") {
@@ -75,19 +91,28 @@ async function refresh() {
       api("GET", "/api/listeners"), api("GET", "/api/routes"), api("GET", "/api/clusters"),
       api("GET", "/api/stats"), api("GET", "/api/config"), api("GET", "/api/history")]);
     $("#auth").hidden = true;
-    $("#summary").textContent = `version ${config.data.version} · worker ${stats.data.pid}`;
+    const live = stats.data.source !== null;
+    $("#summary").textContent = `version ${config.data.version} · worker ${stats.data.pid}` +
+      (live ? "" : " · no live figures: the gateway runs without metrics:");
+    $("#figures-scope").textContent = live ? "(live, from the built-in metrics, all workers)" : "(metrics: off)";
     $("#config-path").textContent = config.data.path;
     fill($("#listeners tbody"), listeners.data.listeners.map((l) =>
       [l.name, l.address, l.protocol + (l.h2c ? "+h2c" : ""), badge(l.serving, "serving", "not serving")]));
-    const rates = routeRates(stats.data);
+    const now = figures(stats.data);
     previousStats = stats.data;
+    const none = live ? { total: 0, rps: "0.0", p50: "–", p99: "–", errors: "0 %" }
+      : { total: "–", rps: "–", p50: "–", p99: "–", errors: "–" };
     fill($("#routes tbody"), routes.data.routes.map((r) => {
-      const s = rates[r.route] || { rps: "0.0", p50: "–", p99: "–", errors: "0 %" };
-      return [r.listener, r.host, r.match, r.route, r.action, s.rps, s.p50, s.p99, s.errors];
+      const s = now.routes[r.route] || none;
+      return [r.listener, r.host, r.match, r.route, r.action, s.rps, s.p50, s.p99, s.errors, s.total];
     }));
     $("#clusters").replaceChildren(...clusters.data.clusters.map((c) => el("div", { class: "cluster" },
       el("strong", {}, c.name), ` (${c.selection}${c.health_check ? ", health-checked" : ""}) `,
-      ...c.backends.map((b) => el("span", {}, " ", b.address, ` w${b.weight} `, badge(b.ready))))));
+      ...c.backends.map((b) => {
+        const s = now.backends[b.address] || none;
+        return el("span", { class: "backend", "data-address": b.address }, " ", b.address, ` w${b.weight} `,
+          badge(b.ready), live ? el("small", { class: "rate" }, ` ${s.rps} req/s`) : "");
+      }))));
     fill($("#errors tbody"), stats.data.errors.slice().reverse().map((e) =>
       [new Date(e.when * 1000).toLocaleTimeString(), e.route || "–", e.status, e.backend || "–", e.cause]));
     fill($("#history tbody"), history.data.versions.map((v) => [v.version, new Date(v.when * 1000).toLocaleString(), v.who,
