@@ -1,16 +1,19 @@
 """Abusive HTTP/2 clients against a Propylon listener (``HttpProxyApp`` with h2c):
 raw frames on a plain socket, built with the ``h2`` library or hyperframe.
 
-Each flood is sent whole (1,000 frames) and then nothing more: if the server has
-not cut the client off within those frames, no GOAWAY ever comes. Floods are
-answered with GOAWAY (ENHANCE_YOUR_CALM); a client that never reads is not read
-from; a reset stream is never sent upstream.
+Each flood is sent whole (1,000 frames, or 50 past the limit) and then nothing
+more: if the server has not cut the client off within those frames, no GOAWAY
+ever comes. Floods are answered with GOAWAY (ENHANCE_YOUR_CALM) and a dropped
+connection, even for a client that never reads; a client that does not read is
+not read from, and cut off if it keeps asking for replies; a reset stream is
+never sent upstream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -24,7 +27,7 @@ from hpack import Encoder
 from hyperframe.frame import (ContinuationFrame, DataFrame, HeadersFrame, PingFrame, PriorityFrame,
                               SettingsFrame, WindowUpdateFrame)
 
-from h2_support import ProxyThread, start_counting_origin
+from h2_support import ProxyThread, ServerThread, demo_handler, make_cert, server_tls_context, start_counting_origin
 from propylon.protocols.http.v2.server import H2Options
 from propylon.proxy.proxy_trait import ProxyHttp
 from propylon.upstreams.peer import HttpPeer
@@ -195,18 +198,89 @@ def test_ten_thousand_headers_and_resets_in_one_write_trip_the_guard(origin_and_
     assert proxy.peers_asked == 0
 
 
-def test_a_never_reading_ping_flooder_is_not_read_either():
-    """With the PING limit out of the way, a client that sends 5 MB of PINGs and
-    never reads the acknowledgements still cannot make us buffer them: we stop
-    reading it once our write buffer is full.
+def _tcp_state(sock: socket.socket) -> int:
+    """The kernel's TCP state of ``sock`` (1 established; 7 closed, e.g. reset; 8 the
+    peer closed), learnt without reading anything."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+
+
+def _wait_cut_off(sock: socket.socket, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while _tcp_state(sock) == 1:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _served(sock: socket.socket) -> int:
+    """GET / on a fresh HTTP/2 connection over ``sock``, read normally: the status."""
+    c = _RawClient(sock)
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(sid, GET, end_stream=True)
+    c.flush()
+    c.pump(lambda: any(isinstance(e, h2.events.StreamEnded) for e in c.events))
+    heads = [e for e in c.events if isinstance(e, h2.events.ResponseReceived)]
+    sock.close()
+    return int(dict(heads[0].headers)[b":status"])
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["h2c", "tls"])
+@pytest.mark.parametrize("kind", ["PING", "SETTINGS"])
+def test_a_never_reading_flooder_is_reset_right_after_the_limit(tmp_path, kind, tls):
+    """The flood passes its limit by 50 frames and then nothing more is sent, and
+    the client never reads: the server must drop the connection by itself (over
+    TLS too, where a polite close would wait for the client's close_notify), and go
+    on serving others."""
+    ctx = client_ctx = None
+    if tls:
+        ctx = server_tls_context(*make_cert(tmp_path))
+        client_ctx = ssl.create_default_context()
+        client_ctx.check_hostname = False
+        client_ctx.verify_mode = ssl.CERT_NONE
+        client_ctx.set_alpn_protocols(["h2"])
+    opts = H2Options()
+    limit = opts.max_ping_frames if kind == "PING" else opts.max_settings_frames
+    flood = _flood(kind, limit + 50)
+
+    def connect() -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        return client_ctx.wrap_socket(sock, server_hostname="localhost") if tls else sock
+
+    with ServerThread(demo_handler, opts, ssl_ctx=ctx) as s:
+        other = _RawClient(connect())  # already connected when the flood begins
+        flooder = connect()
+        flooder.sendall(PREFACE + flood)
+        assert _wait_cut_off(flooder), f"{kind} flood: the connection stayed open"
+        deadline = time.monotonic() + 5
+        while s.connections and s.call(lambda: len(s.connections)) > 1:
+            assert time.monotonic() < deadline, "the server kept the flooder's connection"
+            time.sleep(0.01)
+        flooder.close()
+        sid = other.conn.get_next_available_stream_id()
+        other.conn.send_headers(sid, GET, end_stream=True)
+        other.flush()
+        other.pump(lambda: any(isinstance(e, h2.events.StreamEnded) for e in other.events))
+        other.sock.close()
+        assert _served(connect()) == 200
+    assert any(isinstance(e, h2.events.ResponseReceived) for e in other.events)
+
+
+@pytest.mark.parametrize("kind", ["PING", "SETTINGS"])
+def test_a_never_reading_flooder_is_cut_off_once_its_replies_pile_up(origin_and_proxy, kind):
+    """With the frame limits out of the way, a client that sends 5 MB of PINGs (or
+    SETTINGS) and never reads the acknowledgements cannot make us buffer them: we
+    stop reading it once our write buffer is full, and as it keeps asking for
+    replies it cannot have, we cut it off.
 
     Small kernel buffers on both ends make the acknowledgements pile up in the
-    server's transport at once, where they are measured: until it stops growing,
-    or until the whole flood was read.
+    server's transport at once, where they are measured while the connection lives.
     """
-    opts = H2Options(max_ping_frames=10**9, max_write_buffer=256 * 1024)
-    flood = PingFrame(0, opaque_data=b"flooding").serialize() * (5_000_000 // 17)
-    with ProxyThread(To(("127.0.0.1", 0)), opts, sndbuf=16384) as p:  # PINGs only: nothing goes upstream
+    address = origin_and_proxy[2].address
+    opts = H2Options(max_ping_frames=10**9, max_settings_frames=10**9, max_write_buffer=256 * 1024)
+    one = _flood(kind, 1)
+    flood = one * (5_000_000 // len(one))
+    with ProxyThread(To(address), opts, sndbuf=16384) as p:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
@@ -218,20 +292,22 @@ def test_a_never_reading_ping_flooder_is_not_read_either():
             assert time.monotonic() < deadline
             time.sleep(0.01)
         conn = p.h2_connections()[0]
-        buffered, steady_since = -1, time.monotonic()
-        while sender.is_alive() and time.monotonic() - steady_since < 1.0:
-            assert time.monotonic() < deadline
-            now = p.call(conn.transport.get_write_buffer_size)
-            if now != buffered:
-                buffered, steady_since = now, time.monotonic()
-            time.sleep(0.05)
-        buffered = p.call(conn.transport.get_write_buffer_size)
-        read_all = not sender.is_alive()
+        most = 0
+        while conn in p.h2_connections():
+            assert time.monotonic() < deadline, "the flooder was never cut off"
+            most = max(most, p.call(conn.transport.get_write_buffer_size))
+            time.sleep(0.01)
+        sender.join(10)
+        cut_off = _wait_cut_off(sock, 0)
         sock.close()
-    assert not read_all, "the server kept reading a client that reads nothing"
-    assert buffered < 4 << 20
-    # Bounded by the limit plus one turn's replies, not by what the client sent.
-    assert buffered <= opts.max_write_buffer + opts.max_frames_per_turn * 17, buffered
+        assert _served(socket.create_connection(("127.0.0.1", p.port), timeout=5)) == 200
+    assert cut_off
+    assert not sender.is_alive()
+    counted = conn._frames.pings if kind == "PING" else conn._frames.settings
+    # What was read is bounded by our write buffer and the kernel's, not by the flood.
+    assert counted * len(one) <= opts.max_write_buffer + (512 << 10) < len(flood) // 4, counted
+    assert most < 4 << 20
+    assert most <= opts.max_write_buffer + opts.max_frames_per_turn * len(one), most
 
 
 class _Gated(To):
@@ -264,8 +340,11 @@ class _Gated(To):
 
 
 class _RawClient:
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    """An HTTP/2 client on the ``h2`` library over a socket (or a port to connect to)."""
+
+    def __init__(self, where: int | socket.socket) -> None:
+        self.sock = (socket.create_connection(("127.0.0.1", where), timeout=5) if isinstance(where, int)
+                     else where)
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
         self.conn.initiate_connection()
         self.events: list = []

@@ -21,7 +21,9 @@ and SETTINGS frame is answered). Per connection and per time window it counts
 and bounds the header block a HEADERS frame and its CONTINUATION frames may add
 up to. It also bounds the work of one read: ``scan`` hands back at most
 ``frames_per_turn`` frames; the connection keeps the rest for the next turn of the
-event loop.
+event loop. While the client leaves our replies unread (our write buffer is full)
+that rest is not handled at all; ``owes_replies`` tells whether it asks for more
+replies than a client that reads ever leaves unanswered, which is a flood too.
 
 ``ResetGuard`` counts streams that ended unanswered because the client cancelled
 them or was refused one (CVE-2023-44487, rapid reset): each costs the server a
@@ -43,7 +45,7 @@ from typing import Callable, Optional
 
 from .options import HEAD_SLACK, H2Options
 
-__all__ = ["FrameGuard", "ResetGuard"]
+__all__ = ["FrameGuard", "ResetGuard", "STALLED_REPLIES"]
 
 _PREFACE_LEN = 24  # b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _HEAD = 9          # every frame starts with a 9-byte header
@@ -52,6 +54,13 @@ _HEAD = 9          # every frame starts with a 9-byte header
 _DATA, _HEADERS, _PRIORITY, _RST_STREAM, _SETTINGS = 0, 1, 2, 3, 4
 _PING, _WINDOW_UPDATE, _CONTINUATION = 6, 8, 9
 _END_STREAM, _END_HEADERS, _PADDED = 0x1, 0x4, 0x8
+_ACK = 0x1  # on PING and SETTINGS
+
+#: PING and SETTINGS frames (each owing a reply) a client may have waiting while it
+#: does not read our replies. One that reads has one or two unanswered at a time
+#: (a PING to measure the round trip, its SETTINGS); more than this, sent on while
+#: the replies it already has pile up unread, is a flood whatever the frame limits.
+STALLED_REPLIES = 8
 
 
 class FrameGuard:
@@ -136,6 +145,23 @@ class FrameGuard:
                 break
             pos = end
         return len(data)
+
+    @staticmethod
+    def owes_replies(data) -> bool:
+        """True when the frames of ``data`` (left over from a read, so it starts at
+        a frame header) hold more than ``STALLED_REPLIES`` PING or SETTINGS frames
+        that each owe a reply."""
+        n = len(data)
+        pos = 0
+        owed = 0
+        while n - pos >= _HEAD:
+            ftype = data[pos + 3]
+            if (ftype == _PING or ftype == _SETTINGS) and not data[pos + 4] & _ACK:
+                owed += 1
+                if owed > STALLED_REPLIES:
+                    return True
+            pos += _HEAD + ((data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2])
+        return False
 
     def _count(self, ftype: int, flags: int, length: int, pad: int, data_frames_sent: int) -> bool:
         """Count one frame; True (and ``tripped`` set) when it passes a limit."""

@@ -29,7 +29,13 @@ Protection (limits in ``H2Options``, guards in ``guard``):
   same guard whichever codec is in use;
 * a client that does not read what we send is not read from either: while more
   than ``max_write_buffer`` bytes wait to be sent, reading pauses, so replies to
-  its frames (PING and SETTINGS acknowledgements) cannot pile up;
+  its frames (PING and SETTINGS acknowledgements) cannot pile up; if what it sent
+  meanwhile asks for more such replies than a reading client leaves unanswered
+  (``guard.STALLED_REPLIES``), it is cut off as a flooder;
+* cutting a client off sends GOAWAY (ENHANCE_YOUR_CALM) as far as the socket takes
+  it and drops the connection at once (a reset, since the client's unread frames
+  are still in the kernel): no frame of it is handled after that, and no close
+  handshake waits for a client that does not read;
 * one read is handled ``max_frames_per_turn`` frames at a time, the rest in the
   following turns of the event loop (reading paused meanwhile), so one connection's
   burst cannot hold the loop;
@@ -305,10 +311,12 @@ class H2ServerConnection(H2ConnBase):
         """Count the frames, feed h2 a turn's worth, dispatch its events, write once."""
         if self._closed:
             return
-        if self._backlog is not None:
+        backlog = self._backlog
+        if backlog is not None or self.flow.write_paused:  # type: ignore[union-attr]
             # Reading is paused, but a TLS transport may still hand over what it
-            # had decrypted: it joins the backlog.
-            self._backlog = memoryview(bytes(self._backlog) + data)
+            # had decrypted: it joins the backlog, handled when reading resumes.
+            self._backlog = memoryview(data if backlog is None else bytes(backlog) + data)
+            self._schedule_backlog()
             return
         self._receive(data)
 
@@ -335,8 +343,14 @@ class H2ServerConnection(H2ConnBase):
         """The next turn's worth of a read that was too long for one turn."""
         self._backlog_handle = None
         data = self._backlog
-        if data is None or self._closed or self.flow.write_paused:  # type: ignore[union-attr]
-            return  # resume_writing() calls again
+        if data is None or self._closed:
+            return
+        if self.flow.write_paused:  # type: ignore[union-attr]
+            # The client does not read our replies; resume_writing() calls again
+            # once it does. Asking for still more of them meanwhile is a flood.
+            if self._frames.owes_replies(data):
+                self._calm_down("PING or SETTINGS frames sent on while our replies go unread")
+            return
         self._backlog = None
         self._receive(data)
         self._sync_reading()
@@ -546,13 +560,12 @@ class H2ServerConnection(H2ConnBase):
                     self._guard.resets, self._guard.completed)
         self.codec.goaway(ENHANCE_YOUR_CALM)
         self._flush()
-        transport = self.transport
-        if transport is not None and transport.get_write_buffer_size():
-            # The client does not read what we send: waiting until the GOAWAY has
-            # left would keep the connection, and its buffer, alive.
-            self.abort()
-        else:
-            self._close()
+        # The GOAWAY went to the socket as far as it would go; the connection ends
+        # now rather than once the client has read it (or, over TLS, answered our
+        # close_notify): a client that floods us without reading would keep it,
+        # its buffers and our reading of its frames alive for as long as it likes.
+        # What it sent that we did not read makes the kernel reset the connection.
+        self.abort()
 
     # --- serving ----------------------------------------------------------------------------
     async def _serve(self, st: H2ServerStream) -> None:
