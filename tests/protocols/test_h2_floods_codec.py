@@ -15,7 +15,7 @@ from hyperframe.frame import (ContinuationFrame, DataFrame, HeadersFrame, PingFr
                               RstStreamFrame, SettingsFrame, WindowUpdateFrame)
 
 from h2_codec_support import PREFACE, BytesTransport, frames, goaway_code, step
-from propylon.protocols.http.v2.guard import FrameGuard
+from propylon.protocols.http.v2.guard import STALLED_REPLIES, FrameGuard
 from propylon.protocols.http.v2.server import H2Options, H2ServerConnection
 
 CALM = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
@@ -205,7 +205,7 @@ def test_ten_thousand_headers_and_resets_in_one_read_trip_the_guard(loop):
     conn, t = server(loop, H2Options(), served)
     conn.data_received(pairs(10_000))
     step(loop, 3)
-    assert goaway_code(t.take()) == CALM and t.closed
+    assert goaway_code(t.take()) == CALM and t.aborted
     # The handlers that were started found their stream gone before doing anything.
     assert served.seen and all(served.seen)
 
@@ -216,7 +216,7 @@ def test_refused_streams_count_even_when_reset_frames_are_not_limited(loop):
     opts = H2Options(max_rst_stream_frames=10**9, max_frames_per_turn=10**9)
     conn, t = server(loop, opts)
     conn.data_received(pairs(10_000))
-    assert goaway_code(t.take()) == CALM and t.closed
+    assert goaway_code(t.take()) == CALM and t.aborted
 
 
 def test_one_read_is_handled_a_turn_at_a_time(loop):
@@ -239,25 +239,73 @@ def test_one_read_is_handled_a_turn_at_a_time(loop):
 
 
 def test_a_client_that_does_not_read_is_not_read_either(loop):
-    opts = H2Options(max_ping_frames=10**9, max_frames_per_turn=100)
+    # Frames that owe no reply: the backlog simply waits for the client to read.
+    opts = H2Options(max_window_update_frames=10**9, max_frames_per_turn=100)
     conn, t = server(loop, opts)
+    update = WindowUpdateFrame(0, window_increment=1).serialize()
     ping = PingFrame(0, opaque_data=b"12345678").serialize()
-    conn.data_received(PREFACE + SettingsFrame(0).serialize() + ping * 499)
+    conn.data_received(PREFACE + SettingsFrame(0).serialize() + update * 99
+                       + (update * 49 + ping) * 8)  # one reply owed in 50 frames
     conn.pause_writing()  # the transport's buffer passed max_write_buffer
     assert not t.reading
     t.take()
     step(loop, 5)
-    assert t.take() == b""  # the backlog waits too: no more replies are made
+    assert t.take() == b"" and not t.aborted  # the backlog waits too: no more replies are made
     conn.resume_writing()
     step(loop, 20)
-    assert sum(1 for f in frames(t.take()) if f[0] == PING) == 400 and t.reading
+    assert sum(1 for f in frames(t.take()) if f[0] == PING) == 8 and t.reading
 
 
-def test_calming_down_a_client_that_does_not_read_drops_it(loop):
-    conn, t = server(loop, H2Options(max_ping_frames=5))
-    t.buffered = 1 << 20  # what we wrote is still waiting: the client reads nothing
-    conn.data_received(PREFACE + PingFrame(0, opaque_data=b"12345678").serialize() * 6)
+@pytest.mark.parametrize("frame", [PingFrame(0, opaque_data=b"12345678"), SettingsFrame(0)],
+                         ids=["PING", "SETTINGS"])
+def test_a_client_that_asks_for_replies_while_not_reading_ours_is_cut_off(loop, frame):
+    opts = H2Options(max_ping_frames=10**9, max_settings_frames=10**9, max_frames_per_turn=100)
+    conn, t = server(loop, opts)
+    one = frame.serialize()
+    conn.data_received(PREFACE + SettingsFrame(0).serialize() + one * (99 + STALLED_REPLIES + 1))
+    conn.pause_writing()  # our replies to the first turn are not read
+    t.take()
+    step(loop, 2)
     assert t.aborted and goaway_code(t.take()) == CALM
+    assert conn._closed
+
+
+def test_a_few_replies_owed_while_not_reading_are_not_a_flood(loop):
+    opts = H2Options(max_ping_frames=10**9, max_frames_per_turn=100)
+    conn, t = server(loop, opts)
+    ping = PingFrame(0, opaque_data=b"12345678").serialize()
+    conn.data_received(PREFACE + SettingsFrame(0).serialize() + ping * (99 + STALLED_REPLIES))
+    conn.pause_writing()
+    t.take()
+    step(loop, 5)
+    assert not t.aborted and t.take() == b""
+    conn.resume_writing()
+    step(loop, 5)
+    assert sum(1 for f in frames(t.take()) if f[0] == PING) == STALLED_REPLIES
+
+
+def test_owes_replies_counts_pings_and_settings_that_are_not_acknowledgements():
+    ping = PingFrame(0, opaque_data=b"12345678").serialize()
+    ack = PingFrame(0, opaque_data=b"12345678", flags=["ACK"]).serialize()
+    settings_ack = SettingsFrame(0, flags=["ACK"]).serialize()
+    data = DataFrame(1, b"x" * 100).serialize()
+    few = (ping + data) * STALLED_REPLIES + ack * 50 + settings_ack * 50
+    assert not FrameGuard.owes_replies(few)
+    assert FrameGuard.owes_replies(memoryview(few + SettingsFrame(0).serialize()))
+    assert not FrameGuard.owes_replies(few + ping[:8])  # a frame header not here yet
+
+
+@pytest.mark.parametrize("buffered", [0, 1 << 20], ids=["reads", "does-not-read"])
+def test_calming_down_a_client_drops_it_at_once(loop, buffered):
+    # Whether or not what we wrote is still waiting, no close handshake is waited
+    # for and no frame of the read that passed the limit is handled.
+    conn, t = server(loop, H2Options(max_ping_frames=5))
+    t.take()
+    t.buffered = buffered
+    conn.data_received(PREFACE + PingFrame(0, opaque_data=b"12345678").serialize() * 6)
+    out = t.take()
+    assert t.aborted and goaway_code(out) == CALM
+    assert [f[0] for f in frames(out)] == [7]  # the GOAWAY alone: no PING was answered
 
 
 def test_big_heads_get_431_and_blocks_too_big_to_decode_end_the_connection(loop):
@@ -268,7 +316,7 @@ def test_big_heads_get_431_and_blocks_too_big_to_decode_end_the_connection(loop)
                        + HeadersFrame(1, head, flags=["END_HEADERS", "END_STREAM"]).serialize())
     answers = [Decoder().decode(payload, raw=True)
                for ftype, _, sid, payload in frames(t.take()) if ftype == 1 and sid == 1]
-    assert dict(answers[0])[b":status"] == b"431" and not t.closed  # the connection stays
+    assert dict(answers[0])[b":status"] == b"431" and not t.is_closing()  # the connection stays
     conn.data_received(HeadersFrame(3, b"\x00" * 3000).serialize()
                        + ContinuationFrame(3, b"\x00" * 1200).serialize())
-    assert goaway_code(t.take()) == CALM and t.closed
+    assert goaway_code(t.take()) == CALM and t.aborted
