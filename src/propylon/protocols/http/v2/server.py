@@ -550,7 +550,7 @@ class H2ServerConnection(H2ConnBase):
         self._close()
 
     def _calm_down(self, why: str) -> None:
-        """GOAWAY (ENHANCE_YOUR_CALM) and close: the client is abusing the connection."""
+        """GOAWAY (ENHANCE_YOUR_CALM) and the connection dropped: the client is abusing it."""
         if self._calmed or self._closed:
             return
         self._calmed = True
