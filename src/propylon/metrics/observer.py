@@ -12,6 +12,7 @@ log and the spans from it.
 
 from __future__ import annotations
 
+import hmac
 from collections import deque
 from typing import Any, Optional
 
@@ -110,6 +111,13 @@ class Observability:
         other.service = service
         other._start_records()
         return other
+
+    def trace_access(self, authorization: Optional[bytes]) -> bool:
+        """Whether an ``Authorization`` value shows the trace token (``Bearer <token>``);
+        never when no token is configured."""
+        if self.trace_token is None or authorization is None:
+            return False
+        return hmac.compare_digest(authorization, b"Bearer " + self.trace_token)
 
     def limiter_decision(self, limiter: str, allowed: bool) -> None:
         """Count a limiter's decision (``propylon_limiter_decisions_total``)."""

@@ -30,7 +30,7 @@ cdef class RecordSettings:
 cdef class RequestRecord:
     cdef public RecordSettings settings
     cdef public UpstreamStats stats
-    cdef public object service, session, req, client_addr, reused, attempt_error, error, request_id, trace, spans, steps
+    cdef public object service, session, req, client_addr, reused, attempt_error, error, request_id, trace, spans, steps, hooks_run
     cdef public double start, attempt_start, connected_at, upstream_time, end
     cdef public long long attempts, status, sent, received
     cdef public bint attempt_open, traceparent_set
@@ -42,6 +42,7 @@ cdef class RequestRecord:
     @cython.locals(st=UpstreamStats, took=double)
     cpdef upstream_response(self, resp)
     cpdef upstream_done(self, error)
+    cpdef hook_ran(self, str name, double start, double end)
     cpdef _attempt_over(self, error, double now)
     @cython.locals(st=UpstreamStats, settings=RecordSettings, now=double, duration=double, status=Py_ssize_t,
                    index=Py_ssize_t, sent=Py_ssize_t, received=Py_ssize_t)

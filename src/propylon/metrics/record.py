@@ -175,7 +175,7 @@ class RequestRecord:
     request it is also the access log's row (see :class:`JsonLines`)."""
 
     __slots__ = ("settings", "service", "session", "req", "client_addr", "stats", "reused", "attempt_error", "error",
-                 "request_id", "trace", "spans", "steps", "start", "attempt_start", "connected_at",
+                 "request_id", "trace", "spans", "steps", "hooks_run", "start", "attempt_start", "connected_at",
                  "upstream_time", "end", "attempts", "status", "sent", "received", "attempt_open",
                  "traceparent_set")
 
@@ -199,7 +199,8 @@ class RequestRecord:
         self.trace = None
         self.spans = None
         self.traceparent_set = False
-        self.steps = None
+        self.steps = None  # a traced request's attempts
+        self.hooks_run = None  # and the hooks that ran: (name, start, end)
         if settings.tracing:
             self._trace_wanted(settings, self.req.headers)
         if settings.request_id:
@@ -224,10 +225,24 @@ class RequestRecord:
         if value is not None:
             headers.remove(TRACE_HEADER)  # the token is ours: it never goes upstream
             if settings.trace_token is not None and hmac.compare_digest(value, settings.trace_token):
-                self.steps = []
+                self._start_trace(settings)
                 return
         if settings.trace_sample and random() < settings.trace_sample:
-            self.steps = []
+            self._start_trace(settings)
+
+    def _start_trace(self, settings: RecordSettings) -> None:
+        self.steps = []
+        self.hooks_run = []
+        if not settings.request_id:
+            # The trace is found by its request's id: a traced request has one even
+            # when the service makes none (the response carries it back).
+            self.request_id = _ids.next()
+
+    def hook_ran(self, name: str, start: float, end: float) -> None:
+        """A traced request's hook ``name`` ran from ``start`` to ``end``
+        (``perf_counter``); the engine times the hooks of a traced request only."""
+        if self.hooks_run is not None:
+            self.hooks_run.append((name, start, end))
 
     def _trace_context(self, settings: RecordSettings, headers: Any) -> None:
         incoming = headers.get_bytes(_TRACEPARENT)
@@ -380,10 +395,16 @@ class RequestRecord:
         req = self.req
         settings = self.settings
         rid = self.request_id
+        start = self.start
+        hooks = [{"hook": name, "at_ms": _ms(began - start), "ms": _ms(ended - began)}
+                 for name, began, ended in self.hooks_run or ()]
+        self.hooks_run = None  # the trace is made: a late call (a background refresh) adds nothing
         record = {"service": self.service,
                   "request_id": rid.decode("latin-1") if type(rid) is bytes else rid,
                   "method": req.method, "path": req.path, "status": status, "duration_ms": _ms(duration),
-                  "phase": getattr(self.session, "phase", None), "attempts": self.steps,
+                  "phase": getattr(self.session, "phase", None),
+                  "peer": self.stats.upstream if self.stats is not None else None,
+                  "reused": self.reused, "attempts": self.steps, "hooks": hooks,
                   "error": None if error is None else str(error)}
         settings.recent_traces.append(record)
         trace_log.warning("trace %s", json.dumps(record, separators=(",", ":")))

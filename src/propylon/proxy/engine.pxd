@@ -2,6 +2,8 @@
 # The resolved hooks live in one tuple (order of proxy_trait.HOOKS): a new hook
 # needs no field here.
 
+cimport cython
+
 from propylon.connectors.http cimport HttpConnector
 
 cdef class _BodySender:
@@ -13,4 +15,7 @@ cdef class HttpProxyEngine:
     cdef readonly object proxy, upstream_peer, new_ctx, compression, observer, repeats
     cdef readonly tuple hooks
     cdef readonly Py_ssize_t max_retries
-    cdef readonly bint before_upstream, body_filtered, caching
+    cdef readonly bint before_upstream, body_filtered, caching, tracing
+
+    @cython.locals(other=HttpProxyEngine)
+    cpdef HttpProxyEngine traced(self, report)

@@ -27,7 +27,7 @@ from ..protocols.http.interfaces import DownstreamSession, UpstreamExchange
 from ..connectors.http import HttpConnector
 from ..upstreams.peer import HttpPeer
 from .proxy_trait import (HOOKS, FailToProxy, ProxyHttp, default_fail_to_proxy, default_request_summary,
-                          resolve_hooks)
+                          resolve_hooks, timed, timed_hooks)
 from . import cache_stage
 from ..repeats import RepeatedErrors
 from .session import Session
@@ -95,6 +95,8 @@ class HttpProxyEngine:
         # record the engine tells about each attempt and the end. None: nothing is
         # recorded or called.
         self.observer = observer
+        # The observer may pick a request for a trace (see ``traced``).
+        self.tracing = bool(getattr(observer, "tracing", False))
         self.repeats = RepeatedErrors()
 
     def summary(self, session: Session, ctx: Any) -> str:
@@ -108,13 +110,40 @@ class HttpProxyEngine:
             log.exception("request_summary failed")
             return default_request_summary(session)
 
+    def traced(self, report: Any) -> "HttpProxyEngine":
+        """This engine for one traced request: the same connector, settings and
+        observer, with the proxy's hooks (and ``new_ctx``, ``upstream_peer``) timed,
+        each call told to ``report(name, start, end)``. The hooks not overridden
+        stay out, as here: a request that is not traced never sees this."""
+        other = HttpProxyEngine.__new__(HttpProxyEngine)
+        other.proxy = self.proxy
+        other.compression = self.compression
+        other.max_retries = self.max_retries
+        other.connector = self.connector
+        other.hooks = timed_hooks(self.hooks, report)
+        other.new_ctx = timed("new_ctx", self.new_ctx, False, report) if self.new_ctx is not None else None
+        other.upstream_peer = timed("upstream_peer", self.upstream_peer, True, report)
+        other.caching = self.caching
+        other.before_upstream = self.before_upstream
+        other.body_filtered = self.body_filtered
+        other.observer = self.observer
+        other.tracing = False
+        other.repeats = self.repeats
+        return other
+
     # --- one request ------------------------------------------------------------------
-    async def handle(self, ds: DownstreamSession) -> bool:
-        session = Session(ds, self.compression)
+    async def handle(self, ds: DownstreamSession, session: Optional[Session] = None) -> bool:
+        """Run one request from ``ds``; whether the client connection may carry
+        another. (``session``: a traced request's, already started by ``handle``
+        of the engine this one was made from by ``traced``.)"""
+        if session is None:
+            session = Session(ds, self.compression)
+            if self.observer is not None:
+                rec = session.observation = self.observer.request_start(session)
+                if self.tracing and rec.steps is not None:
+                    return await self.traced(rec.hook_ran).handle(ds, session)
         ctx = None
         hooks = self.hooks
-        if self.observer is not None:
-            session.observation = self.observer.request_start(session)
         if self.before_upstream:
             try:
                 if self.new_ctx is not None:

@@ -35,7 +35,8 @@ from __future__ import annotations
 import enum
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Union
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ..cache import (CacheKey, CacheMeta, NoCacheReason, RangeRequest, default_cache_key, not_modified, range_request,
                      variance_from_vary)
@@ -48,7 +49,8 @@ from ..upstreams.peer import HttpPeer
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["ProxyHttp", "FailToProxy", "ForcedFreshness", "PurgeStatus", "HOOKS", "AWAITED", "CALLED", "overridden_hooks", "resolve_hooks"]
+__all__ = ["ProxyHttp", "FailToProxy", "ForcedFreshness", "PurgeStatus", "HOOKS", "AWAITED", "CALLED", "overridden_hooks", "resolve_hooks",
+           "timed_hooks", "timed"]
 
 
 @dataclass(slots=True)
@@ -456,3 +458,34 @@ def resolve_hooks(proxy: ProxyHttp) -> tuple:
                             "the engine calls it without awaiting")
         slots.append(fn)
     return tuple(slots)
+
+
+def timed(name: str, fn: Callable, awaited: bool, report: Callable[[str, float, float], None]) -> Callable:
+    """``fn`` wrapped to call ``report(name, start, end)`` (``perf_counter`` times)
+    each time it returns or raises; ``awaited``: the engine awaits it."""
+    if awaited:
+        async def timed_awaited(*args: Any) -> Any:
+            start = perf_counter()
+            try:
+                result = fn(*args)
+                # A plain def may hand back an awaitable (see resolve_hooks).
+                return await result if inspect.isawaitable(result) else result
+            finally:
+                report(name, start, perf_counter())
+        return timed_awaited
+
+    def timed_called(*args: Any) -> Any:
+        start = perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            report(name, start, perf_counter())
+    return timed_called
+
+
+def timed_hooks(hooks: tuple, report: Callable[[str, float, float], None]) -> tuple:
+    """A table from ``resolve_hooks`` with each hook that is there timed (see
+    :func:`timed`); the hooks left out stay None, so the table says the same about
+    which hooks run."""
+    return tuple(None if fn is None else timed(name, fn, how is AWAITED, report)
+                 for (name, how), fn in zip(HOOKS.items(), hooks))
