@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import re
 import signal
@@ -254,6 +255,16 @@ def run_curl(*args: str, timeout: float = 20.0, text: bool = False) -> subproces
                                            out.stdout.decode("utf-8", "replace"),
                                            out.stderr.decode("utf-8", "replace"))
     return out
+
+
+def curl_json(url: str, *headers: str) -> tuple[int, Any]:
+    """GET ``url`` with curl (``headers`` as ``"Name: value"``): the status and the
+    JSON body."""
+    args = ["-s", "-w", "\n%{http_code}", url]
+    for h in headers:
+        args += ["-H", h]
+    body, _, code = run_curl(*args, text=True).stdout.rpartition("\n")
+    return int(code), json.loads(body)
 
 
 def parse_head(head: str) -> tuple[int, list[tuple[str, str]]]:

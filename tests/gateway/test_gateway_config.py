@@ -144,3 +144,15 @@ def test_header_names_values_and_methods_are_checked():
         "routes[1].respond.headers.X-A: a header value cannot contain CR, LF or NUL, got 'a\\r\\nEvil: 1'",
         "routes[1].respond.headers: key 'bad name': not a valid header name",
     ]
+
+
+def test_metrics_trace_settings_are_checked():
+    ok = parse_config({**BASE, "metrics": {"address": "127.0.0.1:9100",
+                                           "trace": {"token": "a-long-trace-token"}}})
+    assert (ok.metrics.trace.token, ok.metrics.trace.sample, ok.metrics.trace.keep) == ("a-long-trace-token", 0.0, 100)
+    assert any(p.startswith("metrics.trace.token: ") and "16" in p for p in problems(
+        {**BASE, "metrics": {"address": "127.0.0.1:9100", "trace": {"token": "short"}}}))
+    assert any(p.startswith("metrics.trace.sample: ") for p in problems(
+        {**BASE, "metrics": {"address": "127.0.0.1:9100", "trace": {"sample": 2}}}))
+    assert any("needs a 'token' or a 'sample'" in p for p in problems(
+        {**BASE, "metrics": {"address": "127.0.0.1:9100", "trace": {"keep": 10}}}))

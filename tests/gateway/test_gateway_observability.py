@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from gateway_support import wait_until
-from support import free_port, scrape, total
+from support import curl_json, free_port, scrape, total
 
 CONF = """\
 listeners:
@@ -118,3 +118,34 @@ def test_reload_keeps_observing_and_refuses_changing_the_log(gateway_run, tmp_pa
     gw.wait_log("access_log: changed, but only a restart applies this section")
     assert gw.request("GET", "/green/1")[0] == 200
     assert wait_until(lambda: len(lines(tmp_path / "access.log")) == 3, 5, "still json lines")
+
+
+TRACE_TOKEN = "trace-token-0123456789"
+
+
+def test_a_traced_request_is_logged_and_served_to_the_token_holder_only(gateway_run, lab):
+    metrics = free_port()
+    gw = gateway_run(CONF.replace('metrics: {address: "127.0.0.1:{metrics}"}',
+                                  'metrics: {address: "127.0.0.1:{metrics}", trace: {token: %s, keep: 10}}'
+                                  % TRACE_TOKEN), metrics=metrics)
+    status, head, _ = gw.request("GET", "/green/t", headers={"X-Propylon-Trace": TRACE_TOKEN})
+    assert status == 200
+    rid = head["x-request-id"]  # the route has no request_id plugin: the trace made the id
+    assert gw.request("GET", "/green/u")[0] == 200
+    assert gw.request("GET", "/green/v", headers={"X-Propylon-Trace": "not-the-token-000000"})[0] == 200
+    line = wait_until(lambda: next((x for x in gw.log().splitlines() if "trace {" in x), None), 5, "the trace line")
+    logged = json.loads("{" + line.split("trace {", 1)[1])
+    green = "%s:%d" % lab.address("green")
+    assert (logged["request_id"], logged["path"], logged["status"], logged["peer"]) == (rid, "/green/t", 200, green)
+    assert logged["service"] == "to-green" and logged["attempts"][0]["peer"] == green
+    hooks = [h["hook"] for h in logged["hooks"]]
+    assert "request_filter" in hooks and "upstream_peer" in hooks and hooks[-1] == "logging"
+    assert all(h["ms"] >= 0 for h in logged["hooks"])
+
+    endpoint = f"http://127.0.0.1:{metrics}"
+    bearer = f"Authorization: Bearer {TRACE_TOKEN}"
+    assert curl_json(f"{endpoint}/traces", bearer) == (200, {"traces": [logged]})  # only the traced request
+    assert curl_json(f"{endpoint}/traces/{rid}", bearer) == (200, {"traces": [logged]})
+    for headers in [(), ("Authorization: Bearer not-the-token-000000",), (f"X-Propylon-Trace: {TRACE_TOKEN}",)]:
+        assert curl_json(f"{endpoint}/traces/{rid}", *headers)[0] == 401
+    assert len(gw.log().split("trace {")) == 2  # one trace line in all

@@ -13,7 +13,7 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry
 
-from support import LoopThread, free_port, run_curl
+from support import LoopThread, curl_json, free_port
 from test_tracing import ToBlue, get, upstream_header
 
 from propylon.metrics import Observability, prometheus_http_service
@@ -159,14 +159,6 @@ def trace_endpoint(lab, serve):
         lt.close()
 
 
-def fetch(url: str, *headers: str) -> tuple[int, dict]:
-    args = ["-s", "-w", "\n%{http_code}", url]
-    for h in headers:
-        args += ["-H", h]
-    body, _, code = run_curl(*args, text=True).stdout.rpartition("\n")
-    return int(code), json.loads(body)
-
-
 def test_the_endpoint_serves_a_trace_by_request_id_with_the_token_only(trace_endpoint):
     url, endpoint = trace_endpoint(Observability(registry=CollectorRegistry(), trace_token=TOKEN, trace_keep=4))
     resp, _ = get(url + "/echo", f"X-Propylon-Trace: {TOKEN}")
@@ -174,19 +166,19 @@ def test_the_endpoint_serves_a_trace_by_request_id_with_the_token_only(trace_end
     rid = resp["x-request-id"]
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
-        status, listed = fetch(endpoint + "/traces", f"Authorization: Bearer {TOKEN}")
+        status, listed = curl_json(endpoint + "/traces", f"Authorization: Bearer {TOKEN}")
         if listed["traces"]:
             break
         time.sleep(0.02)
     assert status == 200 and [t["request_id"] for t in listed["traces"]] == [rid]
-    status, one = fetch(f"{endpoint}/traces/{rid}", f"Authorization: Bearer {TOKEN}")
+    status, one = curl_json(f"{endpoint}/traces/{rid}", f"Authorization: Bearer {TOKEN}")
     assert status == 200 and one["traces"] == listed["traces"]
     assert one["traces"][0]["status"] == 200 and one["traces"][0]["hooks"]
-    assert fetch(f"{endpoint}/traces/nope", f"Authorization: Bearer {TOKEN}")[0] == 404
+    assert curl_json(f"{endpoint}/traces/nope", f"Authorization: Bearer {TOKEN}")[0] == 404
     for headers in [(), ("Authorization: Bearer wrong-token-0000",), (f"X-Propylon-Trace: {TOKEN}",)]:
-        status, body = fetch(f"{endpoint}/traces/{rid}", *headers)
+        status, body = curl_json(f"{endpoint}/traces/{rid}", *headers)
         assert status == 401 and "traces" not in body
-        assert fetch(endpoint + "/traces", *headers)[0] == 401
+        assert curl_json(endpoint + "/traces", *headers)[0] == 401
 
 
 def test_without_a_configured_token_the_endpoint_shows_nothing(trace_endpoint):
@@ -198,5 +190,5 @@ def test_without_a_configured_token_the_endpoint_shows_nothing(trace_endpoint):
         time.sleep(0.02)
     assert len(obs.recent_traces) == 1  # sampled and kept, but shown to no one
     for headers in [(), ("Authorization: Bearer ",), ("Authorization: Bearer None",)]:
-        status, body = fetch(endpoint + "/traces", *headers)
+        status, body = curl_json(endpoint + "/traces", *headers)
         assert status == 401 and "traces" not in body

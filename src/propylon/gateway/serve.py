@@ -62,9 +62,13 @@ def gateway_observer(conf: GatewayConfig, server_conf: Any, source: Optional[str
             path = os.path.join(os.path.dirname(os.path.abspath(source)), path)
         log_conf = AccessLogConfig(path=path, format=a.format, fields=a.chosen_fields(),
                                    flush_interval=a.flush_interval)
+    trace = conf.metrics.trace if conf.metrics is not None else None
     # The request_id plugin owns X-Request-Id on the routes that ask for it.
     return Observability(server_conf, service="gateway", metrics=conf.metrics is not None,
-                         access_log=log_conf, request_id=False, registry=registry)
+                         access_log=log_conf, request_id=False, registry=registry,
+                         trace_token=trace.token if trace is not None else None,
+                         trace_sample=trace.sample if trace is not None else 0.0,
+                         trace_keep=trace.keep if trace is not None else 0)
 
 
 def listener_service(server_conf: Any, gateway: Gateway, listener: Listener) -> tuple[Any, GatewayProxy]:
@@ -103,7 +107,7 @@ def add_gateway_services(server: Any, gateway: Gateway) -> None:
     if conf.metrics is not None:
         from ..metrics import prometheus_http_service
 
-        metrics = prometheus_http_service()
+        metrics = prometheus_http_service(traces=gateway.observer if conf.metrics.trace is not None else None)
         metrics.add_tcp(conf.metrics.address)
         services.append(metrics)
     server.add_services(services)

@@ -606,13 +606,33 @@ class Cluster(Model):
 
 # --- the rest --------------------------------------------------------------------------
 
+class TraceConf(Model):
+    """Per-request traces: a request carrying ``X-Propylon-Trace: <token>``, or a
+    ``sample`` fraction of all requests, is logged with the hooks that ran and their
+    times, each upstream attempt and the final status (``propylon.trace``); the last
+    ``keep`` are served at ``/traces`` on the metrics address to
+    ``Authorization: Bearer <token>`` only (nothing is shown without a ``token``)."""
+
+    token: Optional[str] = Field(None, min_length=16)
+    sample: float = Field(0.0, ge=0.0, le=1.0)
+    keep: int = Field(100, ge=0, le=10000)
+
+    @model_validator(mode="after")
+    def _something_traced(self) -> "TraceConf":
+        if self.token is None and self.sample == 0.0:
+            raise ValueError("'trace' needs a 'token' or a 'sample' above 0: otherwise nothing is traced")
+        return self
+
+
 class MetricsConf(Model):
     """The built-in ``propylon_*`` metrics, and the process's Prometheus registry served
     on ``address`` at ``/metrics``. Request series carry the route's name as their
     ``service`` label (the listener's name for a request no route took) and the backend
-    as ``upstream``; with ``server.threads`` > 1 a scrape sums every worker."""
+    as ``upstream``; with ``server.threads`` > 1 a scrape sums every worker. ``trace``:
+    per-request traces, kept and served at ``/traces`` on the same address."""
 
     address: Address
+    trace: Optional[TraceConf] = None
 
 
 class AccessLogConf(Model):
