@@ -1,5 +1,5 @@
-"""Build hook: compiles the HTTP/1 hot path (and the observer's per-request record) with
-Cython when it can.
+"""Build hook: compiles the HTTP/1 hot path (with the cache's hit path, and the observer's
+per-request record) with Cython when it can.
 
 The modules listed in ``COMPILED`` are plain Python and run as such; the ``.pxd``
 file next to each declares its classes as extension types, so a compiled build
@@ -36,6 +36,12 @@ COMPILED = [
     "propylon/proxy/session.py",
     "propylon/proxy/engine.py",
     "propylon/proxy/cache_stage.py",
+    "propylon/cache/key.py",
+    "propylon/cache/meta.py",
+    "propylon/cache/storage.py",
+    "propylon/cache/memory.py",
+    "propylon/cache/http_cache.py",
+    "propylon/cache/conditional.py",
     "propylon/metrics/record.py",
 ]
 

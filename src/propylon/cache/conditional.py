@@ -94,10 +94,15 @@ class RangeKind(enum.Enum):
     INVALID = "invalid"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class RangeRequest:
     kind: RangeKind
     ranges: list[tuple[int, int]] = field(default_factory=list)  # inclusive (start, end)
+
+    # Written out so that it is compiled with the module: one per hit.
+    def __init__(self, kind: RangeKind, ranges: Optional[list[tuple[int, int]]] = None) -> None:
+        self.kind = kind
+        self.ranges = [] if ranges is None else ranges
 
 
 _RANGE_SPEC = re.compile(rb"\s*(\d*)\s*-\s*(\d*)\s*")
@@ -106,11 +111,11 @@ _RANGE_SPEC = re.compile(rb"\s*(\d*)\s*-\s*(\d*)\s*")
 def range_request(req: RequestHeader, resp: ResponseHeader) -> RangeRequest:
     """How to answer ``req``'s Range from the cached ``resp`` (see the module docstring)."""
     none = RangeRequest(RangeKind.NONE)
-    if resp.status != 200 or req.method_bytes not in (b"GET", b"HEAD"):
+    value = req.headers.get_bytes(b"range")
+    if value is None or resp.status != 200 or req.method_bytes not in (b"GET", b"HEAD"):
         return none
     cl = resp.headers.get_bytes(b"content-length")
-    value = req.headers.get_bytes(b"range")
-    if value is None or cl is None or not cl.isdigit():
+    if cl is None or not cl.isdigit():
         return none
     length = int(cl)
     if_range = req.headers.get_bytes(b"if-range")

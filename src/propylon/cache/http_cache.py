@@ -127,7 +127,8 @@ class HttpCache:
 
     # --- key and lookup ----------------------------------------------------------------
     def set_cache_key(self, key: CacheKey) -> None:
-        self._expect("set_cache_key", CachePhase.UNINIT)
+        if self._phase is not CachePhase.UNINIT:
+            self._expect("set_cache_key", CachePhase.UNINIT)
         self._key = key
         self._phase = CachePhase.CACHE_KEY
 
@@ -161,8 +162,9 @@ class HttpCache:
         """:meth:`cache_lookup` without waiting, for storages that can answer from
         memory: what was found, or :data:`~propylon.cache.storage.LOOKUP_PENDING` when
         the storage needs I/O (then await :meth:`cache_lookup`)."""
-        self._expect("cache_lookup", CachePhase.CACHE_KEY)
-        storage, key = self.storage, self.cache_key()
+        if self._phase is not CachePhase.CACHE_KEY:
+            self._expect("cache_lookup", CachePhase.CACHE_KEY)
+        storage, key = self.storage, self._key
         hit = storage.lookup_now(key)
         if hit is None or hit is LOOKUP_PENDING or hit.body is not None:
             return hit
@@ -177,7 +179,8 @@ class HttpCache:
 
     def cache_found(self, hit: CacheHit, fresh: Optional[bool] = None) -> None:
         """Use ``hit``: HIT if fresh (default: by its meta now), else STALE."""
-        self._expect("cache_found", CachePhase.CACHE_KEY)
+        if self._phase is not CachePhase.CACHE_KEY:
+            self._expect("cache_found", CachePhase.CACHE_KEY)
         if fresh is None:
             fresh = hit.meta.is_fresh()
         self._hit = hit
@@ -353,6 +356,7 @@ class HttpCache:
 
     # --- internals -------------------------------------------------------------------------
     def _expect(self, what: str, *phases: CachePhase) -> None:
+        # The hot transitions test their one phase inline and call this only to fail.
         if self._phase not in phases:
             allowed = ", ".join(p.name for p in phases)
             raise RuntimeError(f"cache: {what}() in phase {self._phase.name} (allowed in {allowed})")

@@ -40,7 +40,7 @@ def _b(v: BytesLike) -> bytes:
     return v.encode() if isinstance(v, str) else bytes(v)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class CacheKey:
     """What a cached response is filed under.
 
@@ -56,6 +56,17 @@ class CacheKey:
     _primary: Optional[tuple] = field(default=None, init=False, repr=False, compare=False)
     # combined() of the variance it was computed for: a hit asks for it more than once.
     _combined: Optional[tuple] = field(default=None, init=False, repr=False, compare=False)
+
+    # Written out rather than generated: every request makes a key, and this one is
+    # compiled with the module (a generated __init__ would run interpreted).
+    def __init__(self, namespace: str, primary: str, variance: Optional[bytes] = None,
+                 user_tag: str = "") -> None:
+        self.namespace = namespace
+        self.primary = primary
+        self.variance = variance
+        self.user_tag = user_tag
+        self._primary = None
+        self._combined = None
 
     def _primary_hashes(self) -> tuple:
         p = self._primary

@@ -41,7 +41,7 @@ import asyncio
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 from .key import CacheKey
 from .meta import CacheMeta
@@ -105,7 +105,7 @@ class HitHandler(ABC):
         return chunk
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class CacheHit:
     """What :meth:`Storage.lookup` found (see the module docstring)."""
 
@@ -113,43 +113,51 @@ class CacheHit:
     body: Optional[HitHandler]
     complete: bool = True
 
+    # Written out so that it is compiled with the module: one per lookup.
+    def __init__(self, meta: CacheMeta, body: Optional[HitHandler], complete: bool = True) -> None:
+        self.meta = meta
+        self.body = body
+        self.complete = complete
+
 
 class BytesHit(HitHandler):
-    """A complete body held in memory, served in ``chunk_size`` pieces without copies."""
+    """A complete body held in memory (``bytes``), served in ``chunk_size`` pieces;
+    the whole body, when it fits in one piece, without a copy."""
 
-    __slots__ = ("_view", "_pos", "_end", "_chunk")
+    __slots__ = ("_body", "_pos", "_end", "_chunk")
 
     def __init__(self, body: bytes, chunk_size: int = 64 * 1024) -> None:
-        self._view = memoryview(body)
+        self._body = body
         self._pos = 0
         self._end = len(body)
         self._chunk = chunk_size
 
     async def read_body(self) -> Optional[bytes]:
-        pos = self._pos
-        if pos >= self._end:
+        pos, end = self._pos, self._end
+        if pos >= end:
             return None
-        if pos == 0 and self._end == len(self._view) <= self._chunk:
-            self._pos = self._end
-            return self._view.obj  # the whole body as stored: no copy
-        nxt = min(pos + self._chunk, self._end)
+        nxt = min(pos + self._chunk, end)
         self._pos = nxt
-        return bytes(self._view[pos:nxt])
+        return self._piece(pos, nxt)
 
     def read_now(self) -> Optional[bytes]:
         pos, end = self._pos, self._end
         if end - pos > self._chunk:
             return None
         self._pos = end
-        if pos == 0 and end == len(self._view):
-            return self._view.obj  # the whole body as stored: no copy
-        return bytes(self._view[pos:end])
+        return self._piece(pos, end)
+
+    def _piece(self, start: int, end: int) -> bytes:
+        body = self._body
+        if start == 0 and end == len(body):
+            return body  # the whole body as stored: no copy
+        return body[start:end]
 
     def can_seek(self) -> bool:
         return True
 
     def seek(self, start: int, end: Optional[int] = None) -> None:
-        size = len(self._view)
+        size = len(self._body)
         if not 0 <= start <= size:
             raise StorageError(f"seek start {start} outside a body of {size} bytes")
         self._pos = start
@@ -346,7 +354,7 @@ class Storage(ABC):
             self.stats.purges += 1
         return removed
 
-    async def purge_tag(self, tag: bytes) -> int:
+    async def purge_tag(self, tag: Union[bytes, str]) -> int:
         """Remove every entry whose response carried ``tag``; returns how many."""
         tag = tag.encode() if isinstance(tag, str) else tag
         for fill in set(self._fills.values()):

@@ -35,8 +35,8 @@ import os
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..cache import (CacheMeta, CachePhase, HttpCache, LockStatus, NoCacheReason, RangeKind,
-                     apply_range_headers, merge_304_header, multipart_head_and_parts, not_modified,
-                     range_request, to_304, upstream_request_for_cache)
+                     apply_range_headers, default_cache_key, merge_304_header, multipart_head_and_parts,
+                     not_modified, range_request, to_304, upstream_request_for_cache)
 from ..cache.storage import LOOKUP_PENDING, CacheHit, FillAbandoned, HitHandler, StorageError
 from ..errors import Error, ErrorSource, ErrorType
 from ..protocols.http.compression import response_coding
@@ -102,7 +102,7 @@ async def run(engine: "HttpProxyEngine", session: "Session", ctx: Any) -> bool:
     if cache.phase() is CachePhase.UNINIT:
         h = hooks[KEY]
         try:
-            key = h(session, ctx) if h is not None else engine.proxy.cache_key_callback(session, ctx)
+            key = h(session, ctx) if h is not None else default_cache_key(session.req_header)
             cache.set_cache_key(key)
         except Exception as exc:
             log.warning("cache_key_callback failed: %s, %s", exc, engine.summary(session, ctx))
@@ -253,17 +253,23 @@ async def serve(engine: "HttpProxyEngine", session: "Session", ctx: Any, hit: Ca
         body = None
     elif body is not None and hit.complete and body.can_seek():
         h = hooks[RANGE]
-        rr = h(session, resp, ctx) if h is not None else range_request(session.req_header, resp)
-        length = meta.body_len if meta.body_len is not None else _content_length(resp)
-        if rr.kind is RangeKind.NONE:
+        if h is not None:
+            rr = h(session, resp, ctx)
+        elif session.req_header.headers.get_bytes(b"range") is None:
+            rr = None  # the common case, known without building a RangeRequest
+        else:
+            rr = range_request(session.req_header, resp)
+        if rr is None or rr.kind is RangeKind.NONE:
             if not meta.has_accept_ranges():
                 resp.headers.fields.append(_ACCEPT_RANGES)
-        elif length is not None:
-            parts, closing = _apply_range(resp, rr, length)
-            if rr.kind is RangeKind.SINGLE:
-                body.seek(*rr.ranges[0])
-            elif rr.kind is RangeKind.INVALID:
-                body = None
+        else:
+            length = meta.body_len if meta.body_len is not None else _content_length(resp)
+            if length is not None:
+                parts, closing = _apply_range(resp, rr, length)
+                if rr.kind is RangeKind.SINGLE:
+                    body.seek(*rr.ranges[0])
+                elif rr.kind is RangeKind.INVALID:
+                    body = None
     h = hooks[RESPONSE]
     if h is not None:
         await h(session, resp, ctx)

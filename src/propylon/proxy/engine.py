@@ -161,7 +161,10 @@ class HttpProxyEngine:
                 if self.caching:
                     session.phase = "cache"
                     if await cache_stage.run(self, session, ctx):
-                        await self._logging(session, None, ctx)
+                        if hooks[LOGGING] is not None:
+                            await self._logging(session, None, ctx)
+                        elif session.observation is not None:
+                            self._observed(session, None, ctx)  # a hit awaits no coroutine here
                         return self._reusable(ds)
                 h = hooks[PROXY_UPSTREAM]
                 if h is not None:
