@@ -38,6 +38,11 @@ class ErrorSource(enum.Enum):
     INTERNAL = "Internal"
     UNSET = ""
 
+    # A member is equal only to itself: hashing it by identity is a C call, where
+    # Enum's own hash is a Python one (the engine hashes the source of each error
+    # it logs, to count repeats).
+    __hash__ = object.__hash__
+
     def __str__(self) -> str:
         return self.value
 
@@ -158,6 +163,17 @@ for _attr, _name in _CONSTANTS.items():
 del _attr, _name
 
 
+# The members the methods below use, read once: on Python 3.11 each read of a
+# member through its Enum class is a call of the class's ``__getattr__`` hook.
+_UPSTREAM = ErrorSource.UPSTREAM
+_DOWNSTREAM = ErrorSource.DOWNSTREAM
+_INTERNAL = ErrorSource.INTERNAL
+_UNSET = ErrorSource.UNSET
+_NO = RetryType.NO
+_YES = RetryType.YES
+_REUSED_ONLY = RetryType.REUSED_ONLY
+
+
 class Error(Exception):
     """The framework's error. See the module docstring."""
 
@@ -179,7 +195,7 @@ class Error(Exception):
         self.cause = cause
         if retry is None:
             # A new error inherits the retry decision of an Error it wraps.
-            retry = cause._retry if isinstance(cause, Error) else RetryType.NO
+            retry = cause._retry if isinstance(cause, Error) else _NO
         self._retry = retry
 
     # --- constructors ---------------------------------------------------------
@@ -197,15 +213,15 @@ class Error(Exception):
 
     @classmethod
     def new_up(cls, etype: ErrorType, context: Optional[str] = None) -> "Error":
-        return cls(etype, context, source=ErrorSource.UPSTREAM)
+        return cls(etype, context, source=_UPSTREAM)
 
     @classmethod
     def new_down(cls, etype: ErrorType, context: Optional[str] = None) -> "Error":
-        return cls(etype, context, source=ErrorSource.DOWNSTREAM)
+        return cls(etype, context, source=_DOWNSTREAM)
 
     @classmethod
     def new_in(cls, etype: ErrorType, context: Optional[str] = None) -> "Error":
-        return cls(etype, context, source=ErrorSource.INTERNAL)
+        return cls(etype, context, source=_INTERNAL)
 
     @classmethod
     def http_status(cls, code: int, context: Optional[str] = None) -> "Error":
@@ -214,15 +230,15 @@ class Error(Exception):
 
     # --- tagging the side -----------------------------------------------------
     def into_up(self) -> "Error":
-        self.esource = ErrorSource.UPSTREAM
+        self.esource = _UPSTREAM
         return self
 
     def into_down(self) -> "Error":
-        self.esource = ErrorSource.DOWNSTREAM
+        self.esource = _DOWNSTREAM
         return self
 
     def into_in(self) -> "Error":
-        self.esource = ErrorSource.INTERNAL
+        self.esource = _INTERNAL
         return self
 
     # --- retry ------------------------------------------------------------------
@@ -231,10 +247,10 @@ class Error(Exception):
         return self._retry
 
     def set_retry(self, retry: bool) -> None:
-        self._retry = RetryType.YES if retry else RetryType.NO
+        self._retry = _YES if retry else _NO
 
     def set_retry_reused_only(self) -> None:
-        self._retry = RetryType.REUSED_ONLY
+        self._retry = _REUSED_ONLY
 
     def retry(self) -> bool:
         """Whether the request may be retried.
@@ -242,14 +258,14 @@ class Error(Exception):
         Raises ``ValueError`` while the decision is still ``REUSED_ONLY``: the engine
         resolves that (in ``error_while_proxy``) before it asks.
         """
-        if self._retry is RetryType.REUSED_ONLY:
+        if self._retry is _REUSED_ONLY:
             raise ValueError("retry decision pending: REUSED_ONLY must be resolved first")
-        return self._retry is RetryType.YES
+        return self._retry is _YES
 
     def decide_reused(self, reused: bool) -> None:
         """Resolve ``REUSED_ONLY`` now that we know whether the connection was reused."""
-        if self._retry is RetryType.REUSED_ONLY:
-            self._retry = RetryType.YES if reused else RetryType.NO
+        if self._retry is _REUSED_ONLY:
+            self._retry = _YES if reused else _NO
 
     # --- presentation -----------------------------------------------------------
     def root_cause(self) -> BaseException:
@@ -260,7 +276,7 @@ class Error(Exception):
 
     def __str__(self) -> str:
         parts = []
-        if self.esource is not ErrorSource.UNSET:
+        if self.esource is not _UNSET:
             parts.append(f"{self.esource} ")
         parts.append(str(self.etype))
         if self.context:

@@ -9,7 +9,7 @@ import logging
 import socket
 import ssl
 from functools import lru_cache, partial
-from typing import Callable, Optional
+from typing import Awaitable, Callable, Optional
 
 from ..errors import Error, ErrorType
 from ..protocols.http.v1.client import H1ClientConnection
@@ -34,6 +34,7 @@ def _literal_family(host: str) -> Optional[int]:
     except ValueError:
         return None
     return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+_H1 = ALPN.H1
 _H2 = ALPN.H2
 
 
@@ -48,6 +49,71 @@ def _connect_error(e: OSError, peer: HttpPeer, opts: PeerOptions) -> Error:
         return Error.because(ErrorType.CONNECT_REFUSED, f"no socket at {peer.address}", e).into_up()
     etype = ErrorType.CONNECT_NO_ROUTE if e.errno in _NO_ROUTE else ErrorType.CONNECT_ERROR
     return Error.because(etype, f"cannot connect to {peer}", e).into_up()
+
+
+class _ConnectDeadlines:
+    """The connect timeouts of one connector, on one timer.
+
+    With an origin down every request connects, so a connect's timeout must cost
+    little: ``asyncio.timeout`` costs more than the failed connect itself, and a
+    timer per connect is a libuv timer started and stopped each time. Here a
+    connect in flight is an entry (its task → its deadline); the one timer is
+    armed for the earliest deadline and, when it fires, cancels the tasks whose
+    deadline passed and re-arms for the next. ``with deadlines.within(seconds):``
+    around the connect turns that cancellation into ``TimeoutError``.
+    """
+
+    __slots__ = ("_due", "_timer", "_armed_at", "_loop")
+
+    def __init__(self) -> None:
+        self._due: dict = {}  # task → deadline (loop time), None once cancelled for it
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._armed_at = 0.0
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    def within(self, timeout: float) -> "_ConnectDeadlines":
+        """Give the current task's connect ``timeout`` seconds (use it in a ``with``)."""
+        loop = asyncio.get_running_loop()
+        when = loop.time() + timeout
+        self._due[asyncio.current_task()] = when
+        timer = self._timer
+        if timer is None or when < self._armed_at or loop is not self._loop:
+            if timer is not None and loop is self._loop:
+                timer.cancel()
+            self._loop = loop  # a timer of an earlier loop (tests run several) is dropped
+            self._arm(loop, when)
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        task = asyncio.current_task()
+        if self._due.pop(task, 0.0) is None and exc_type is asyncio.CancelledError:
+            # Cancelled for its deadline (and by nobody else): a connect timeout.
+            if task.uncancel() == 0:  # type: ignore[union-attr]
+                raise TimeoutError
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        self._armed_at = when
+        self._timer = loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        loop = self._loop
+        now = loop.time()  # type: ignore[union-attr]
+        due = self._due
+        later = None
+        for task, when in due.items():
+            if when is None:
+                continue
+            if when <= now:
+                due[task] = None
+                task.cancel()
+            elif later is None or when < later:
+                later = when
+        if later is not None:
+            self._arm(loop, later)  # type: ignore[arg-type]
 
 
 class HttpConnector:
@@ -65,6 +131,7 @@ class HttpConnector:
         self.ca_file = ca_file
         self.bind_to_v4 = tuple(bind_to_v4)
         self.bind_to_v6 = tuple(bind_to_v6)
+        self._deadlines = _ConnectDeadlines()
 
     def reuse(self, peer: HttpPeer):
         """A pooled HTTP/1 connection to ``peer``, or None (no waiting: the hot path)."""
@@ -80,9 +147,9 @@ class HttpConnector:
         stream of a shared connection when one has room (an ``H2H1`` peer has
         already tried a pooled HTTP/1 connection through ``reuse``, as in Pingora).
         """
-        key = peer.reuse_key()
-        if peer.settings().alpn is ALPN.H1:
+        if peer.settings().alpn is _H1:
             return await self.connect(peer), False
+        key = peer.reuse_key()
         stream = self._h2_stream(key)
         if stream is not None:
             return stream, True
@@ -132,28 +199,39 @@ class HttpConnector:
         else:
             conn.close()
 
-    async def connect(self, peer: HttpPeer) -> H1ClientConnection:
-        opts = peer.settings()
-        total = opts.total_connection_timeout
-        if total is not None:
-            try:
-                return await asyncio.wait_for(self._connect(peer, opts), total)
-            except asyncio.TimeoutError:
-                etype = ErrorType.TLS_HANDSHAKE_TIMEDOUT if peer.tls else ErrorType.CONNECT_TIMEDOUT
-                raise Error.explain(etype, f"connecting to {peer} took over {total}s").into_up() from None
-        return await self._connect(peer, opts)
+    def connect(self, peer: HttpPeer) -> Awaitable[H1ClientConnection]:
+        """A new connection to ``peer`` (to await): HTTP/1, or HTTP/2 when ALPN chose it.
 
-    async def _connect(self, peer: HttpPeer, opts: PeerOptions) -> H1ClientConnection:
+        Not a coroutine itself: the connect's own coroutine is handed out, one
+        layer less for every connect (and every failed one) to go through."""
+        opts = peer.settings()
         loop = asyncio.get_running_loop()
         if self._plain(peer, opts):
-            return await self._connect_plain(peer, opts, loop)
+            connecting = self._connect_plain(peer, opts, loop)
+        else:
+            connecting = self._connect(peer, opts, loop)
+        total = opts.total_connection_timeout
+        if total is None:
+            return connecting
+        return self._connect_within(connecting, peer, total)
+
+    async def _connect_within(self, connecting: Awaitable[H1ClientConnection], peer: HttpPeer,
+                              total: float) -> H1ClientConnection:
+        try:
+            return await asyncio.wait_for(connecting, total)
+        except asyncio.TimeoutError:
+            etype = ErrorType.TLS_HANDSHAKE_TIMEDOUT if peer.tls else ErrorType.CONNECT_TIMEDOUT
+            raise Error.explain(etype, f"connecting to {peer} took over {total}s").into_up() from None
+
+    async def _connect(self, peer: HttpPeer, opts: PeerOptions,
+                       loop: asyncio.AbstractEventLoop) -> H1ClientConnection:
         sock = await self._l4(peer, opts, loop)
         ctx = None
         server_hostname = None
         if peer.tls:
             server_hostname = peer.sni or (None if peer.is_uds else peer.address[0])
             ctx = client_context(opts, self.ca_file, peer.client_cert_key, server_hostname)
-        if ctx is None and opts.alpn is ALPN.H1:
+        if ctx is None and opts.alpn is _H1:
             factory: Callable[[], asyncio.Protocol] = H1ClientConnection
         else:
             factory = partial(_Negotiator, peer, ctx is not None)
@@ -212,7 +290,7 @@ class HttpConnector:
 
     def _plain(self, peer: HttpPeer, opts: PeerOptions) -> bool:
         """Plain HTTP/1 over TCP to an IP address, with no socket option of ours to set."""
-        return (not peer.tls and opts.alpn is ALPN.H1 and opts.custom_l4 is None and opts.tcp_keepalive is None
+        return (not peer.tls and opts.alpn is _H1 and opts.custom_l4 is None and opts.tcp_keepalive is None
                 and opts.bind_to is None and not peer.is_uds and not self.bind_to_v4 and not self.bind_to_v6
                 and _literal_family(peer.address[0]) is not None)
 
@@ -222,13 +300,13 @@ class HttpConnector:
         set): about half the CPU of a socket made here and ``sock_connect``, which is
         what a dead origin costs per request."""
         host, port = peer.address  # type: ignore[misc]
+        family = _literal_family(host)
         try:
             if opts.connection_timeout is not None:
-                async with asyncio.timeout(opts.connection_timeout):
-                    _, conn = await loop.create_connection(H1ClientConnection, host, port,
-                                                           family=_literal_family(host))
+                with self._deadlines.within(opts.connection_timeout):
+                    _, conn = await loop.create_connection(H1ClientConnection, host, port, family=family)
             else:
-                _, conn = await loop.create_connection(H1ClientConnection, host, port, family=_literal_family(host))
+                _, conn = await loop.create_connection(H1ClientConnection, host, port, family=family)
         except (asyncio.TimeoutError, TimeoutError, OSError) as e:
             raise _connect_error(e, peer, opts) from None
         return conn  # type: ignore[return-value]
@@ -248,8 +326,7 @@ class HttpConnector:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, int(ka.interval)))
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, max(1, int(ka.count)))
             if opts.connection_timeout is not None:
-                # A timeout scope on this task, not wait_for: no task per connect.
-                async with asyncio.timeout(opts.connection_timeout):
+                with self._deadlines.within(opts.connection_timeout):
                     await loop.sock_connect(sock, target)
             else:
                 await loop.sock_connect(sock, target)

@@ -35,6 +35,11 @@ from .tunnel import tunnel
 
 log = logging.getLogger("propylon.proxy")
 
+# Read once: on Python 3.11 each read of a member through its Enum class calls the
+# class's ``__getattr__`` hook, and these are read for every failed request.
+_UPSTREAM = ErrorSource.UPSTREAM
+_DOWNSTREAM = ErrorSource.DOWNSTREAM
+
 __all__ = ["HttpProxyEngine"]
 
 # Slots of the resolved hooks (HttpProxyEngine.hooks), from the order of HOOKS.
@@ -238,11 +243,11 @@ class HttpProxyEngine:
             try:
                 conn, reused = await self.connector.get(peer)
             except Error as e:
-                e.esource = ErrorSource.UPSTREAM
+                e.esource = _UPSTREAM
                 h = hooks[FAIL_CONNECT]
                 if h is not None:
                     e = h(session, peer, ctx, e)
-                    e.esource = ErrorSource.UPSTREAM
+                    e.esource = _UPSTREAM
                 raise e
         session.upstream_reused = reused
         session.phase = "upstream_request"
@@ -286,7 +291,7 @@ class HttpProxyEngine:
             finally:
                 ds.on_lost = None
         except Error as e:
-            if session.http_cache is not None and e.esource is ErrorSource.DOWNSTREAM:
+            if session.http_cache is not None and e.esource is _DOWNSTREAM:
                 await cache_stage.finish_fill(session, conn)  # the client left: the fill completes
             conn.abort()
             # I/O errors were tagged upstream where they happened; an error a hook
@@ -534,15 +539,19 @@ class HttpProxyEngine:
             peer = _peer_text(session.peer)
             # The same failure again (e.g. an origin that is down): counted, and
             # summed up in one line per interval, instead of a line per request.
-            key = (e.etype, e.esource, e.context, status, tries, phase, peer)
+            et = e.etype  # by its fields: a dataclass's hash is a Python call
+            key = (et.name, et.code, e.esource, e.context, status, tries, phase, peer)
             if not self.repeats.repeated(key):
-                level = logging.INFO if res.error_code == 0 and e.esource is ErrorSource.DOWNSTREAM \
+                level = logging.INFO if res.error_code == 0 and e.esource is _DOWNSTREAM \
                     else logging.ERROR
                 line = (f"Fail to proxy: {e}, status: {status}, tries: {tries}, phase: {phase}, peer: {peer}, "
                         f"retry: false")
                 log.log(level, "%s, %s", line, self.summary(session, ctx))
                 self.repeats.logged(key, log, level, line)
-        await self._logging(session, e, ctx)
+        if hooks[LOGGING] is not None:
+            await self._logging(session, e, ctx)
+        elif session.observation is not None:
+            self._observed(session, e, ctx)  # no coroutine when no hook is awaited
         if ds.written_head is not None and not ds.finished:
             return False
         # Honoured after the upstream too (Pingora looks at it only before, but its

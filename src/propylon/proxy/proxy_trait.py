@@ -363,12 +363,18 @@ def default_request_summary(session: "Session") -> str:
     return f"{req.method} {req.uri}, Host: {req.headers.get('host', '')}"
 
 
+# Read once (each read of an Enum member through its class calls the class's
+# ``__getattr__`` on Python 3.11); they are looked at for every error answered.
+_UPSTREAM = ErrorSource.UPSTREAM
+_DOWNSTREAM = ErrorSource.DOWNSTREAM
+
+
 async def default_fail_to_proxy(session: "Session", e: Error) -> FailToProxy:
     """The default ``fail_to_proxy`` (see there), which the engine also runs inline
     for a proxy that does not override it."""
     code = default_error_status(e)
     if code > 0:
-        await session.respond_error(code, keepalive=True)
+        await session.respond_error_with_body(code, b"", True)  # respond_error's own work, one call less
         return FailToProxy(code, True)
     return FailToProxy(0, False)
 
@@ -379,9 +385,9 @@ def default_error_status(e: Error) -> int:
     if et.name == "HTTPStatus":
         return et.code or 500
     src = e.esource
-    if src is ErrorSource.UPSTREAM:
+    if src is _UPSTREAM:
         return 502
-    if src is ErrorSource.DOWNSTREAM:
+    if src is _DOWNSTREAM:
         if et in (ErrorType.READ_ERROR, ErrorType.WRITE_ERROR, ErrorType.CONNECTION_CLOSED):
             return 0
         return 400

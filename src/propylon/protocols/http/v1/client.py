@@ -36,7 +36,11 @@ class H1ClientConnection:
         self.transport: Optional[asyncio.Transport] = None
         self.flow: Optional[FlowControl] = None
         self.digest: Optional[Digest] = None
-        self._parser = httptools.HttpResponseParser(self)
+        # Made with the connection (connection_made): the loop builds this object
+        # before it connects, and a connect that fails (an origin that is down)
+        # then leaves no parser behind, whose callbacks would make it a cycle for
+        # the collector.
+        self._parser = None
         self._hdrs: list = []
         self._hop: list = []
         self._framed = False
@@ -73,6 +77,7 @@ class H1ClientConnection:
     # --- asyncio protocol -------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
+        self._parser = httptools.HttpResponseParser(self)
         transport.set_write_buffer_limits(WRITE_HIGH_WATER)
         self.flow = FlowControl(transport, HIGH_WATER, LOW_WATER)
         self.digest = Digest(SocketDigest.from_transport(transport), tls_digest(transport))
