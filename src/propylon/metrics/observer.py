@@ -43,11 +43,14 @@ class Observability:
     * ``trace_token`` (None), ``trace_sample`` (0.0), ``trace_keep`` (0): a per-request
       trace, for a request carrying ``X-Propylon-Trace: <trace_token>`` (never
       honoured without a token; the header does not go upstream) or for a
-      ``trace_sample`` fraction of requests: each upstream attempt (peer, reused
-      connection, connect and first-byte times, error), the phase the request ended
-      in and the final status, logged as one JSON line on ``propylon.trace`` (at
-      WARNING, so the default level shows it); the last ``trace_keep`` are kept in
-      ``recent_traces``. Off, it costs a request one attribute test.
+      ``trace_sample`` fraction of requests: the proxy's hooks that ran with their
+      start and duration, each upstream attempt (peer, reused connection, connect
+      and first-byte times, error), the phase the request ended in and the final
+      status, logged as one JSON line on ``propylon.trace`` (at WARNING, so the
+      default level shows it); the last ``trace_keep`` are kept in
+      ``recent_traces``, which ``prometheus_http_service(traces=obs)`` serves at
+      ``/traces`` to the token's holder. Only a traced request is timed; with
+      tracing on, another costs one attribute test.
 
     One ``Observability`` serves one proxy service; :meth:`for_service` gives
     another service its own label while sharing the metrics and the access log.
