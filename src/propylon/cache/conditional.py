@@ -70,8 +70,10 @@ def not_modified(req: RequestHeader, resp: ResponseHeader) -> bool:
     if req.method_bytes not in (b"GET", b"HEAD"):
         return False
     ims = req.headers.get_bytes(b"if-modified-since")
+    if ims is None:
+        return False
     last_modified = resp.headers.get_bytes(b"last-modified")
-    if ims is None or last_modified is None:
+    if last_modified is None:
         return False
     since, modified = parse_http_date(ims), parse_http_date(last_modified)
     return since is not None and modified is not None and since >= modified

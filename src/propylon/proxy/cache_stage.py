@@ -34,9 +34,10 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..cache import (CacheMeta, CachePhase, HttpCache, LockStatus, NoCacheReason, RangeKind,
-                     apply_range_headers, default_cache_key, merge_304_header, multipart_head_and_parts,
-                     not_modified, range_request, to_304, upstream_request_for_cache)
+from ..cache import (CacheMeta, CachePhase, LockStatus, NoCacheReason, RangeKind, apply_range_headers,
+                     default_cache_key, merge_304_header, multipart_head_and_parts, not_modified,
+                     range_request, to_304, upstream_request_for_cache)
+from ..cache.http_cache import HttpCache
 from ..cache.storage import LOOKUP_PENDING, CacheHit, FillAbandoned, HitHandler, StorageError
 from ..errors import Error, ErrorSource, ErrorType
 from ..protocols.http.compression import response_coding
