@@ -8,6 +8,7 @@ from typing import Optional
 
 from propylon import HttpPeer, PeerOptions
 from propylon.connectors.http import HttpConnector
+from propylon.connectors.pool import IdleGroup
 from propylon.protocols.http.header import RequestHeader
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -183,3 +184,57 @@ def test_a_pool_of_size_zero_keeps_nothing():
             return len(connector.pool), conn.closed, origin.connections
 
     assert asyncio.run(main()) == (0, True, 1)
+
+
+def test_an_idle_group_keeps_at_most_its_size_across_its_peers():
+    async def main():
+        async with Origin() as grouped, Origin() as other:
+            connector = HttpConnector()
+            group = IdleGroup(2)
+            # Two peers of one group (nginx's keepalive counts a whole upstream block).
+            peers = [grouped.peer(sni=f"s{i % 2}.test") for i in range(5)]
+            for peer in peers:
+                peer.idle_group = group
+            conns = [(await connector.get(peer))[0] for peer in peers]  # 5 open at once
+            for conn in conns:
+                assert await fetch(conn) == b"ok"
+            for peer, conn in zip(peers, conns):
+                connector.release(peer, conn)
+            kept = connector.pool.idle_in(group)
+            closed = [c.closed for c in conns]
+            # A peer outside the group is not limited by it.
+            free = [(await connector.get(other.peer()))[0] for _ in range(3)]
+            for conn in free:
+                assert await fetch(conn) == b"ok"
+                connector.release(other.peer(), conn)
+            total = len(connector.pool)
+            # Taking a connection out makes room for the next release.
+            taken = connector.reuse(peers[4])
+            after_take = connector.pool.idle_in(group)
+            connector.release(peers[4], taken)
+            seen = await until(lambda: grouped.closed_by_peer == 3)
+            connector.close()
+            return kept, closed, total, taken is conns[4], after_take, connector.pool.idle_in(group), seen
+
+    kept, closed, total, newest, after_take, emptied, seen = asyncio.run(main())
+    # The three least recently released went, and the origin saw them close.
+    assert kept == 2 and closed == [True, True, True, False, False] and seen
+    assert total == 5 and newest and after_take == 1 and emptied == 0
+
+
+def test_an_idle_group_timer_and_size_zero():
+    async def main():
+        async with Origin() as origin:
+            connector = HttpConnector()
+            peer = origin.peer(options=PeerOptions(idle_timeout=0.05))
+            peer.idle_group = IdleGroup(1)
+            await exchange(connector, peer)
+            assert connector.pool.idle_in(peer.idle_group) == 1
+            expired = await until(lambda: connector.pool.idle_in(peer.idle_group) == 0 and len(connector.pool) == 0)
+            none = origin.peer()
+            none.idle_group = IdleGroup(0)
+            conn = await exchange(connector, none)
+            connector.close()
+            return expired, conn.closed, len(connector.pool)
+
+    assert asyncio.run(main()) == (True, True, 0)

@@ -1,5 +1,5 @@
 """Cluster behaviour through a running gateway: passive ejection, file discovery,
-least connections, consistent hashing, in-flight limits and h2c."""
+least connections, consistent hashing, in-flight limits, h2c and the idle pool bound."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 
+from gateway_support import wait_until
 from support import free_port
 
 BLUE, GREEN = b"Response from BLUE", b"Response from GREEN"
@@ -160,3 +161,51 @@ routes: [{proxy: {cluster: gone}}]
         assert conn.sock is sock  # the same connection carried both
     finally:
         conn.close()
+
+
+def established_to(port: int) -> int:
+    """Open (ESTABLISHED) TCP connections to ``port`` on this machine, counted from
+    the connecting side (the kernel's table: what the gateway holds, idle or not)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
+def test_pool_size_bounds_the_idle_connections_kept_to_a_cluster(gateway_run, lab):
+    gw = gateway_run("""
+listeners: [{name: web, address: "127.0.0.1:{port}"}]
+clusters:
+  kept: {backends: [{address: "{blue}"}], pool_size: 2}
+  free: {backends: [{address: "{green}"}]}
+routes:
+  - {match: {path: {prefix: /kept/}}, rewrite: {strip_prefix: /kept}, proxy: {cluster: kept}}
+  - {match: {path: {prefix: /free/}}, rewrite: {strip_prefix: /free}, proxy: {cluster: free}}
+""")
+    blue, green = lab.address("blue")[1], lab.address("green")[1]
+
+    def burst(prefix: str) -> list:
+        # 8 at once, each long enough that the gateway opens 8 upstream connections.
+        answers: list = []
+        threads = [threading.Thread(target=lambda: answers.append(gw.request(path=f"{prefix}/slow?ms=400")))
+                   for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        return answers
+
+    assert [(status, body) for status, _, body in burst("/kept")] == [(200, BLUE)] * 8
+    assert [(status, body) for status, _, body in burst("/free")] == [(200, GREEN)] * 8
+    # nginx's keepalive semantics: the burst opened what it needed; afterwards the
+    # gateway keeps at most 2 idle to the bounded cluster, all 8 to the other.
+    assert wait_until(lambda: established_to(blue) == 2, 5, "2 idle connections to blue")
+    assert established_to(green) == 8
+    # The kept ones serve the next requests: no new connection.
+    assert [gw.request(path="/kept/")[2] for _ in range(3)] == [BLUE] * 3
+    assert established_to(blue) == 2

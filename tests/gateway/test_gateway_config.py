@@ -76,10 +76,13 @@ def test_exactly_one_action_and_redirect_placeholders():
         "routes[1].redirect.location: unknown placeholder '{page}' (known: host, path, query)"]
 
 
-def test_features_not_available_yet_are_refused_not_ignored():
-    data = {**BASE, "clusters": {"app": {**BASE["clusters"]["app"], "pool_size": 8}}}
-    got = problems(data)
-    assert got[0].startswith("clusters.app.pool_size: not available yet")
+def test_cluster_pool_size_is_a_count_of_idle_connections():
+    def with_pool(size):
+        return {**BASE, "clusters": {"app": {**BASE["clusters"]["app"], "pool_size": size}}}
+
+    assert parse_config(with_pool(8)).clusters["app"].pool_size == 8
+    assert parse_config(with_pool(0)).clusters["app"].pool_size == 0  # keep none idle
+    assert problems(with_pool(-1)) == ["clusters.app.pool_size: input should be greater than or equal to 0, got -1"]
 
 
 def test_access_log_section_is_typed():

@@ -195,7 +195,11 @@ class HttpConnector:
         if conn.digest.tls is not None:
             remember_session(conn.transport)  # TLS 1.3 tickets arrive after the handshake
         if conn.reusable():
-            self.pool.put(peer.reuse_key(), conn, peer.settings().idle_timeout)
+            group = peer.idle_group
+            if group is None:
+                self.pool.put(peer.reuse_key(), conn, peer.settings().idle_timeout)
+            else:
+                self.pool.put_in_group(peer.reuse_key(), conn, peer.settings().idle_timeout, group)
         else:
             conn.close()
 

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 from ..lb import (Backend, Backends, Consistent, DnsDiscovery, FileDiscovery, HttpHealthCheck, LoadBalancer,
                   Random, RoundRobin, Static, TcpHealthCheck)
+from ..connectors.pool import IdleGroup
 from ..upstreams.peer import CertKey, HttpPeer, PeerOptions
 from .config.load import ConfigProblem
 from .config.models import Cluster
@@ -149,6 +150,8 @@ class ClusterRuntime:
         self._tls = tls is not None
         self._sni = tls.sni if tls else ""
         self._client_cert = CertKey(tls.client_cert.cert, tls.client_cert.key) if tls and tls.client_cert else None
+        #: ``pool_size``: the idle connections to all this cluster's backends kept per worker
+        self._idle_group = IdleGroup(conf.pool_size) if conf.pool_size is not None else None
         self._peers: dict[int, HttpPeer] = {}
 
     # --- per request -------------------------------------------------------------------
@@ -178,6 +181,7 @@ class ClusterRuntime:
         if peer is None:
             peer = HttpPeer(backend, self._tls, self._sni, self._options)
             peer.client_cert_key = self._client_cert
+            peer.idle_group = self._idle_group
             self._peers[backend.hash_key] = peer
         return peer
 

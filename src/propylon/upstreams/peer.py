@@ -135,7 +135,8 @@ class HttpPeer:
     A load balancer's ``Backend`` can be given as the address directly.
     """
 
-    __slots__ = ("address", "tls", "sni", "_options", "client_cert_key", "group_key", "_key", "__weakref__")
+    __slots__ = ("address", "tls", "sni", "_options", "client_cert_key", "group_key", "idle_group", "_key",
+                 "__weakref__")
 
     def __init__(self, address: Address, tls: bool = False, sni: str = "",
                  options: Optional[PeerOptions] = None) -> None:
@@ -151,6 +152,9 @@ class HttpPeer:
         self._options = options
         self.client_cert_key: Optional[CertKey] = None
         self.group_key = 0
+        #: A ``propylon.connectors.pool.IdleGroup`` shared with other peers: at most its size
+        #: of idle connections to all of them are kept (None: only the pool's own bound).
+        self.idle_group: Optional[Any] = None
         self._key: Optional[tuple] = None
 
     @classmethod

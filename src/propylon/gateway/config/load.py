@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .crossref import cross_check
-from .models import NOT_AVAILABLE, PATTERN_HINTS, GatewayConfig
+from .models import PATTERN_HINTS, GatewayConfig
 
 __all__ = ["ConfigProblem", "GatewayConfigError", "load_config", "parse_config", "looks_like_gateway",
            "format_path", "server_conf"]
@@ -154,7 +154,7 @@ def parse_config(data: Any) -> GatewayConfig:
         conf = GatewayConfig.model_validate(data)
     except ValidationError as e:
         raise GatewayConfigError(_problems_from(e, data) + list(_raw_cluster_refs(data))) from None
-    problems = list(_not_available(conf)) + list(cross_check(conf)) + server_section_problems(conf)
+    problems = list(cross_check(conf)) + server_section_problems(conf)
     if problems:
         raise GatewayConfigError(problems)
     return conf
@@ -243,12 +243,6 @@ def _allowed_keys(loc: tuple) -> list[str]:
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)
     return []
-
-
-def _not_available(conf: GatewayConfig) -> Iterable[ConfigProblem]:
-    for name, cluster in conf.clusters.items():
-        if cluster.pool_size is not None:
-            yield ConfigProblem(f"clusters.{name}.pool_size", NOT_AVAILABLE["pool_size"])
 
 
 def server_conf(conf: GatewayConfig, source: Optional[str] = None):

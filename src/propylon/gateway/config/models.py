@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from ...metrics.access_log import DEFAULT_FIELDS, FIELDS
 from ...protocols.http.compression import DEFAULT_TYPES
 
-__all__ = ["GatewayConfig", "NOT_AVAILABLE", "PATTERN_HINTS"]
+__all__ = ["GatewayConfig", "PATTERN_HINTS"]
 
 
 def _compiles(pattern: str) -> str:
@@ -59,13 +59,6 @@ PATTERN_HINTS = {
     _PLUGIN: "expected 'module:Class'",
     _HASH_ON: "expected client_ip, path, uri, header:NAME, query:NAME or cookie:NAME",
 }
-
-#: Keys that are part of the configuration's shape but not served yet: a file that
-#: uses them is refused with this reason rather than having them ignored.
-NOT_AVAILABLE = {
-    "pool_size": "not available yet per cluster; set server.upstream_keepalive_pool_size",
-}
-
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -579,6 +572,10 @@ class Cluster(Model):
     requests in flight per weight, in this worker). ``hash_on``: ``client_ip``,
     ``path``, ``uri``, ``header:NAME``, ``query:NAME`` or ``cookie:NAME``.
     ``retries``: how many other backends a refused connection may move on to.
+    ``pool_size``: at most this many idle connections to the cluster's backends are
+    kept for reuse per worker, the least recently used closed first (nginx's
+    ``keepalive N``); it does not limit how many are open. Unset: only
+    ``server.upstream_keepalive_pool_size``, the bound of the whole pool, applies.
     """
 
     backends: list[BackendConf] = []
@@ -591,7 +588,7 @@ class Cluster(Model):
     timeouts: ClusterTimeouts = ClusterTimeouts()
     retries: int = Field(default=2, ge=0)
     circuit_breaker: Optional[CircuitBreakerConf] = None
-    pool_size: Optional[int] = None
+    pool_size: Optional[int] = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Cluster":
