@@ -26,6 +26,9 @@ _TIMEOUTS = frozenset({ErrorType.READ_TIMEDOUT, ErrorType.WRITE_TIMEDOUT, ErrorT
                        ErrorType.TLS_HANDSHAKE_TIMEDOUT})
 _FAILED_STATUS = frozenset({502, 503, 504})
 _NO_ROUTE = b"no route for this request\n"
+#: Distinct Host values whose normalized form is remembered (then forgotten at once:
+#: a client inventing hosts costs a clear now and then, never memory).
+_HOST_MEMO = 1024
 
 
 def _authority(req: Any) -> Optional[str]:
@@ -45,6 +48,7 @@ class GatewayProxy(ProxyHttp):
         #: Set when a reload removes this listener: requests still arriving on its open
         #: connections are served by the last snapshot that had it.
         self.retired: Optional[Snapshot] = None
+        self._hosts: dict[Optional[str], str] = {}
 
     def new_ctx(self) -> RequestCtx:
         return RequestCtx(self.retired or self.gateway.current)
@@ -52,7 +56,13 @@ class GatewayProxy(ProxyHttp):
     async def request_filter(self, session, ctx: RequestCtx) -> bool:
         snap = ctx.snapshot
         req = session.req_header
-        host = normalize_host(_authority(req))
+        raw = _authority(req)
+        host = self._hosts.get(raw)
+        if host is None:
+            host = normalize_host(raw)
+            if len(self._hosts) >= _HOST_MEMO:
+                self._hosts.clear()
+            self._hosts[raw] = host
         found = snap.router.find(self.listener, host, req.method, req.path, req.headers, req.query)
         if found is None:
             await respond(session, 404, _NO_ROUTE, (("Content-Type", "text/plain"),))
@@ -129,6 +139,8 @@ class GatewayProxy(ProxyHttp):
 
     async def upstream_request_filter(self, session, upstream_request, ctx: RequestCtx) -> None:
         route = ctx.route
+        if not route.edits_upstream_request:
+            return
         path = route.rewrite(upstream_request.path)
         if path is not None:
             query = upstream_request.query

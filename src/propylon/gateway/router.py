@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping, NamedTuple, Optional
 from urllib.parse import parse_qsl
 
 from .config.models import Route
 
-__all__ = ["CompiledRoute", "Router", "RouteMatch", "normalize_host"]
+__all__ = ["CompiledRoute", "Router", "RouteMatch", "NO_CAPTURES", "normalize_host"]
 
 _EXACT, _PREFIX, _REGEX, _ANY_PATH = 0, 1, 2, 3
+#: The captures of a match without a regex: one shared, read-only empty mapping.
+NO_CAPTURES: Mapping[str, Any] = MappingProxyType({})
 _HOST_EXACT, _HOST_WILDCARD, _HOST_ANY = 0, 1, 2
 
 
@@ -75,10 +78,10 @@ class CompiledRoute:
     query: tuple
     listeners: frozenset
 
-    def matches(self, method: str, path: str, headers: Any, query: Optional[dict]) -> Optional[dict]:
-        """The captures (a dict, empty without a regex) if the request matches, else None."""
+    def matches(self, method: str, path: str, headers: Any, query: Optional[dict]) -> Optional[Mapping[str, Any]]:
+        """The captures (read-only; empty without a regex) if the request matches, else None."""
         kind = self.path_kind
-        captures: dict = {}
+        captures: Mapping[str, Any] = NO_CAPTURES
         if kind == _PREFIX:
             if not path.startswith(self.path_value):
                 return None
@@ -123,12 +126,12 @@ class CompiledRoute:
         return text
 
 
-@dataclass(frozen=True, slots=True)
-class RouteMatch:
-    """The route a request matched and its path captures."""
+class RouteMatch(NamedTuple):
+    """The route a request matched and its path captures (a plain tuple: one is
+    made per request)."""
 
     route: CompiledRoute
-    captures: dict
+    captures: Mapping[str, Any]
 
 
 def compile_route(index: int, route: Route) -> CompiledRoute:

@@ -24,7 +24,7 @@ import signal
 import tempfile
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from ..shutdown import ShutdownWatch
 from .clusters import ClusterRuntime, assemble_cluster, prepare_cluster
@@ -33,7 +33,7 @@ from .config.load import ConfigProblem
 from .config.models import HeaderRules, Listener, Route
 from .plugins import build_chain, defined_hooks
 from .plugins.caching import RouteCache
-from .router import CompiledRoute, Router
+from .router import NO_CAPTURES, CompiledRoute, Router
 from .state import ConfigState, digest_of
 
 __all__ = ["Gateway", "Snapshot", "RouteRuntime", "RequestCtx", "CompiledHeaderRules", "prepare", "assemble"]
@@ -87,6 +87,14 @@ class RouteRuntime:
     logging_hooks: tuple
     #: the ``cache`` plugin's RouteCache, or None (the proxy's cache hooks use it)
     cache: Any = None
+    #: Whether anything changes the upstream request (a rewrite, header rules or a
+    #: plugin): most routes pass it on as it came, without a look at its path.
+    edits_upstream_request: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "edits_upstream_request", bool(
+            self.strip_prefix is not None or self.rewrite_regex is not None
+            or self.request_rules is not None or self.upstream_request_hooks))
 
     @property
     def name(self) -> str:
@@ -117,7 +125,7 @@ class RequestCtx:
     def __init__(self, snapshot: "Snapshot") -> None:
         self.snapshot = snapshot
         self.route: Optional[RouteRuntime] = None
-        self.captures: dict = {}
+        self.captures: Mapping[str, Any] = NO_CAPTURES
         self.backend: Any = None
         self.cluster: Optional[ClusterRuntime] = None
         self.tried: list = []
