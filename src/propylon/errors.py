@@ -188,7 +188,8 @@ class Error(Exception):
         cause: Optional[BaseException] = None,
         retry: Optional[RetryType] = None,
     ) -> None:
-        super().__init__()
+        # No Exception.__init__: the exception's own __new__ already set ``args``
+        # (nothing reads them), and an origin that is down makes one Error per request.
         self.etype = etype
         self.esource = source
         self.context = context
