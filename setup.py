@@ -40,6 +40,7 @@ COMPILED = [
     "propylon/cache/meta.py",
     "propylon/cache/storage.py",
     "propylon/cache/memory.py",
+    "propylon/cache/eviction.py",
     "propylon/cache/http_cache.py",
     "propylon/cache/conditional.py",
     "propylon/metrics/record.py",

@@ -317,7 +317,8 @@ class Storage(ABC):
     def lookup_now(self, key: CacheKey):
         """:meth:`lookup` without waiting: the entry, None, or :data:`LOOKUP_PENDING`
         when finding out needs I/O. A hit from memory costs no coroutine."""
-        fill = self._fills.get(key.combined())
+        fills = self._fills
+        fill = fills.get(key.combined()) if fills else None  # usually no fill is running
         if fill is not None:
             if key.variance is None and fill.key.variance is not None:
                 return CacheHit(fill.meta, None)  # a variant is filling: choose yours
