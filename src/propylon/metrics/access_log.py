@@ -109,9 +109,11 @@ class AccessLogWriter:
     def __init__(self, config: AccessLogConfig, formatter: Callable[[Any, float], str]) -> None:
         self.config = config
         self.formatter = formatter
-        self._batch = max(1, config.buffer_bytes // LINE_ESTIMATE)
+        #: rows that go to the thread together (see :meth:`write`)
+        self.batch = max(1, config.buffer_bytes // LINE_ESTIMATE)
         self._max_pending = max(1, config.max_pending_bytes // LINE_ESTIMATE)
-        self._buf: list[Any] = []
+        #: the rows buffered on the loop
+        self.rows: list[Any] = []
         self._timer: Optional[asyncio.TimerHandle] = None
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
@@ -121,10 +123,17 @@ class AccessLogWriter:
         self._dropped = 0
 
     def write(self, row: Any) -> None:
-        """Add one request's row."""
-        buf = self._buf
-        buf.append(row)
-        if len(buf) >= self._batch:
+        """Add one request's row. (The per-request record does the same inline, to
+        save a call: append to ``rows``, then call :meth:`added` when it holds one
+        row or ``batch`` rows.)"""
+        rows = self.rows
+        rows.append(row)
+        if len(rows) == 1 or len(rows) >= self.batch:
+            self.added()
+
+    def added(self) -> None:
+        """``rows`` got its first row (start the flush timer) or a full batch (flush)."""
+        if len(self.rows) >= self.batch:
             self.flush()
         elif self._timer is None:
             if self._thread is None:  # normally started by the proxy app in its worker
@@ -136,12 +145,12 @@ class AccessLogWriter:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        rows = self._buf
+        rows = self.rows
         if not rows:
             return
         if self._thread is None:
             self.start()
-        self._buf = []
+        self.rows = []
         if self._queued_rows - self._written_rows + len(rows) > self._max_pending:
             if not self._dropped:
                 log.warning("access log %s is not keeping up; dropping lines", self.config.path)
@@ -173,7 +182,7 @@ class AccessLogWriter:
         if self._pid == os.getpid():
             return
         self._pid = os.getpid()
-        self._buf = []
+        self.rows = []
         self._timer = None
         self._queue = queue.SimpleQueue()
         self._queued_rows = self._written_rows = 0

@@ -2,6 +2,9 @@
 
 cimport cython
 
+@cython.locals(i=Py_ssize_t, bound=double)
+cpdef Py_ssize_t _bucket(double seconds)
+
 cdef class UpstreamStats:
     cdef public str service, upstream, json_label
     cdef public list requests, durations, connect_times, header_times
@@ -9,7 +12,7 @@ cdef class UpstreamStats:
     cdef public long long opened, reused, retries, sent, received, in_use
 
 cdef class RequestIds:
-    cdef public str prefix
+    cdef public object base
     cdef public unsigned long long count
 
     cpdef bytes next(self)
@@ -45,7 +48,7 @@ cdef class RequestRecord:
     cpdef hook_ran(self, str name, double start, double end)
     cpdef _attempt_over(self, error, double now)
     @cython.locals(st=UpstreamStats, settings=RecordSettings, now=double, duration=double, status=Py_ssize_t,
-                   index=Py_ssize_t, sent=Py_ssize_t, received=Py_ssize_t)
+                   index=Py_ssize_t, sent=Py_ssize_t, received=Py_ssize_t, rows=list)
     cpdef finish(self, ctx, error)
 
 cdef class JsonLines:
@@ -54,8 +57,11 @@ cdef class JsonLines:
     cdef public long long sec
     cdef public str sec_text
 
-    @cython.locals(mask=cython.longlong, out=list, now=double, sec=cython.longlong, ms=cython.longlong)
+    @cython.locals(mask=cython.longlong, out=list, now=double, sec=cython.longlong, ms=str)
     cpdef str line(self, RequestRecord r, double offset)
 
-@cython.locals(us=cython.longlong)
+@cython.locals(us=cython.longlong, frac=str)
 cpdef str _seconds(double value)
+cpdef str _client_text(addr)
+cpdef str _request_id_text(rid)
+cpdef str _header_text(req, bytes name)
