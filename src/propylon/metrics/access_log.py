@@ -137,7 +137,9 @@ class AccessLogWriter:
             self.flush()
         elif self._timer is None:
             if self._thread is None:  # normally started by the proxy app in its worker
-                self.start()
+                rows = self.rows
+                self.start()  # (which forgets rows a parent process left behind)
+                self.rows = rows
             self._timer = asyncio.get_running_loop().call_later(self.config.flush_interval, self.flush)
 
     def flush(self) -> None:
