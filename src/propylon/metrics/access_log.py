@@ -109,7 +109,7 @@ class AccessLogWriter:
     def __init__(self, config: AccessLogConfig, formatter: Callable[[Any, float], str]) -> None:
         self.config = config
         self.formatter = formatter
-        #: rows that go to the thread together (see :meth:`write`)
+        #: rows that go to the thread together
         self.batch = max(1, config.buffer_bytes // LINE_ESTIMATE)
         self._max_pending = max(1, config.max_pending_bytes // LINE_ESTIMATE)
         #: the rows buffered on the loop
@@ -123,21 +123,13 @@ class AccessLogWriter:
         self._dropped = 0
 
     def write(self, row: Any) -> None:
-        """Add one request's row. (The per-request record does the same inline, to
-        save a call: append to ``rows``, then call :meth:`added` when it holds one
-        row or ``batch`` rows.)"""
+        """Add one request's row."""
         rows = self.rows
         rows.append(row)
-        if len(rows) == 1 or len(rows) >= self.batch:
-            self.added()
-
-    def added(self) -> None:
-        """``rows`` got its first row (start the flush timer) or a full batch (flush)."""
-        if len(self.rows) >= self.batch:
+        if len(rows) >= self.batch:
             self.flush()
         elif self._timer is None:
             if self._thread is None:  # normally started by the proxy app in its worker
-                rows = self.rows
                 self.start()  # (which forgets rows a parent process left behind)
                 self.rows = rows
             self._timer = asyncio.get_running_loop().call_later(self.config.flush_interval, self.flush)

@@ -403,11 +403,7 @@ class RequestRecord:
         log = settings.access_log
         if log is not None:
             self.client_addr = session.client_addr
-            # The writer's ``write``, inline; the writer thread makes the line.
-            rows = log.rows
-            rows.append(self)
-            if len(rows) == 1 or len(rows) >= log.batch:
-                log.added()
+            log.write(self)  # the writer thread makes the line
 
     def _emit_trace(self, status: int, duration: float, error: Any) -> None:
         req = self.req
