@@ -17,6 +17,7 @@ it knows no HTTP version.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from typing import Any, Optional
 
@@ -120,20 +121,11 @@ class HttpProxyEngine:
         observer, with the proxy's hooks (and ``new_ctx``, ``upstream_peer``) timed,
         each call told to ``report(name, start, end)``. The hooks not overridden
         stay out, as here: a request that is not traced never sees this."""
-        other = HttpProxyEngine.__new__(HttpProxyEngine)
-        other.proxy = self.proxy
-        other.compression = self.compression
-        other.max_retries = self.max_retries
-        other.connector = self.connector
+        other = copy.copy(self)  # every setting and the shared state, whatever fields come later
         other.hooks = timed_hooks(self.hooks, report)
         other.new_ctx = timed("new_ctx", self.new_ctx, False, report) if self.new_ctx is not None else None
         other.upstream_peer = timed("upstream_peer", self.upstream_peer, True, report)
-        other.caching = self.caching
-        other.before_upstream = self.before_upstream
-        other.body_filtered = self.body_filtered
-        other.observer = self.observer
         other.tracing = False
-        other.repeats = self.repeats
         return other
 
     # --- one request ------------------------------------------------------------------
@@ -161,22 +153,25 @@ class HttpProxyEngine:
                 if h is not None:
                     session.phase = "request_filter"
                     if await h(session, ctx):
-                        await self._logging(session, None, ctx)
+                        w = self._ended(session, None, ctx)
+                        if w is not None:
+                            await w
                         return self._reusable(ds)
                 if self.caching:
                     session.phase = "cache"
                     if await cache_stage.run(self, session, ctx):
-                        if hooks[LOGGING] is not None:
-                            await self._logging(session, None, ctx)
-                        elif session.observation is not None:
-                            self._observed(session, None, ctx)  # a hit awaits no coroutine here
+                        w = self._ended(session, None, ctx)
+                        if w is not None:
+                            await w
                         return self._reusable(ds)
                 h = hooks[PROXY_UPSTREAM]
                 if h is not None:
                     session.phase = "proxy_upstream_filter"
                     if not await h(session, ctx):
                         await session.respond_error(502, keepalive=True)
-                        await self._logging(session, None, ctx)
+                        w = self._ended(session, None, ctx)
+                        if w is not None:
+                            await w
                         return self._reusable(ds)
             except Error as e:
                 return await self._handle_error(session, e, ctx, tries=0)
@@ -211,13 +206,14 @@ class HttpProxyEngine:
                         self.summary(session, ctx))
         if error is not None:
             if session.http_cache is not None and await cache_stage.on_error(self, session, ctx, error):
-                await self._logging(session, None, ctx)
+                w = self._ended(session, None, ctx)
+                if w is not None:
+                    await w
                 return self._reusable(ds)
             return await self._handle_error(session, error, ctx, tries=tries)
-        if hooks[LOGGING] is not None:
-            await self._logging(session, None, ctx)
-        elif session.observation is not None:
-            self._observed(session, None, ctx)  # no coroutine when no hook is awaited
+        w = self._ended(session, None, ctx)
+        if w is not None:
+            await w
         return self._reusable(ds)
 
     async def _proxy_once(self, session: Session, ctx: Any, retry: bool) -> None:
@@ -548,10 +544,9 @@ class HttpProxyEngine:
                         f"retry: false")
                 log.log(level, "%s, %s", line, self.summary(session, ctx))
                 self.repeats.logged(key, log, level, line)
-        if hooks[LOGGING] is not None:
-            await self._logging(session, e, ctx)
-        elif session.observation is not None:
-            self._observed(session, e, ctx)  # no coroutine when no hook is awaited
+        w = self._ended(session, e, ctx)
+        if w is not None:
+            await w
         if ds.written_head is not None and not ds.finished:
             return False
         # Honoured after the upstream too (Pingora looks at it only before, but its
@@ -560,13 +555,21 @@ class HttpProxyEngine:
             return self._reusable(ds)
         return False
 
+    def _ended(self, session: Session, e: Optional[Error], ctx: Any):
+        """The request's end, told to the ``logging`` hook and the observer: the
+        awaitable to await when the proxy has a logging hook, else None (then the
+        observation, if any, is recorded here and the caller awaits nothing)."""
+        if self.hooks[LOGGING] is not None:
+            return self._logging(session, e, ctx)
+        if session.observation is not None:
+            self._observed(session, e, ctx)
+        return None
+
     async def _logging(self, session: Session, e: Optional[Error], ctx: Any) -> None:
-        h = self.hooks[LOGGING]
-        if h is not None:
-            try:
-                await h(session, e, ctx)
-            except Exception:
-                log.exception("logging hook failed on %s", self.summary(session, ctx))
+        try:
+            await self.hooks[LOGGING](session, e, ctx)
+        except Exception:
+            log.exception("logging hook failed on %s", self.summary(session, ctx))
         if session.observation is not None:
             self._observed(session, e, ctx)
 
