@@ -8,6 +8,7 @@ cdef class HttpConnector:
     cdef public dict _h2, _h2_pending
     cdef public object ca_file, bind_to_v4, bind_to_v6
     cdef object _deadlines
+    cdef set _refused
     cdef object __weakref__
 
     cpdef reuse(self, HttpPeer peer)

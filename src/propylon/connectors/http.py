@@ -6,6 +6,7 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import os
 import socket
 import ssl
 from functools import lru_cache, partial
@@ -23,6 +24,14 @@ __all__ = ["HttpConnector"]
 log = logging.getLogger("propylon.connectors")
 
 _NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH}
+# Read once: each is a module attribute lookup per refused connect otherwise.
+_RawSocket = socket.SocketType
+_NONBLOCKING_STREAM = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+_SOL_SOCKET = socket.SOL_SOCKET
+_SO_ERROR = socket.SO_ERROR
+_EINPROGRESS = errno.EINPROGRESS
+_ECONNREFUSED = errno.ECONNREFUSED
+_REFUSED_TEXT = os.strerror(errno.ECONNREFUSED)
 
 
 @lru_cache(maxsize=1024)
@@ -36,6 +45,21 @@ def _literal_family(host: str) -> Optional[int]:
     return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
 _H1 = ALPN.H1
 _H2 = ALPN.H2
+
+
+async def _writable(sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+    """Until ``sock`` (a connect in progress) is writable: connected or failed."""
+    done = loop.create_future()
+    loop.add_writer(sock, _set_done, done)
+    try:
+        await done
+    finally:
+        loop.remove_writer(sock)
+
+
+def _set_done(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _connect_error(e: OSError, peer: HttpPeer, opts: PeerOptions) -> Error:
@@ -132,6 +156,10 @@ class HttpConnector:
         self.bind_to_v4 = tuple(bind_to_v4)
         self.bind_to_v6 = tuple(bind_to_v6)
         self._deadlines = _ConnectDeadlines()
+        # Addresses whose last plain connect was refused: the next connect to one is
+        # made by hand so that a refusal the kernel reports at once (a loopback or
+        # local port with nothing listening) fails without a round of the event loop.
+        self._refused: set = set()
 
     def reuse(self, peer: HttpPeer):
         """A pooled HTTP/1 connection to ``peer``, or None (no waiting: the hot path)."""
@@ -211,7 +239,10 @@ class HttpConnector:
         opts = peer.settings()
         loop = asyncio.get_running_loop()
         if self._plain(peer, opts):
-            connecting = self._connect_plain(peer, opts, loop)
+            if self._refused and peer.address in self._refused:
+                connecting = self._connect_after_refusal(peer, opts, loop)
+            else:
+                connecting = self._connect_plain(peer, opts, loop)
         else:
             connecting = self._connect(peer, opts, loop)
         total = opts.total_connection_timeout
@@ -312,8 +343,70 @@ class HttpConnector:
             else:
                 _, conn = await loop.create_connection(H1ClientConnection, host, port, family=family)
         except (asyncio.TimeoutError, TimeoutError, OSError) as e:
+            if isinstance(e, ConnectionRefusedError):
+                self._remember_refusal(peer.address)
             raise _connect_error(e, peer, opts) from None
         return conn  # type: ignore[return-value]
+
+    def _connect_after_refusal(self, peer: HttpPeer, opts: PeerOptions,
+                               loop: asyncio.AbstractEventLoop) -> Awaitable[H1ClientConnection]:
+        """A plain connect to an address that refused the last one.
+
+        The connect is started here, synchronously: when nothing listens on a local
+        port the kernel has already answered with a reset by the time ``connect``
+        returns, and the refusal is raised at once, with no loop round, timer or
+        future (what an origin that is down costs per request). Otherwise the
+        connect goes on in the loop as usual, on this socket."""
+        host, port = peer.address  # type: ignore[misc]
+        # The plain C socket type (a socket.socket is made in Python), non-blocking
+        # from its creation: a refused connect costs two calls and a close.
+        sock = _RawSocket(_literal_family(host), _NONBLOCKING_STREAM)
+        err = sock.connect_ex((host, port))
+        if err == _EINPROGRESS:
+            err = sock.getsockopt(_SOL_SOCKET, _SO_ERROR)
+        if err == 0 or err == _EINPROGRESS:
+            return self._finish_connect(sock, peer, opts, loop)
+        sock.close()
+        if err == _ECONNREFUSED:
+            e: OSError = ConnectionRefusedError(err, _REFUSED_TEXT)
+        else:
+            e = OSError(err, os.strerror(err))  # the OSError subclass of its errno
+            self._refused.discard(peer.address)
+        raise _connect_error(e, peer, opts)
+
+    async def _finish_connect(self, raw, peer: HttpPeer, opts: PeerOptions,
+                              loop: asyncio.AbstractEventLoop) -> H1ClientConnection:
+        """Wait for a connect started by ``_connect_after_refusal`` and put the
+        connection on the loop."""
+        sock = socket.socket(fileno=raw.detach())  # what the loop's transports expect
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if opts.connection_timeout is not None:
+                with self._deadlines.within(opts.connection_timeout):
+                    await _writable(sock, loop)
+            else:
+                await _writable(sock, loop)
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                raise OSError(err, os.strerror(err))
+            _, conn = await loop.create_connection(H1ClientConnection, sock=sock)
+        except (asyncio.TimeoutError, TimeoutError, OSError) as e:
+            sock.close()
+            if not isinstance(e, ConnectionRefusedError):
+                self._refused.discard(peer.address)
+            raise _connect_error(e, peer, opts) from None
+        except BaseException:
+            sock.close()
+            raise
+        self._refused.discard(peer.address)
+        return conn  # type: ignore[return-value]
+
+    def _remember_refusal(self, address) -> None:
+        refused = self._refused
+        if len(refused) >= 1024:  # peers made per request must not grow it without end
+            refused.clear()
+        refused.add(address)
 
     async def _connect_one(self, peer: HttpPeer, opts: PeerOptions, loop: asyncio.AbstractEventLoop,
                            family: int, target) -> socket.socket:
