@@ -361,14 +361,19 @@ class HttpConnector:
         # The plain C socket type (a socket.socket is made in Python), non-blocking
         # from its creation: a refused connect costs two calls and a close.
         sock = _RawSocket(_literal_family(host), _NONBLOCKING_STREAM)
-        err = sock.connect_ex((host, port))
-        if err == _EINPROGRESS:
-            err = sock.getsockopt(_SOL_SOCKET, _SO_ERROR)
+        try:
+            err = sock.connect_ex((host, port))
+            if err == _EINPROGRESS:
+                err = sock.getsockopt(_SOL_SOCKET, _SO_ERROR)
+        except OSError as e:  # an address the kernel will not even try (not an errno return)
+            sock.close()
+            self._refused.discard(peer.address)
+            raise _connect_error(e, peer, opts) from None
         if err == 0 or err == _EINPROGRESS:
             return self._finish_connect(sock, peer, opts, loop)
         sock.close()
         if err == _ECONNREFUSED:
-            e: OSError = ConnectionRefusedError(err, _REFUSED_TEXT)
+            e = ConnectionRefusedError(err, _REFUSED_TEXT)
         else:
             e = OSError(err, os.strerror(err))  # the OSError subclass of its errno
             self._refused.discard(peer.address)
