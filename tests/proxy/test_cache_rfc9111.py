@@ -8,6 +8,7 @@ import time
 import pytest
 
 from proxy_cache_support import CachingProxy, fixed, get, origin, phases, response  # noqa: F401
+from support import run_curl
 
 
 
@@ -306,3 +307,49 @@ def test_compression_applies_to_hits_as_to_misses(origin, start_proxy):
         assert gzip.decompress(got.body) == text
     assert plain.header("content-encoding") is None and plain.body == text
     assert o.hits["/t"] == 1  # the entry holds the origin's identity body
+
+
+class GeneralStepsProxy(CachingProxy):
+    """A response_filter, even one that changes nothing, sends every hit through the
+    general steps (hit_head, conditionals, ranges, write_header): the reference a
+    hit sent with the entry's stored head is compared with."""
+
+    async def response_filter(self, session, resp, ctx):
+        pass
+
+
+def test_a_hit_under_the_stored_head_grows_its_age_and_ends_the_connection_when_asked(origin, start_proxy):
+    o = origin({"/s": fixed(b"stored", "Cache-Control: max-age=60", 'ETag: "s1"')})
+    p = start_proxy(CachingProxy(o.port))
+    assert get(p.url + "/s").body == b"stored"  # the fill
+    first = get(p.url + "/s")
+    time.sleep(1.1)
+    second = get(p.url + "/s")  # the stored head made again for the new Age
+    assert first.body == second.body == b"stored"
+    assert int(second.header("age")) >= int(first.header("age")) + 1
+    assert (first.header("content-length"), first.header("accept-ranges")) == ("6", "bytes")
+    assert first.header("connection") is None
+    closing = get(p.url + "/s", "-H", "Connection: close")
+    assert (closing.header("connection"), closing.body) == ("close", b"stored")
+    old = get(p.url + "/s", "--http1.0")
+    assert (old.header("connection"), old.body) == ("close", b"stored")
+    kept = get(p.url + "/s", "--http1.0", "-H", "Connection: keep-alive")
+    assert (kept.header("connection"), kept.body) == ("keep-alive", b"stored")
+    # Two hits on one connection: the first one's framing lets the second through.
+    both = run_curl("-s", p.url + "/s", p.url + "/s", "-w", "[%{num_connects}]")
+    assert both.stdout == b"stored[1]stored[0]"
+    assert o.hits["/s"] == 1
+
+
+@pytest.mark.parametrize("args", [(), ("-H", "Connection: close"), ("--http1.0",),
+                                  ("--http1.0", "-H", "Connection: keep-alive"), ("-I",),
+                                  ("-H", 'If-None-Match: "s1"'), ("-r", "1-2")])
+def test_a_hit_under_the_stored_head_is_the_general_steps_answer(origin, start_proxy, args):
+    o = origin({"/g": fixed(b"general", "Cache-Control: max-age=60", 'ETag: "s1"', "Content-Type: text/plain")})
+    fast, general = start_proxy(CachingProxy(o.port)), start_proxy(GeneralStepsProxy(o.port))
+    for p in (fast, general):
+        get(p.url + "/g")  # the fill
+    a, b = get(fast.url + "/g", *args), get(general.url + "/g", *args)
+    assert (a.status, a.body) == (b.status, b.body)
+    assert [(k, v if k != "age" else "") for k, v in a.headers] == \
+        [(k, v if k != "age" else "") for k, v in b.headers]

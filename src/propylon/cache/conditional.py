@@ -26,7 +26,7 @@ from ..protocols.http.header import RequestHeader, ResponseHeader
 from .filters import parse_http_date
 from .meta import CacheMeta
 
-__all__ = ["upstream_request_for_cache", "not_modified", "to_304", "RangeKind", "RangeRequest",
+__all__ = ["upstream_request_for_cache", "not_modified", "wants_whole", "to_304", "RangeKind", "RangeRequest",
            "range_request", "apply_range_headers", "multipart_head_and_parts"]
 
 _CONDITIONALS = (b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range", b"range")
@@ -52,6 +52,20 @@ def upstream_request_for_cache(req: RequestHeader, stale: Optional[CacheMeta] = 
 def _etag_opaque(tag: bytes) -> bytes:
     tag = tag.strip()
     return tag[2:] if tag.startswith(b"W/") else tag
+
+
+# The request fields not_modified and range_request look at.
+_ASKS_PART_OR_CHECK = frozenset((b"if-none-match", b"if-modified-since", b"range"))
+
+
+def wants_whole(req: RequestHeader) -> bool:
+    """True when ``req`` has no conditional and no Range that :func:`not_modified` or
+    :func:`range_request` would look at: the answer is the whole response, whatever
+    its head. One pass over the request's fields instead of one per rule."""
+    for f in req.headers.fields:
+        if f[0] in _ASKS_PART_OR_CHECK:
+            return False
+    return True
 
 
 def not_modified(req: RequestHeader, resp: ResponseHeader) -> bool:

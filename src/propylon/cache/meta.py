@@ -31,6 +31,8 @@ _FIXED = struct.Struct(">4sdddIIHBxH")
 _FIELD = struct.Struct(">HI")
 _REASON = struct.Struct(">H")
 _NO_REASON = 0xFFFF
+#: Added to a hit served whole that has no Accept-Ranges of its own.
+ACCEPT_RANGES = (b"accept-ranges", b"Accept-Ranges", b"bytes")
 
 
 @dataclass(slots=True)
@@ -48,6 +50,8 @@ class CacheMeta:
     body_len: Optional[int] = field(default=None, compare=False)
     # What every hit of this entry starts from (see hit_head), made at the first hit.
     _hit_fields: Optional[tuple] = field(default=None, init=False, repr=False, compare=False)
+    # The head of a whole hit for the latest Age served (see whole_hit_head).
+    _whole_hit: Optional[tuple] = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def new(cls, fresh_until: float, created: float, swr: int, sie: int, header: ResponseHeader) -> "CacheMeta":
@@ -87,6 +91,39 @@ class CacheMeta:
         fields = prepared[0] + [(b"age", b"Age", b"%d" % self.age(now))]
         h = self.header
         return ResponseHeader(h.status, (1, 1), HeaderMap(fields), h.reason)
+
+    def whole_hit_head(self, length: int, now: Optional[float] = None) -> tuple[ResponseHeader, Optional[bytes]]:
+        """The head of a hit served whole from a seekable body of ``length`` bytes
+        (:meth:`hit_head` with ``Accept-Ranges: bytes`` added when the stored head has
+        none), and the same head in HTTP/1 form without the blank line that ends it,
+        for :meth:`DownstreamSession.write_head_and_body`. The HTTP/1 form is None
+        when the head does not frame the body by itself: no ``Content-Length`` of
+        ``length``, a status without a body, or a ``Connection`` field. It is kept for
+        the Age it was made with, so only the first hit of each second serialises it."""
+        age = self.age(now)
+        made = self._whole_hit
+        if made is None or made[0] != age:
+            made = self._whole_hit = self._make_whole_hit(age)
+        h = self.header
+        resp = ResponseHeader(h.status, (1, 1), HeaderMap(list(made[1])), h.reason)
+        return resp, (made[2] if made[3] == length else None)
+
+    def _make_whole_hit(self, age: int) -> tuple:
+        """(Age, the fields of the whole hit's head, its HTTP/1 form, the Content-Length
+        it frames or -1 when it frames none)."""
+        resp = self.hit_head()
+        fields = resp.headers.fields
+        fields[-1] = (b"age", b"Age", b"%d" % age)
+        if not self._hit_fields[1]:
+            fields.append(ACCEPT_RANGES)
+        headers = resp.headers
+        cl = headers.get_bytes(b"content-length")
+        framed = -1
+        if (cl is not None and cl.isdigit() and 200 <= resp.status and resp.status not in (204, 304)
+                and headers.get_bytes(b"connection") is None):
+            framed = int(cl)
+        head = resp.to_h1_bytes()[:-2]  # without the final CRLF: the session ends the head
+        return age, tuple(fields), head, framed
 
     def has_accept_ranges(self) -> bool:
         """Whether the stored head has ``Accept-Ranges`` (known after :meth:`hit_head`)."""

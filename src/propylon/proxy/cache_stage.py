@@ -37,7 +37,9 @@ from typing import TYPE_CHECKING, Any, Optional
 from ..cache import (CacheMeta, CachePhase, LockStatus, NoCacheReason, RangeKind, apply_range_headers,
                      default_cache_key, merge_304_header, multipart_head_and_parts, not_modified,
                      range_request, to_304, upstream_request_for_cache)
+from ..cache.conditional import wants_whole
 from ..cache.http_cache import HttpCache
+from ..cache.meta import ACCEPT_RANGES
 from ..cache.storage import LOOKUP_PENDING, CacheHit, FillAbandoned, HitHandler, StorageError
 from ..errors import Error, ErrorSource, ErrorType
 from ..protocols.http.compression import response_coding
@@ -245,8 +247,26 @@ async def serve(engine: "HttpProxyEngine", session: "Session", ctx: Any, hit: Ca
     if isinstance(ds, RefreshDownstream):
         return  # a background refresh answers nobody
     meta = hit.meta
-    resp = meta.hit_head()
     body: Optional[HitHandler] = hit.body
+    if (body is not None and hit.complete and hooks[NOT_MODIFIED] is None and hooks[RANGE] is None
+            and hooks[RESPONSE] is None and hooks[BODY] is None and session.compression is None
+            and not ds.is_head and meta.header.status not in (204, 304) and body.can_seek()
+            and wants_whole(session.req_header)):
+        data = body.read_now()
+        if data is not None:
+            # The common hit: all of a small body in memory, sent whole (what the steps
+            # below come to for it) under the entry's stored head, no awaits.
+            resp, h1_head = meta.whole_hit_head(len(data))
+            ds.write_head_and_body(resp, data, h1_head)
+            if ds.write_blocked:
+                await ds.drain()
+            elif ds.closed:
+                raise Error.explain(ErrorType.WRITE_ERROR, "client went away").into_down()
+            ds.finish()
+            if ds.write_blocked:
+                await ds.drain()
+            return
+    resp = meta.hit_head()
     parts = closing = None
     h = hooks[NOT_MODIFIED]
     if (h(session, resp, ctx) if h is not None else not_modified(session.req_header, resp)):
@@ -262,7 +282,7 @@ async def serve(engine: "HttpProxyEngine", session: "Session", ctx: Any, hit: Ca
             rr = range_request(session.req_header, resp)
         if rr is None or rr.kind is RangeKind.NONE:
             if not meta.has_accept_ranges():
-                resp.headers.fields.append(_ACCEPT_RANGES)
+                resp.headers.fields.append(ACCEPT_RANGES)
         else:
             length = meta.body_len if meta.body_len is not None else _content_length(resp)
             if length is not None:
@@ -330,9 +350,6 @@ async def serve(engine: "HttpProxyEngine", session: "Session", ctx: Any, hit: Ca
     ds.finish()
     if ds.write_blocked:
         await ds.drain()
-
-
-_ACCEPT_RANGES = (b"accept-ranges", b"Accept-Ranges", b"bytes")
 
 
 def _apply_range(resp: ResponseHeader, rr, length: int):
@@ -646,6 +663,9 @@ class RefreshDownstream:
 
     def write_body(self, data: bytes) -> None:
         pass
+
+    def write_head_and_body(self, resp: ResponseHeader, body: bytes, h1_head: Optional[bytes] = None) -> None:
+        self.write_header(resp)
 
     def finish(self, trailers: Optional[HeaderMap] = None) -> None:
         self.finished = True

@@ -465,6 +465,12 @@ class EncodingDownstream:
             if out:
                 self._ds.write_body(out)
 
+    def write_head_and_body(self, resp: ResponseHeader, body: bytes, h1_head: Optional[bytes] = None) -> None:
+        # The body is coded on the way: a head serialised before the coding was
+        # chosen does not describe it.
+        self.write_header(resp, hold=True)
+        self.write_body(body)
+
     def finish(self, trailers: Optional[HeaderMap] = None) -> None:
         ds = self._ds
         if not ds.finished:

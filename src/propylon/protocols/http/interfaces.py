@@ -97,6 +97,16 @@ class DownstreamSession(Protocol):
 
     def write_body(self, data: bytes) -> None: ...
 
+    def write_head_and_body(self, resp: ResponseHeader, body: bytes, h1_head: Optional[bytes] = None) -> None:
+        """``write_header(resp, hold=True)`` then ``write_body(body)``, in one call (a
+        response whose body is all at hand, such as a cache hit; ``finish`` follows).
+        ``h1_head`` is ``resp`` already in HTTP/1 form, status line and fields without
+        the blank line that ends the head, kept by a caller that sends the same head
+        often: an HTTP/1 session sends it instead of serialising ``resp`` again (it
+        adds the ``Connection`` field when the connection ends or the client speaks
+        HTTP/1.0). With it, ``resp`` must have a ``Content-Length`` of ``len(body)``, a
+        status with a body and no ``Connection`` field. Other versions ignore it."""
+
     def finish(self, trailers: Optional[HeaderMap] = None) -> None:
         """End the response (with trailers, where the protocol can carry them)."""
 

@@ -23,6 +23,8 @@ cdef class H1ServerSession:
     cpdef is_body_done(self)
     cpdef write_interim(self, resp)
     cpdef write_header(self, resp, bint end_of_stream=*, bint hold=*)
+    cpdef bytes _connection_field(self, resp)
+    cpdef write_head_and_body(self, resp, bytes body, bytes h1_head=*)
     cpdef write_body(self, bytes data)
     cpdef finish(self, trailers=*)
     cpdef _finish_response(self)

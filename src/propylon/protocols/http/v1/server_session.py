@@ -187,6 +187,21 @@ class H1ServerSession:
                 else:
                     self._resp_mode = 3
                     self.keepalive = False
+        self._connection_field(resp)
+        head = resp.to_h1_bytes()
+        if end_of_stream:
+            self.conn.write(head)
+            self._finish_response()
+        elif hold:
+            self._pending_head = head
+        else:
+            self.conn.write(head)
+
+    def _connection_field(self, resp: ResponseHeader) -> bytes:
+        """Whether the connection outlives this response (``keepalive``), and the
+        ``Connection`` field that tells the client: added to ``resp`` and returned as
+        an HTTP/1 line (b"" when none is needed)."""
+        status = resp.status
         conn = self.conn
         if conn.requests_left == 0 or (conn.shutdown.triggered and not conn.input_pending()):
             # Shutting down: this is the last answer unless another request already
@@ -197,19 +212,36 @@ class H1ServerSession:
         elif not self.body_received and not self.upgrade and self.close_on_early_response:
             # Answered before the request body arrived in full: do not reuse.
             self.keepalive = False
-        if status != 101:
-            if not self.keepalive:
-                headers.insert(b"Connection", b"close")
-            elif self.req.version == (1, 0):
-                headers.insert(b"Connection", b"keep-alive")
-        head = resp.to_h1_bytes()
-        if end_of_stream:
-            self.conn.write(head)
-            self._finish_response()
-        elif hold:
-            self._pending_head = head
-        else:
-            self.conn.write(head)
+        if status == 101:
+            return b""
+        if not self.keepalive:
+            resp.headers.insert(b"Connection", b"close")
+            return b"Connection: close\r\n"
+        if self.req.version == (1, 0):
+            resp.headers.insert(b"Connection", b"keep-alive")
+            return b"Connection: keep-alive\r\n"
+        return b""
+
+    def write_head_and_body(self, resp: ResponseHeader, body: bytes, h1_head: Optional[bytes] = None) -> None:
+        """``write_header(resp, hold=True)`` and ``write_body(body)`` as one write. With
+        ``h1_head`` (``resp`` in HTTP/1 form without its final blank line, framing
+        ``body`` by a Content-Length of its length; see DownstreamSession), the head
+        is not serialised again: only the Connection field and the blank line are
+        added."""
+        status = resp.status
+        if (h1_head is None or self.written_head is not None or self.is_head
+                or status < 200 or status == 204 or status == 304):
+            self.write_header(resp, hold=True)
+            self.write_body(body)
+            return
+        # What write_header decides for a head with a Content-Length, and write_body
+        # for a body of that length.
+        self.written_head = resp
+        resp.version = (1, 1)
+        self._resp_mode = 1
+        self._resp_left = 0
+        self.body_bytes_sent += len(body)
+        self.conn.write(b"".join((h1_head, self._connection_field(resp), b"\r\n", body)))
 
     def write_body(self, data: bytes) -> None:
         """Send a piece of the response body with the framing chosen by the head."""

@@ -203,6 +203,11 @@ class H2ServerStream(H2StreamBase):
         self.body_bytes_sent += len(data)
         self._queue(data)
 
+    def write_head_and_body(self, resp: ResponseHeader, body: bytes, h1_head: Optional[bytes] = None) -> None:
+        """The head and a body all at hand (``h1_head`` is for HTTP/1: not used here)."""
+        self.write_header(resp, hold=True)
+        self.write_body(body)
+
     def finish(self, trailers: Optional[HeaderMap] = None) -> None:
         """End the response: END_STREAM on the last DATA, or a trailers HEADERS frame."""
         if self.finished or self.written_head is None:
