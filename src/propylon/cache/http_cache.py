@@ -47,6 +47,13 @@ __all__ = ["HttpCache", "VaryFilter", "merge_304_header", "default_vary_filter"]
 VaryFilter = Callable[[CacheMeta, HeaderMap], Optional[bytes]]
 """(stored meta, request headers) → the request's variance; default: from ``Vary``."""
 
+# The phases every request that uses the cache goes through, as module globals:
+# ``CachePhase.X`` goes through the enum's Python metaclass on every read (about a
+# thousand instructions), a global is one dict lookup.
+_DISABLED, _UNINIT, _CACHE_KEY, _BYPASS, _HIT, _STALE = (
+    CachePhase.DISABLED, CachePhase.UNINIT, CachePhase.CACHE_KEY, CachePhase.BYPASS, CachePhase.HIT,
+    CachePhase.STALE)
+
 _GIVE_UP = frozenset((NoCacheReason.ORIGIN_NOT_CACHE, NoCacheReason.RESPONSE_TOO_LARGE,
                       NoCacheReason.PREDICTED_RESPONSE_TOO_LARGE))
 RESPONSE_TOO_LARGE_STREAMED = NoCacheReason.custom("response too large")
@@ -63,7 +70,7 @@ class HttpCache:
                  "_miss", "_permit", "_lock_wait", "_max_file_size")
 
     def __init__(self) -> None:
-        self._phase = CachePhase.DISABLED
+        self._phase = _DISABLED
         self._reason: Optional[NoCacheReason] = NoCacheReason.NEVER_ENABLED
         self.storage: Optional[Storage] = None
         self.eviction: Optional[EvictionManager] = None
@@ -86,17 +93,17 @@ class HttpCache:
         resources recently found uncacheable skip the lock (see :meth:`lock`), and
         :meth:`disable` / :meth:`set_miss_handler` keep it up to date.
         """
-        if self._phase is not CachePhase.DISABLED or self._reason is not NoCacheReason.NEVER_ENABLED:
+        if self._phase is not _DISABLED or self._reason is not NoCacheReason.NEVER_ENABLED:
             raise RuntimeError(f"enable() in phase {self._phase.name}; caching is enabled once per request")
         self.storage, self.eviction, self.predictor, self._lock = storage, eviction, predictor, lock
-        self._phase, self._reason = CachePhase.UNINIT, None
+        self._phase, self._reason = _UNINIT, None
 
     def phase(self) -> CachePhase:
         return self._phase
 
     def enabled(self) -> bool:
         """False when disabled or bypassed."""
-        return self._phase is not CachePhase.DISABLED and self._phase is not CachePhase.BYPASS
+        return self._phase is not _DISABLED and self._phase is not _BYPASS
 
     def no_cache_reason(self) -> Optional[NoCacheReason]:
         return self._reason
@@ -118,7 +125,7 @@ class HttpCache:
         if self.predictor is not None and self._key is not None:
             self.predictor.mark_uncacheable(self._key, reason)
         self.release_write_lock(LockStatus.GIVE_UP if reason in _GIVE_UP else LockStatus.TRANSIENT_ERROR)
-        self._phase, self._reason = CachePhase.DISABLED, reason
+        self._phase, self._reason = _DISABLED, reason
 
     def bypass(self) -> None:
         """Skip the lookup; the response may still be admitted later (Pingora's bypass)."""
@@ -127,10 +134,10 @@ class HttpCache:
 
     # --- key and lookup ----------------------------------------------------------------
     def set_cache_key(self, key: CacheKey) -> None:
-        if self._phase is not CachePhase.UNINIT:
+        if self._phase is not _UNINIT:
             self._expect("set_cache_key", CachePhase.UNINIT)
         self._key = key
-        self._phase = CachePhase.CACHE_KEY
+        self._phase = _CACHE_KEY
 
     def cache_key(self) -> CacheKey:
         if self._key is None:
@@ -162,7 +169,7 @@ class HttpCache:
         """:meth:`cache_lookup` without waiting, for storages that can answer from
         memory: what was found, or :data:`~propylon.cache.storage.LOOKUP_PENDING` when
         the storage needs I/O (then await :meth:`cache_lookup`)."""
-        if self._phase is not CachePhase.CACHE_KEY:
+        if self._phase is not _CACHE_KEY:
             self._expect("cache_lookup", CachePhase.CACHE_KEY)
         storage, key = self.storage, self._key
         hit = storage.lookup_now(key)
@@ -179,16 +186,16 @@ class HttpCache:
 
     def cache_found(self, hit: CacheHit, fresh: Optional[bool] = None) -> None:
         """Use ``hit``: HIT if fresh (default: by its meta now), else STALE."""
-        if self._phase is not CachePhase.CACHE_KEY:
+        if self._phase is not _CACHE_KEY:
             self._expect("cache_found", CachePhase.CACHE_KEY)
         if fresh is None:
             fresh = hit.meta.is_fresh()
         self._hit = hit
         if fresh:
-            self._phase = CachePhase.HIT
+            self._phase = _HIT
             self.storage.stats.hits += 1
         else:
-            self._phase = CachePhase.STALE
+            self._phase = _STALE
 
     def cache_miss(self) -> None:
         self._expect("cache_miss", CachePhase.CACHE_KEY, CachePhase.BYPASS, CachePhase.STALE)

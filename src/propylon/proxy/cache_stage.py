@@ -71,6 +71,8 @@ RESPONSE = _AT["response_filter"]
 BODY = _AT["response_body_filter"]
 del _AT
 
+# Read off the enum once: ``CachePhase.X`` goes through its Python metaclass each time.
+_UNINIT = CachePhase.UNINIT
 #: Lookups and lock waits one request may go through before it goes upstream
 #: uncached (each wait is bounded by the lock's timeouts; this bounds the loop).
 MAX_LOOKUPS = 8
@@ -102,7 +104,7 @@ async def run(engine: "HttpProxyEngine", session: "Session", ctx: Any) -> bool:
         if hooks[IS_PURGE] is None:
             return False
         cache = session.cache
-    if cache.phase() is CachePhase.UNINIT:
+    if cache.phase() is _UNINIT:
         h = hooks[KEY]
         try:
             key = h(session, ctx) if h is not None else default_cache_key(session.req_header)
