@@ -151,7 +151,9 @@ async def _lookup(engine: "HttpProxyEngine", session: "Session", ctx: Any, cache
         if hit is not None:
             cache.cache_found(hit, fresh)
             if fresh:
-                await serve(engine, session, ctx, hit)
+                w = _answer(engine, session, ctx, hit)  # the common hit costs no coroutine
+                if w is not None:
+                    await w
                 return True
             # Stale: one request revalidates; the others wait for it, or get the
             # stale copy at once under stale-while-revalidate.
@@ -244,10 +246,18 @@ async def serve(engine: "HttpProxyEngine", session: "Session", ctx: Any, hit: Ca
     multipart, 416), then ``response_filter`` and the body. A fill in progress streams
     as it arrives; if it is abandoned after the head went out, the client's
     connection is closed (it never takes a truncated body for a whole one)."""
-    hooks = engine.hooks
+    w = _answer(engine, session, ctx, hit)
+    if w is not None:
+        await w
+
+
+def _answer(engine: "HttpProxyEngine", session: "Session", ctx: Any, hit: CacheHit):
+    """:func:`serve` without a coroutine of its own for the common hit, which is sent
+    at once: None when the answer is complete, else the awaitable that completes it."""
     ds = session.downstream
     if isinstance(ds, RefreshDownstream):
-        return  # a background refresh answers nobody
+        return None  # a background refresh answers nobody
+    hooks = engine.hooks
     meta = hit.meta
     body: Optional[HitHandler] = hit.body
     if (body is not None and hit.complete and hooks[NOT_MODIFIED] is None and hooks[RANGE] is None
@@ -256,18 +266,36 @@ async def serve(engine: "HttpProxyEngine", session: "Session", ctx: Any, hit: Ca
             and wants_whole(session.req_header)):
         data = body.read_now()
         if data is not None:
-            # The common hit: all of a small body in memory, sent whole (what the steps
-            # below come to for it) under the entry's stored head, no awaits.
+            # All of a small body in memory, sent whole (what the steps of _serve come
+            # to for it) under the entry's stored head.
             resp, h1_head = meta.whole_hit_head(len(data))
             ds.write_head_and_body(resp, data, h1_head)
             if ds.write_blocked:
-                await ds.drain()
-            elif ds.closed:
+                return _end_slowly(ds)
+            if ds.closed:
                 raise Error.explain(ErrorType.WRITE_ERROR, "client went away").into_down()
             ds.finish()
-            if ds.write_blocked:
-                await ds.drain()
-            return
+            return _end_slowly(ds) if ds.write_blocked else None
+    return _serve(engine, session, ctx, hit)
+
+
+async def _end_slowly(ds) -> None:
+    """The end of a whole hit for a client that reads slowly: wait for it, finishing
+    the response in between if the wait came first."""
+    finished = ds.finished
+    await ds.drain()
+    if not finished:
+        ds.finish()
+        if ds.write_blocked:
+            await ds.drain()
+
+
+async def _serve(engine: "HttpProxyEngine", session: "Session", ctx: Any, hit: CacheHit) -> None:
+    """The steps of :func:`serve` for any hit."""
+    hooks = engine.hooks
+    ds = session.downstream
+    meta = hit.meta
+    body: Optional[HitHandler] = hit.body
     resp = meta.hit_head()
     parts = closing = None
     h = hooks[NOT_MODIFIED]
