@@ -5,6 +5,8 @@
 cimport cython
 
 from propylon.connectors.http cimport HttpConnector
+from propylon.proxy.session cimport Session
+from propylon.upstreams.peer cimport HttpPeer
 
 cdef class _BodySender:
     cdef public object task, error

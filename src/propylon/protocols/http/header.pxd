@@ -3,6 +3,10 @@
 cdef class HeaderMap:
     cdef public list fields
     cpdef encode_into(self, list out)
+    cpdef get_bytes(self, name)
+    cpdef insert(self, name, value)
+    cpdef append(self, name, value)
+    cpdef remove(self, name)
 
 cdef class _Message:
     cdef public HeaderMap headers
@@ -13,6 +17,11 @@ cdef class RequestHeader(_Message):
     cdef public object raw_path
     cdef object _uri_cache
 
+    cpdef bytes to_h1_bytes(self)
+
 cdef class ResponseHeader(_Message):
     cdef public object status
     cdef public object reason
+
+    cpdef bytes status_line(self)
+    cpdef bytes to_h1_bytes(self)

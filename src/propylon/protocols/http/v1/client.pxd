@@ -3,6 +3,7 @@
 # ones are read by the connector; the rest is this class's own.
 
 from propylon.protocols.flow cimport FlowControl
+from propylon.protocols.http.header cimport RequestHeader
 
 cdef class H1ClientConnection:
     cdef readonly object transport, digest
@@ -26,7 +27,7 @@ cdef class H1ClientConnection:
     cpdef fail(self, err)
     cpdef client_gone(self)
     cpdef _fail(self, err)
-    cpdef send_request_header(self, req, bint has_body, bint body_length_known)
+    cpdef send_request_header(self, RequestHeader req, bint has_body, bint body_length_known)
     cpdef write_body(self, bytes data)
     cpdef finish_body(self, trailers=*)
     cpdef take_body(self)

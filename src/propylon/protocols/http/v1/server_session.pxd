@@ -2,8 +2,11 @@
 # Public fields are the DownstreamSession contract (protocols/http/interfaces.py);
 # readonly ones are read by the connection; the rest is this class's own.
 
+from propylon.protocols.http.header cimport RequestHeader, ResponseHeader
+
 cdef class H1ServerSession:
-    cdef public object req, body_error, trailers, written_head, on_lost
+    cdef public RequestHeader req
+    cdef public object body_error, trailers, written_head, on_lost
     cdef public bint keepalive, has_body, body_received, expect_continue, finished, upgrade, is_head
     cdef public object write_timeout, min_send_rate
     cdef public bint close_on_early_response
@@ -21,10 +24,10 @@ cdef class H1ServerSession:
     cpdef end_body(self)
     cpdef fail_body(self, err)
     cpdef is_body_done(self)
-    cpdef write_interim(self, resp)
-    cpdef write_header(self, resp, bint end_of_stream=*, bint hold=*)
-    cpdef bytes _connection_field(self, resp)
-    cpdef write_head_and_body(self, resp, bytes body, bytes h1_head=*)
+    cpdef write_interim(self, ResponseHeader resp)
+    cpdef write_header(self, ResponseHeader resp, bint end_of_stream=*, bint hold=*)
+    cpdef bytes _connection_field(self, ResponseHeader resp)
+    cpdef write_head_and_body(self, ResponseHeader resp, bytes body, bytes h1_head=*)
     cpdef write_body(self, bytes data)
     cpdef finish(self, trailers=*)
     cpdef _finish_response(self)
