@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from types import SimpleNamespace
-
 import pytest
 
-from propylon import RequestHeader, ResponseHeader
+from propylon import ProxyHttp, RequestHeader, ResponseHeader
 from propylon.cache import CacheMeta
 from propylon.cache.storage import BytesHit, CacheHit
 from propylon.errors import Error
 from propylon.protocols.http.header import HeaderMap
 from propylon.proxy import cache_stage
-from propylon.proxy.proxy_trait import HOOKS
+from propylon.proxy.engine import HttpProxyEngine
+from propylon.proxy.session import Session
 
 
 class RecordingDownstream:
@@ -31,6 +30,7 @@ class RecordingDownstream:
         self.finished = False
         self.is_head = False
         self.written_head = None
+        self.req = RequestHeader.build("GET", "/w", None)
 
     def write_head_and_body(self, resp, body, h1_head=None) -> None:
         self.written_head = resp
@@ -51,10 +51,9 @@ def serve(ds: RecordingDownstream) -> None:
     now = time.time()
     head = ResponseHeader(200, (1, 1), HeaderMap([(b"content-length", b"Content-Length", b"4")]))
     hit = CacheHit(CacheMeta.new(now + 60, now, 0, 0, head), BytesHit(b"body"))
-    engine = SimpleNamespace(hooks=[None] * len(HOOKS))
-    session = SimpleNamespace(downstream=ds, compression=None,
-                              req_header=RequestHeader.build("GET", "/w", None))
-    asyncio.run(cache_stage.serve(engine, session, None, hit))
+    # A proxy that overrides no hook: the engine holds no hook for a hit to call.
+    engine = HttpProxyEngine(ProxyHttp())
+    asyncio.run(cache_stage.serve(engine, Session(ds), None, hit))
 
 
 @pytest.mark.parametrize("blocked_after, calls", [

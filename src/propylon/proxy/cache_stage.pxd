@@ -2,3 +2,5 @@
 # HttpCache it drives is an extension type, so its hot methods are called directly.
 
 from propylon.cache.http_cache cimport HttpCache
+from propylon.proxy.engine cimport HttpProxyEngine
+from propylon.proxy.session cimport Session
