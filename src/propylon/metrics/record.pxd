@@ -14,7 +14,9 @@ cdef class UpstreamStats:
 cdef class RequestIds:
     cdef public object base
     cdef public unsigned long long count
+    cdef public bytes high
 
+    @cython.locals(low=cython.ulonglong)
     cpdef bytes next(self)
 
 cdef class RecordSettings:
@@ -42,7 +44,7 @@ cdef class RequestRecord:
     cpdef upstream_attempt(self, peer)
     @cython.locals(st=UpstreamStats, now=double, took=double)
     cpdef upstream_connected(self, bint reused)
-    @cython.locals(st=UpstreamStats, took=double)
+    @cython.locals(st=UpstreamStats, took=double, fields=list, item=tuple)
     cpdef upstream_response(self, resp)
     cpdef upstream_done(self, error)
     cpdef hook_ran(self, str name, double start, double end)
@@ -55,13 +57,18 @@ cdef class JsonLines:
     cdef public long long mask
     cdef public tuple keys
     cdef public long long sec
-    cdef public str sec_text
+    cdef public str sec_text, host_text, svc_text
+    cdef public object host, svc
 
-    @cython.locals(mask=cython.longlong, out=list, now=double, sec=cython.longlong, ms=str)
+    @cython.locals(mask=cython.longlong, keys=tuple, now=double, sec=cython.longlong, us=cython.longlong,
+                   item=tuple, name=bytes, ua_value=bytes, ref_value=bytes,
+                   time_a=str, time_b=str, client=str, method=str, path=str, status=str, sent=str, received=str,
+                   dur_a=str, dur_b=str, dur_c=str, up_a=str, up_b=str, up_c=str, upstream=str, retries=str,
+                   error=str, rid=str, ua=str, ref=str, service=str)
     cpdef str line(self, RequestRecord r, double offset)
 
 @cython.locals(us=cython.longlong, frac=str)
 cpdef str _seconds(double value)
+cpdef str _count_text(long long n)
 cpdef str _client_text(addr)
 cpdef str _request_id_text(rid)
-cpdef str _header_text(req, bytes name)
