@@ -1,6 +1,17 @@
 # Extension-type layout of record.py when it is compiled (see setup.py).
 
 cimport cython
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+cdef bint _COMPILED
+
+cdef inline double _monotonic() noexcept:
+    # what time.perf_counter() reads on Linux
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+cpdef double _clock()
 
 @cython.locals(i=Py_ssize_t, bound=double)
 cpdef Py_ssize_t _bucket(double seconds)
@@ -71,4 +82,8 @@ cdef class JsonLines:
 cpdef str _seconds(double value)
 cpdef str _count_text(long long n)
 cpdef str _client_text(addr)
+@cython.locals(text=str, ch=Py_UCS4, c=cython.int)
+cpdef str _json_text(value)
+@cython.locals(raw=bytes)
+cpdef str _bytes_text(value)
 cpdef str _request_id_text(rid)
