@@ -4,6 +4,8 @@ cimport cython
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 cdef bint _COMPILED
+# (typed, their ``get`` is a C call)
+cdef dict _METHOD_INDEX, _JSON_METHODS
 
 cdef inline double _monotonic() noexcept:
     # what time.perf_counter() reads on Linux
@@ -29,6 +31,9 @@ cdef class RequestIds:
 
     @cython.locals(low=cython.ulonglong)
     cpdef bytes next(self)
+
+# (typed, a request's id is made by a C call to its method)
+cdef RequestIds _ids
 
 cdef class RecordSettings:
     cdef public object obs, metrics, access_log, tracer, trace_token, recent_traces, other
