@@ -82,6 +82,8 @@ cdef class JsonLines:
                    dur_a=str, dur_b=str, dur_c=str, up_a=str, up_b=str, up_c=str, upstream=str, retries=str,
                    error=str, rid=str, ua=str, ref=str, service=str)
     cpdef str line(self, RequestRecord r, double offset)
+    @cython.locals(r=RequestRecord, out=list)
+    cpdef list lines(self, list rows, double offset)
 
 @cython.locals(us=cython.longlong, frac=str)
 cpdef str _seconds(double value)
