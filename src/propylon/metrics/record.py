@@ -490,6 +490,7 @@ def _client_text(addr: Any) -> str:
 
 
 def _count_text(n) -> str:
+    """A count as JSON text; below 1000 (statuses, retries) from the table."""
     return _COUNTS[n] if 0 <= n < 1000 else f"{n}"
 
 
@@ -499,7 +500,7 @@ def _json_text(value: Any) -> str:
     usual case, is only quoted: a scan in C is cheaper than the call."""
     if not _COMPILED or type(value) is not str:
         return _enc(value)
-    text = value
+    text = value  # (a C-typed str, so the loop below runs over its characters in C)
     for ch in text:
         c = ord(ch)
         if c < 32 or c == 34 or c == 92:
@@ -511,7 +512,7 @@ def _bytes_text(value: Any) -> str:
     """A header value (bytes, or None) as a JSON string of its Latin-1 text, or null."""
     if value is None:
         return "null"
-    raw = value
+    raw = value  # (typed bytes: the decode is a direct C call)
     return _json_text(raw.decode("latin-1"))
 
 
