@@ -103,18 +103,23 @@ class AccessLogWriter:
     """Buffers rows on the event loop; a thread formats them with ``formatter``
     (a row and the offset of ``time.perf_counter()`` to wall-clock time -> one line
     without its newline) and writes them (see the module
-    docstring). Made once; starts its thread and signal handler in the process that
+    docstring). ``format_rows``, if given, formats a whole batch the same way (rows
+    and offset -> their lines): a compiled formatter's loop, without a Python call
+    per row. Made once; starts its thread and signal handler in the process that
     writes the first row (a forked worker)."""
 
-    def __init__(self, config: AccessLogConfig, formatter: Callable[[Any, float], str]) -> None:
+    def __init__(self, config: AccessLogConfig, formatter: Callable[[Any, float], str],
+                 format_rows: Optional[Callable[[list, float], list]] = None) -> None:
         self.config = config
         self.formatter = formatter
+        self.format_rows = format_rows
         #: rows that go to the thread together
         self.batch = max(1, config.buffer_bytes // LINE_ESTIMATE)
         self._max_pending = max(1, config.max_pending_bytes // LINE_ESTIMATE)
         #: the rows buffered on the loop
         self.rows: list[Any] = []
-        self._timer: Optional[asyncio.TimerHandle] = None
+        #: the pending flush (None: no row waits)
+        self.timer: Optional[asyncio.TimerHandle] = None
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
         self._pid = 0
@@ -126,19 +131,28 @@ class AccessLogWriter:
         """Add one request's row."""
         rows = self.rows
         rows.append(row)
+        if len(rows) >= self.batch or self.timer is None:
+            self.added()
+
+    def added(self) -> None:
+        """A row was appended to ``rows`` that fills a batch or finds no flush timer
+        armed: hand the batch over, or arm the timer. ``write`` in two steps, so the
+        compiled request record can append its row itself (no Python call for most
+        rows; see ``RequestRecord.finish``) and call this only then."""
+        rows = self.rows
         if len(rows) >= self.batch:
             self.flush()
-        elif self._timer is None:
+        elif self.timer is None:
             if self._thread is None:  # normally started by the proxy app in its worker
                 self.start()  # (which forgets rows a parent process left behind)
                 self.rows = rows
-            self._timer = asyncio.get_running_loop().call_later(self.config.flush_interval, self.flush)
+            self.timer = asyncio.get_running_loop().call_later(self.config.flush_interval, self.flush)
 
     def flush(self) -> None:
         """Hand the buffered rows to the writer thread."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         rows = self.rows
         if not rows:
             return
@@ -177,7 +191,7 @@ class AccessLogWriter:
             return
         self._pid = os.getpid()
         self.rows = []
-        self._timer = None
+        self.timer = None
         self._queue = queue.SimpleQueue()
         self._queued_rows = self._written_rows = 0
         self._thread = threading.Thread(target=self._run, name="propylon-access-log", daemon=True)
@@ -199,6 +213,7 @@ class AccessLogWriter:
 
     def _run(self) -> None:
         fmt = self.formatter
+        format_rows = self.format_rows
         fd = self._open()
         own = self.config.path != "-"
         while True:
@@ -216,7 +231,8 @@ class AccessLogWriter:
                 # wall-clock times (the two clocks do not drift apart within a batch).
                 offset = time.time() - time.perf_counter()
                 try:
-                    lines = [fmt(row, offset) for row in item]
+                    lines = (format_rows(item, offset) if format_rows is not None
+                             else [fmt(row, offset) for row in item])
                 except Exception:  # a bug here must not stop the log
                     log.exception("access log %s: cannot format lines", self.config.path)
                     lines = []

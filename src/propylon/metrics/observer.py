@@ -89,8 +89,11 @@ class Observability:
         if access_log is not None:
             # The loop hands the writer a row per request (see RequestRecord.finish);
             # the writer thread makes the lines with this formatter.
-            self.access_log = AccessLogWriter(access_log, combined_line if access_log.format == "combined"
-                                              else JsonLines(access_log.fields).line)
+            if access_log.format == "combined":
+                self.access_log = AccessLogWriter(access_log, combined_line)
+            else:
+                json_lines = JsonLines(access_log.fields)
+                self.access_log = AccessLogWriter(access_log, json_lines.line, json_lines.lines)
         self.tracer = None
         if otel is not False:
             self.tracer = otel_tracer(None if otel is True else otel)

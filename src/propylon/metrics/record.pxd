@@ -1,6 +1,19 @@
 # Extension-type layout of record.py when it is compiled (see setup.py).
 
 cimport cython
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+cdef bint _COMPILED
+# (typed, their ``get`` is a C call)
+cdef dict _METHOD_INDEX, _JSON_METHODS
+
+cdef inline double _monotonic() noexcept:
+    # what time.perf_counter() reads on Linux
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+cpdef double _clock()
 
 @cython.locals(i=Py_ssize_t, bound=double)
 cpdef Py_ssize_t _bucket(double seconds)
@@ -14,8 +27,13 @@ cdef class UpstreamStats:
 cdef class RequestIds:
     cdef public object base
     cdef public unsigned long long count
+    cdef public bytes high
 
+    @cython.locals(low=cython.ulonglong)
     cpdef bytes next(self)
+
+# (typed, a request's id is made by a C call to its method)
+cdef RequestIds _ids
 
 cdef class RecordSettings:
     cdef public object obs, metrics, access_log, tracer, trace_token, recent_traces, other
@@ -42,7 +60,7 @@ cdef class RequestRecord:
     cpdef upstream_attempt(self, peer)
     @cython.locals(st=UpstreamStats, now=double, took=double)
     cpdef upstream_connected(self, bint reused)
-    @cython.locals(st=UpstreamStats, took=double)
+    @cython.locals(st=UpstreamStats, took=double, fields=list, item=tuple)
     cpdef upstream_response(self, resp)
     cpdef upstream_done(self, error)
     cpdef hook_ran(self, str name, double start, double end)
@@ -55,13 +73,24 @@ cdef class JsonLines:
     cdef public long long mask
     cdef public tuple keys
     cdef public long long sec
-    cdef public str sec_text
+    cdef public str sec_text, host_text, svc_text
+    cdef public object host, svc
 
-    @cython.locals(mask=cython.longlong, out=list, now=double, sec=cython.longlong, ms=str)
+    @cython.locals(mask=cython.longlong, keys=tuple, now=double, sec=cython.longlong, us=cython.longlong,
+                   item=tuple, name=bytes, ua_value=bytes, ref_value=bytes,
+                   time_a=str, time_b=str, client=str, method=str, path=str, status=str, sent=str, received=str,
+                   dur_a=str, dur_b=str, dur_c=str, up_a=str, up_b=str, up_c=str, upstream=str, retries=str,
+                   error=str, rid=str, ua=str, ref=str, service=str)
     cpdef str line(self, RequestRecord r, double offset)
+    @cython.locals(r=RequestRecord, out=list)
+    cpdef list lines(self, list rows, double offset)
 
 @cython.locals(us=cython.longlong, frac=str)
 cpdef str _seconds(double value)
+cpdef str _count_text(long long n)
 cpdef str _client_text(addr)
+@cython.locals(text=str, ch=Py_UCS4, c=cython.int)
+cpdef str _json_text(value)
+@cython.locals(raw=bytes)
+cpdef str _bytes_text(value)
 cpdef str _request_id_text(rid)
-cpdef str _header_text(req, bytes name)
