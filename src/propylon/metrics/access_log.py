@@ -118,8 +118,7 @@ class AccessLogWriter:
         self._max_pending = max(1, config.max_pending_bytes // LINE_ESTIMATE)
         #: the rows buffered on the loop
         self.rows: list[Any] = []
-        #: the pending flush (None: no row waits)
-        self.timer: Optional[asyncio.TimerHandle] = None
+        self._timer: Optional[asyncio.TimerHandle] = None
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
         self._pid = 0
@@ -131,28 +130,19 @@ class AccessLogWriter:
         """Add one request's row."""
         rows = self.rows
         rows.append(row)
-        if len(rows) >= self.batch or self.timer is None:
-            self.added()
-
-    def added(self) -> None:
-        """A row was appended to ``rows`` that fills a batch or finds no flush timer
-        armed: hand the batch over, or arm the timer. ``write`` in two steps, so the
-        compiled request record can append its row itself (no Python call for most
-        rows; see ``RequestRecord.finish``) and call this only then."""
-        rows = self.rows
         if len(rows) >= self.batch:
             self.flush()
-        elif self.timer is None:
+        elif self._timer is None:
             if self._thread is None:  # normally started by the proxy app in its worker
                 self.start()  # (which forgets rows a parent process left behind)
                 self.rows = rows
-            self.timer = asyncio.get_running_loop().call_later(self.config.flush_interval, self.flush)
+            self._timer = asyncio.get_running_loop().call_later(self.config.flush_interval, self.flush)
 
     def flush(self) -> None:
         """Hand the buffered rows to the writer thread."""
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         rows = self.rows
         if not rows:
             return
@@ -191,7 +181,7 @@ class AccessLogWriter:
             return
         self._pid = os.getpid()
         self.rows = []
-        self.timer = None
+        self._timer = None
         self._queue = queue.SimpleQueue()
         self._queued_rows = self._written_rows = 0
         self._thread = threading.Thread(target=self._run, name="propylon-access-log", daemon=True)

@@ -435,12 +435,7 @@ class RequestRecord:
         log = settings.access_log
         if log is not None:
             self.client_addr = session.client_addr
-            # The writer's ``write`` inline (the writer thread makes the line): its
-            # Python call only when the row fills a batch or must arm the flush timer.
-            rows = log.rows
-            rows.append(self)
-            if len(rows) >= log.batch or log.timer is None:
-                log.added()
+            log.write(self)  # the writer thread makes the line
 
     def _emit_trace(self, status: int, duration: float, error: Any) -> None:
         req = self.req
