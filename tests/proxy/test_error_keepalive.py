@@ -126,3 +126,35 @@ def test_an_error_status_raised_by_a_hook_keeps_the_connection(start_proxy, upst
         s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         head, body = read_response(s)
         assert head.startswith(b"HTTP/1.1 200 ") and body == b"ok"
+
+
+def _fields(head: bytes) -> list[bytes]:
+    return [line for line in head.split(b"\r\n")[1:] if not line.lower().startswith(b"date:")]
+
+
+def test_error_answers_keep_their_exact_fields_on_every_connection_kind(start_proxy, upstream):
+    # The empty error answer's head is made once per status and second and reused:
+    # a Connection field added for one client must not reach the next one.
+    origin = upstream()
+    p = start_proxy(DeadOrAlive(origin.port))
+    plain = [b"Server: Propylon", b"Content-Length: 0", b"Cache-Control: private, no-store"]
+    with socket.create_connection(("127.0.0.1", p.port), timeout=10) as s:
+        s.sendall(b"GET /dead HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head, body = read_response(s)
+        assert head.startswith(b"HTTP/1.1 502 Bad Gateway\r\n") and body == b""
+        assert _fields(head) == plain + [b"Connection: close"]
+        assert _closed(s)
+    with socket.create_connection(("127.0.0.1", p.port), timeout=10) as s:
+        s.sendall(b"GET /dead HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        head, _ = read_response(s)
+        assert _fields(head) == plain + [b"Connection: keep-alive"]
+        for _ in range(2):
+            s.sendall(b"GET /dead HTTP/1.1\r\nHost: x\r\n\r\n")
+            head, body = read_response(s)
+            assert _fields(head) == plain and body == b""
+        s.sendall(b"HEAD /dead HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body = read_response(s)  # Content-Length 0: nothing follows a HEAD's head either
+        assert head.startswith(b"HTTP/1.1 502 ") and _fields(head) == plain and body == b""
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _ = read_response(s)
+        assert head.startswith(b"HTTP/1.1 200 ")

@@ -50,3 +50,18 @@ def test_engine_proxies_h2_streams_to_an_http1_upstream(lab, tmp_path, start_pro
     r = subprocess.run(["h2load", "-n", "300", "-c", "3", "-m", "10", f"{base}/"],
                        capture_output=True, text=True, timeout=60)
     assert "300 succeeded, 0 failed, 0 errored" in r.stdout, r.stdout
+
+
+def test_an_error_answer_ends_its_stream_with_the_head(start_proxy):
+    # A 502 for a dead origin over HTTP/2: one HEADERS frame carrying END_STREAM
+    # (no empty DATA frame after it), the same fields as over HTTP/1.
+    from proxy_support import dead_port
+
+    s = start_proxy(_ToBlue(("127.0.0.1", dead_port())), options=HttpServerOptions(h2c=True))
+    r = subprocess.run(["nghttp", "-nv", f"{s.url}/"], capture_output=True, text=True, timeout=30)
+    frames = [line for line in r.stdout.splitlines() if "recv " in line and "frame <" in line]
+    ours = [f for f in frames if "stream_id=13" in f]
+    assert [f.split("recv ")[1].split(" frame")[0] for f in ours] == ["HEADERS"], r.stdout
+    assert "END_STREAM" in r.stdout.split("recv HEADERS frame <length=")[1].split("\n")[1], r.stdout
+    for field in (":status: 502", "content-length: 0", "cache-control: private, no-store", "server: Propylon"):
+        assert field in r.stdout, r.stdout

@@ -9,7 +9,7 @@ from ..errors import Error, ErrorType
 from ..protocols.digest import Digest, SocketAddr
 from ..protocols.http.compression import CompressionOptions
 from ..protocols.http.header import RequestHeader, ResponseHeader
-from ..protocols.http.small_response import NO_STORE, small_response_header
+from ..protocols.http.small_response import NO_STORE, error_head, small_response_header
 
 if TYPE_CHECKING:
     from ..protocols.http.interfaces import DownstreamSession
@@ -186,10 +186,14 @@ class Session:
         elif not ds.is_body_done():
             while await ds.read_body() is not None:  # all here already: no wait
                 pass
-        ds.write_header(small_response_header(code, body, extra=NO_STORE), end_of_stream=not body)
         if body:
+            ds.write_header(small_response_header(code, body, extra=NO_STORE))
             ds.write_body(body)
-            ds.finish()
+        else:
+            # The head of an empty answer is made once per status and second.
+            resp, h1_head = error_head(code)
+            ds.write_head_and_body(resp, b"", h1_head)
+        ds.finish()
         if ds.write_blocked:
             await ds.drain()
 

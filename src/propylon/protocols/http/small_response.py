@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Optional, Union
 
 from .header import BytesLike, ResponseHeader
 
-__all__ = ["small_response_header", "small_response", "http_date", "NO_STORE", "SERVER"]
+__all__ = ["small_response_header", "small_response", "error_head", "http_date", "NO_STORE", "SERVER"]
 
 #: The ``Server`` value of every response Propylon writes itself.
 SERVER = b"Propylon"
@@ -75,6 +75,25 @@ def small_response_header(status: int, body: bytes = b"", content_type: Optional
         for name, value in (extra.items() if isinstance(extra, Mapping) else extra):
             h.insert(name, value)
     return resp
+
+
+#: status -> (Date value, head, the head in HTTP/1 form without its blank line).
+_error_heads: dict = {}
+
+
+def error_head(status: int) -> tuple[ResponseHeader, Optional[bytes]]:
+    """``small_response_header(status, extra=NO_STORE)`` (an error answer without a
+    body) and its HTTP/1 form without the final blank line, for
+    ``DownstreamSession.write_head_and_body``. Both are made once per status and
+    Date second; the head returned is a copy, as the session may add a field to it
+    (``Connection``). A 204 or 304 gets no HTTP/1 form (it has no Content-Length)."""
+    date = http_date()
+    made = _error_heads.get(status)
+    if made is None or made[0] is not date:
+        resp = small_response_header(status, extra=NO_STORE)
+        h1 = None if status in _NO_CONTENT else resp.to_h1_bytes()[:-2]
+        made = _error_heads[status] = (date, resp, h1)
+    return made[1].copy(), made[2]
 
 
 def small_response(status: int, body: bytes = b"", content_type: Optional[BytesLike] = None,

@@ -204,7 +204,12 @@ class H2ServerStream(H2StreamBase):
         self._queue(data)
 
     def write_head_and_body(self, resp: ResponseHeader, body: bytes, h1_head: Optional[bytes] = None) -> None:
-        """The head and a body all at hand (``h1_head`` is for HTTP/1: not used here)."""
+        """The head and a body all at hand (``h1_head`` is for HTTP/1: not used here).
+        With no body, the head ends the stream (the ``finish`` that follows has
+        nothing left to do)."""
+        if not body:
+            self.write_header(resp, end_of_stream=True)
+            return
         self.write_header(resp, hold=True)
         self.write_body(body)
 
