@@ -45,7 +45,7 @@ def test_inflight_request_survives_sigterm(lab):
             proc.kill()
 
 
-# --- zero-loss handover: a pipelining keep-alive client through SIGTERM and SIGQUIT ---
+# --- zero-loss handover: a pipelining keep-alive client through SIGTERM and SIGQUIT, under wrk -c64 ---
 
 _BATCH = 4
 
@@ -122,6 +122,20 @@ class PipeliningClient(threading.Thread):
                         break
 
 
+def _under_load(port: int) -> subprocess.Popen:
+    """wrk with 64 connections for a few seconds: the load the signal arrives under."""
+    return subprocess.Popen(["wrk", "-c64", "-t1", "-d3s", f"http://127.0.0.1:{port}/"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _load_ran(load: subprocess.Popen) -> int:
+    """The requests wrk completed (some of its connections are closed by the signal)."""
+    out = load.communicate(timeout=30)[0]
+    done = int(out.split(" requests in ")[0].split()[-1])
+    assert done > 0, out
+    return done
+
+
 def _through_signal(port: int, send_signal) -> PipeliningClient:
     client = PipeliningClient(port)
     client.start()
@@ -136,8 +150,10 @@ def _through_signal(port: int, send_signal) -> PipeliningClient:
 def test_sigterm_answers_every_request_that_arrived(lab, run):
     port, proc = start_forwarder(lab.address("blue"))
     try:
+        load = _under_load(port)
         client = _through_signal(port, lambda: proc.send_signal(signal.SIGTERM))
         assert proc.wait(15) == 0
+        _load_ran(load)
         client.join(15)
         assert not client.is_alive()
         assert client.unanswered == [], (client.sent, client.answered)
@@ -162,8 +178,10 @@ def test_sigquit_upgrade_answers_every_request_that_arrived(lab, tmp_path, run):
         while not sock.exists():
             assert time.monotonic() < deadline, "the new process never waited for the sockets"
             time.sleep(0.02)
+        load = _under_load(port)
         client = _through_signal(port, lambda: old.send_signal(signal.SIGQUIT))
         assert old.wait(15) == 0
+        _load_ran(load)
         # The client goes on against the new process for a while, then stops.
         time.sleep(0.5)
         client.stop.set()
