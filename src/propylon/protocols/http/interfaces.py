@@ -105,7 +105,9 @@ class DownstreamSession(Protocol):
         often: an HTTP/1 session sends it instead of serialising ``resp`` again (it
         adds the ``Connection`` field when the connection ends or the client speaks
         HTTP/1.0). With it, ``resp`` must have a ``Content-Length`` of ``len(body)``, a
-        status with a body and no ``Connection`` field. Other versions ignore it."""
+        status with a body and no ``Connection`` field. Other versions ignore it. With
+        an empty ``body`` a version may end the response with its head (HTTP/2: END_STREAM
+        on HEADERS); ``finish`` then has nothing left to do."""
 
     def finish(self, trailers: Optional[HeaderMap] = None) -> None:
         """End the response (with trailers, where the protocol can carry them)."""
