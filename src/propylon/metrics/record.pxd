@@ -60,7 +60,7 @@ cdef class RequestRecord:
     cpdef upstream_attempt(self, peer)
     @cython.locals(st=UpstreamStats, now=double, took=double)
     cpdef upstream_connected(self, bint reused)
-    @cython.locals(st=UpstreamStats, took=double, fields=list, item=tuple)
+    @cython.locals(st=UpstreamStats, took=double)
     cpdef upstream_response(self, resp)
     cpdef upstream_done(self, error)
     cpdef hook_ran(self, str name, double start, double end)
@@ -76,10 +76,10 @@ cdef class JsonLines:
     cdef public str sec_text, host_text, svc_text
     cdef public object host, svc
 
-    @cython.locals(mask=cython.longlong, keys=tuple, now=double, sec=cython.longlong, us=cython.longlong,
+    @cython.locals(mask=cython.longlong, keys=tuple, now=double, sec=cython.longlong,
                    item=tuple, name=bytes, ua_value=bytes, ref_value=bytes,
                    time_a=str, time_b=str, client=str, method=str, path=str, status=str, sent=str, received=str,
-                   dur_a=str, dur_b=str, dur_c=str, up_a=str, up_b=str, up_c=str, upstream=str, retries=str,
+                   duration=str, up_duration=str, upstream=str, retries=str,
                    error=str, rid=str, ua=str, ref=str, service=str)
     cpdef str line(self, RequestRecord r, double offset)
     @cython.locals(r=RequestRecord, out=list)

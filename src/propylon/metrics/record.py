@@ -241,13 +241,7 @@ class RequestRecord:
             self._trace_wanted(settings, self.req.headers)
         if settings.request_id:
             headers = self.req.headers
-            # (the field found in place: cheaper than a get_bytes call, which first
-            # lowercases the name it is given)
-            rid = None
-            for item in headers.fields:
-                if item[0] == _X_REQUEST_ID:
-                    rid = item[2]
-                    break
+            rid = headers.get_bytes(_X_REQUEST_ID)
             if rid is None:
                 # A made id is 32 hex digits: nothing in it for the header's checks to
                 # refuse, so the field goes straight in.
@@ -366,13 +360,10 @@ class RequestRecord:
             if type(rid) is not bytes:  # a proxy's own id (a gateway plugin sets one)
                 rid = str(rid).encode("latin-1")
             headers = resp.headers
-            fields = headers.fields
-            for item in fields:
-                if item[0] == _X_REQUEST_ID:
-                    headers.insert(_X_REQUEST_ID, rid)
-                    break
+            if _X_REQUEST_ID in headers:
+                headers.insert(_X_REQUEST_ID, rid)
             else:
-                fields.append((_X_REQUEST_ID, _X_REQUEST_ID_WIRE, rid))
+                headers.fields.append((_X_REQUEST_ID, _X_REQUEST_ID_WIRE, rid))
 
     def upstream_done(self, error: Any) -> None:
         """The attempt ended (``error`` None: the response was relayed). The engine
@@ -472,6 +463,8 @@ def _seconds(value: float) -> str:
     # Integer formatting, the fraction padded by a leading 1 that is cut off: several
     # times cheaper than a float's "%.6f" or a "06d" spec.
     us = int(value * 1000000.0 + 0.5)
+    if 0 <= us < 1000000000:  # under 1,000 s: seconds, ".mmm" and "uuu" from tables
+        return f"{_COUNTS[us // 1000000]}{_DOT3[us // 1000 % 1000]}{_DIGITS3[us % 1000]}"
     frac = f"{us % 1000000 + 1000000}"
     return f"{us // 1000000}.{frac[1:]}"
 
@@ -577,7 +570,7 @@ class JsonLines:
         keys = self.keys
         req = r.req
         time_a = time_b = client = method = path = status = sent = received = ""
-        dur_a = dur_b = dur_c = up_a = up_b = up_c = upstream = retries = error = rid = ua = ref = service = ""
+        duration = up_duration = upstream = retries = error = rid = ua = ref = service = ""
         if mask & 1:  # time
             now = r.end + offset
             sec = int(now)
@@ -607,24 +600,9 @@ class JsonLines:
         if mask & 64:  # bytes_received
             received = f"{r.received}"
         if mask & 128:  # duration
-            us = int((r.end - r.start) * 1000000.0 + 0.5)
-            if 0 <= us < 1000000000:
-                dur_a = _COUNTS[us // 1000000]
-                dur_b = _DOT3[us // 1000 % 1000]
-                dur_c = _DIGITS3[us % 1000]
-            else:
-                dur_a = _seconds(r.end - r.start)
+            duration = _seconds(r.end - r.start)
         if mask & 256:  # upstream_duration
-            if r.attempts:
-                us = int(r.upstream_time * 1000000.0 + 0.5)
-                if 0 <= us < 1000000000:
-                    up_a = _COUNTS[us // 1000000]
-                    up_b = _DOT3[us // 1000 % 1000]
-                    up_c = _DIGITS3[us % 1000]
-                else:
-                    up_a = _seconds(r.upstream_time)
-            else:
-                up_a = "null"
+            up_duration = _seconds(r.upstream_time) if r.attempts else "null"
         if mask & 512:  # upstream_addr
             upstream = r.stats.json_label if r.stats is not None else "null"
         if mask & 1024:  # retries
@@ -655,7 +633,7 @@ class JsonLines:
             service = self.svc_text
         return (f"{keys[0]}{time_a}{time_b}{keys[1]}{client}{keys[2]}{method}{keys[3]}{path}"
                 f"{keys[4]}{status}{keys[5]}{sent}{keys[6]}{received}"
-                f"{keys[7]}{dur_a}{dur_b}{dur_c}{keys[8]}{up_a}{up_b}{up_c}"
+                f"{keys[7]}{duration}{keys[8]}{up_duration}"
                 f"{keys[9]}{upstream}{keys[10]}{retries}{keys[11]}{error}{keys[12]}{rid}"
                 f"{keys[13]}{ua}{keys[14]}{ref}{keys[15]}{service}}}")
 
