@@ -7,6 +7,10 @@ keeps their fields in C structs. When Cython or a C compiler is missing, the
 build says so and installs the pure-Python package, which behaves the same, only
 slower.
 
+``ACCELERATED`` modules exist only as Cython (``.pyx``) and do faster what a
+pure-Python module also does, with the same result: the access log's batch
+writer. A build without them uses the pure-Python way.
+
 ``NATIVE`` modules exist only as Cython (``.pyx``) and bind a C library: the HTTP/2
 codec on libnghttp2. Each is built when its library's headers are found, and is
 skipped otherwise; the pure-Python ``h2`` codec takes its place (see
@@ -33,6 +37,7 @@ COMPILED = [
     "propylon/connectors/pool.py",
     "propylon/connectors/http.py",
     "propylon/upstreams/peer.py",
+    "propylon/proxy/observation.py",
     "propylon/proxy/session.py",
     "propylon/proxy/engine.py",
     "propylon/proxy/cache_stage.py",
@@ -44,6 +49,10 @@ COMPILED = [
     "propylon/cache/http_cache.py",
     "propylon/cache/conditional.py",
     "propylon/metrics/record.py",
+]
+
+ACCELERATED = [
+    "propylon/metrics/json_batch.pyx",
 ]
 
 # (module, its .pyx, the header it needs, the libraries it links)
@@ -99,7 +108,7 @@ def extensions():
         return []
     try:
         return cythonize(
-            [os.path.join("src", m) for m in COMPILED] + native_extensions(),
+            [os.path.join("src", m) for m in COMPILED + ACCELERATED] + native_extensions(),
             compiler_directives={"language_level": "3", "binding": True},
             nthreads=os.cpu_count() or 1,
             quiet=True,

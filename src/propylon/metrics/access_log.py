@@ -1,10 +1,12 @@
 """The access log: one line per request, in JSON or nginx's ``combined`` format.
 
-The event loop only collects each finished request's record (a "row": the
-request's raw values, see ``record.RequestRecord``); a writer thread turns the rows
-into lines and does the file I/O, so neither the
-formatting nor a slow disk costs the requests' loop. The rows go to the thread
-when about ``buffer_bytes`` of lines are buffered (counted at :data:`LINE_ESTIMATE`
+The event loop collects each finished request's record (a "row": the request's
+raw values, see ``record.RequestRecord``); a writer thread does the file I/O, so a
+slow disk never costs the requests' loop. Who makes the lines depends on their
+cost: the compiled build's JSON line is made in C on the loop as the request ends
+(``json_batch.JsonBatch``; cheaper than keeping the row alive until the thread
+runs), other lines are made by the thread from the rows. A batch goes to the
+thread when about ``buffer_bytes`` of lines are buffered (counted at :data:`LINE_ESTIMATE`
 bytes a line) or ``flush_interval`` seconds after the first row. Should the disk
 fall so far behind that ``max_pending_bytes`` wait for it, lines are dropped and
 counted (a warning says how many) rather than held without bound.
@@ -25,7 +27,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, Optional
 
 __all__ = ["AccessLogConfig", "AccessLogWriter", "FIELDS", "DEFAULT_FIELDS", "LINE_ESTIMATE"]
@@ -93,31 +95,34 @@ class AccessLogConfig:
         return cls(**data)
 
 
-@dataclass
-class _Pending:
-    chunks: list = field(default_factory=list)
-    size: int = 0
-
-
 class AccessLogWriter:
     """Buffers rows on the event loop; a thread formats them with ``formatter``
     (a row and the offset of ``time.perf_counter()`` to wall-clock time -> one line
-    without its newline) and writes them (see the module
-    docstring). ``format_rows``, if given, formats a whole batch the same way (rows
-    and offset -> their lines): a compiled formatter's loop, without a Python call
-    per row. Made once; starts its thread and signal handler in the process that
-    writes the first row (a forked worker)."""
+    without its newline) and writes them (see the module docstring).
+
+    ``format_rows``, if given, formats a whole batch in the thread instead (rows
+    and offset -> the UTF-8 of their lines, each ending in a newline). ``encoder``,
+    if given, makes each row's line as it is written, on the loop: its
+    ``add(row, offset)`` keeps the line's bytes, ``take()`` hands over those of the
+    batch, and the thread only writes them (for a line cheaper to make than the
+    row is to keep: no row outlives its request).
+
+    Made once; starts its thread and signal handler in the process that writes the
+    first row (a forked worker)."""
 
     def __init__(self, config: AccessLogConfig, formatter: Callable[[Any, float], str],
-                 format_rows: Optional[Callable[[list, float], list]] = None) -> None:
+                 format_rows: Optional[Callable[[list, float], bytes]] = None, encoder: Any = None) -> None:
         self.config = config
         self.formatter = formatter
         self.format_rows = format_rows
+        self.encoder = encoder
         #: rows that go to the thread together
         self.batch = max(1, config.buffer_bytes // LINE_ESTIMATE)
         self._max_pending = max(1, config.max_pending_bytes // LINE_ESTIMATE)
-        #: the rows buffered on the loop
+        #: the rows buffered on the loop (none with an encoder, which holds their lines)
         self.rows: list[Any] = []
+        self.pending = 0  # rows written since the last flush
+        self._offset = 0.0  # the batch's offset to wall-clock time (encoder)
         self._timer: Optional[asyncio.TimerHandle] = None
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
@@ -128,34 +133,43 @@ class AccessLogWriter:
 
     def write(self, row: Any) -> None:
         """Add one request's row."""
-        rows = self.rows
-        rows.append(row)
-        if len(rows) >= self.batch:
-            self.flush()
-        elif self._timer is None:
+        if not self.pending:
             if self._thread is None:  # normally started by the proxy app in its worker
                 self.start()  # (which forgets rows a parent process left behind)
-                self.rows = rows
+            # One offset per batch: the two clocks do not drift apart within one.
+            self._offset = time.time() - time.perf_counter()
             self._timer = asyncio.get_running_loop().call_later(self.config.flush_interval, self.flush)
+        if self.encoder is not None:
+            self.encoder.add(row, self._offset)
+        else:
+            self.rows.append(row)
+        self.pending += 1
+        if self.pending >= self.batch:
+            self.flush()
 
     def flush(self) -> None:
         """Hand the buffered rows to the writer thread."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        rows = self.rows
-        if not rows:
+        count = self.pending
+        if not count:
             return
         if self._thread is None:
             self.start()
-        self.rows = []
-        if self._queued_rows - self._written_rows + len(rows) > self._max_pending:
+        self.pending = 0
+        if self.encoder is not None:
+            item: Any = self.encoder.take()
+        else:
+            item = self.rows
+            self.rows = []
+        if self._queued_rows - self._written_rows + count > self._max_pending:
             if not self._dropped:
                 log.warning("access log %s is not keeping up; dropping lines", self.config.path)
-            self._dropped += len(rows)
+            self._dropped += count
             return
-        self._queued_rows += len(rows)
-        self._queue.put(rows)
+        self._queued_rows += count
+        self._queue.put((count, item, self._offset))
 
     def reopen(self) -> None:
         """Send what is buffered to the current file, then reopen the path."""
@@ -181,6 +195,9 @@ class AccessLogWriter:
             return
         self._pid = os.getpid()
         self.rows = []
+        if self.encoder is not None and self.pending:
+            self.encoder.take()
+        self.pending = 0
         self._timer = None
         self._queue = queue.SimpleQueue()
         self._queued_rows = self._written_rows = 0
@@ -216,24 +233,27 @@ class AccessLogWriter:
                         os.close(fd)
                     fd = self._open()
                 continue
+            count, rows, offset = item
             if fd is not None:
-                # The rows carry perf_counter() times: one offset per batch makes them
-                # wall-clock times (the two clocks do not drift apart within a batch).
-                offset = time.time() - time.perf_counter()
                 try:
-                    lines = (format_rows(item, offset) if format_rows is not None
-                             else [fmt(row, offset) for row in item])
+                    if type(rows) is bytes:  # made by the encoder
+                        data = rows
+                    elif format_rows is not None:
+                        data = format_rows(rows, offset)
+                    else:
+                        lines = [fmt(row, offset) for row in rows]
+                        lines.append("")
+                        data = "\n".join(lines).encode("utf-8", "replace")
                 except Exception:  # a bug here must not stop the log
                     log.exception("access log %s: cannot format lines", self.config.path)
-                    lines = []
-                lines.append("")
+                    data = b""
                 try:
-                    view = memoryview("\n".join(lines).encode("utf-8", "replace"))
+                    view = memoryview(data)
                     while view:
                         view = view[os.write(fd, view):]
                 except OSError as e:
                     log.error("cannot write access log %s: %s", self.config.path, e)
-            self._written_rows += len(item)
+            self._written_rows += count
         if own and fd is not None:
             os.close(fd)
 

@@ -23,6 +23,11 @@ from .builtin import BuiltinMetrics
 from .record import TRACE_HEADER, JsonLines, RecordSettings, RequestRecord, combined_line
 from .tracing import otel_tracer
 
+try:  # the compiled build's line encoder (the same bytes as JsonLines.batch)
+    from .json_batch import JsonBatch
+except ImportError:
+    JsonBatch = None
+
 __all__ = ["Observability", "RequestRecord", "TRACE_HEADER"]
 
 
@@ -88,12 +93,16 @@ class Observability:
         self.access_log: Optional[AccessLogWriter] = None
         if access_log is not None:
             # The loop hands the writer a row per request (see RequestRecord.finish);
-            # the writer thread makes the lines with this formatter.
+            # the line is made by the encoder on the loop, else by the writer thread.
             if access_log.format == "combined":
                 self.access_log = AccessLogWriter(access_log, combined_line)
             else:
                 json_lines = JsonLines(access_log.fields)
-                self.access_log = AccessLogWriter(access_log, json_lines.line, json_lines.lines)
+                if JsonBatch is not None:  # compiled: each line made as its request ends
+                    self.access_log = AccessLogWriter(access_log, json_lines.line,
+                                                      encoder=JsonBatch(json_lines))
+                else:
+                    self.access_log = AccessLogWriter(access_log, json_lines.line, json_lines.batch)
         self.tracer = None
         if otel is not False:
             self.tracer = otel_tracer(None if otel is True else otel)

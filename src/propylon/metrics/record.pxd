@@ -1,6 +1,9 @@
 # Extension-type layout of record.py when it is compiled (see setup.py).
 
 cimport cython
+from propylon.protocols.http.header cimport RequestHeader
+from propylon.proxy.observation cimport Observation
+from propylon.proxy.session cimport Session
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 cdef bint _COMPILED
@@ -48,10 +51,12 @@ cdef class RecordSettings:
     cpdef UpstreamStats stats_for(self, address)
     cpdef UpstreamStats service_stats(self, str service, address)
 
-cdef class RequestRecord:
+cdef class RequestRecord(Observation):
     cdef public RecordSettings settings
     cdef public UpstreamStats stats
-    cdef public object service, session, req, client_addr, reused, attempt_error, error, request_id, trace, spans, steps, hooks_run
+    cdef public Session session
+    cdef public RequestHeader req
+    cdef public object service, client_addr, reused, attempt_error, error, request_id, trace, spans, steps, hooks_run
     cdef public double start, attempt_start, connected_at, upstream_time, end
     cdef public long long attempts, status, sent, received
     cdef public bint attempt_open, traceparent_set
@@ -65,8 +70,8 @@ cdef class RequestRecord:
     cpdef upstream_done(self, error)
     cpdef hook_ran(self, str name, double start, double end)
     cpdef _attempt_over(self, error, double now)
-    @cython.locals(st=UpstreamStats, settings=RecordSettings, now=double, duration=double, status=Py_ssize_t,
-                   index=Py_ssize_t, sent=Py_ssize_t, received=Py_ssize_t, rows=list)
+    @cython.locals(st=UpstreamStats, settings=RecordSettings, session=Session, now=double, duration=double,
+                   status=Py_ssize_t, index=Py_ssize_t, sent=Py_ssize_t, received=Py_ssize_t, rows=list)
     cpdef finish(self, ctx, error)
 
 cdef class JsonLines:
@@ -83,7 +88,7 @@ cdef class JsonLines:
                    error=str, rid=str, ua=str, ref=str, service=str)
     cpdef str line(self, RequestRecord r, double offset)
     @cython.locals(r=RequestRecord, out=list)
-    cpdef list lines(self, list rows, double offset)
+    cpdef bytes batch(self, list rows, double offset)
 
 @cython.locals(us=cython.longlong, frac=str)
 cpdef str _seconds(double value)

@@ -5,10 +5,11 @@ This is the hot path of an observed proxy, compiled with the rest of it when the
 build can (``setup.py``; ``record.pxd`` makes the classes extension types with C
 fields). A request costs its record and a few additions to the
 :class:`UpstreamStats` of the upstream it went to: no label tuple is built and no
-dict is looked up per request, and nothing is formatted on the event loop. The
-Prometheus families are made from the stats only when scraped
-(``BuiltinMetrics.collect``), and the access-log line from the record in the log's
-writer thread (:class:`JsonLines`, :func:`combined_line`).
+dict is looked up per request. The Prometheus families are made from the stats
+only when scraped (``BuiltinMetrics.collect``); the access-log line is made from
+the record by :class:`JsonLines` or :func:`combined_line` in the log's writer
+thread, or, for the compiled build's JSON lines, in C as the request ends
+(``json_batch``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from random import getrandbits, random
 from time import gmtime, perf_counter, strftime
 from typing import Any, Optional
 
+from ..proxy.observation import Observation
 from .access_log import FIELDS, clf_quote
 from .tracing import OtelSpans, TraceContext, valid_request_id
 
@@ -206,9 +208,10 @@ class RecordSettings:
         return st
 
 
-class RequestRecord:
-    """One request as the observer follows it (``session.observation``); after the
-    request it is also the access log's row (see :class:`JsonLines`)."""
+class RequestRecord(Observation):
+    """One request as the observer follows it (``session.observation``, the
+    engine's calls are those of :class:`~propylon.proxy.observation.Observation`);
+    after the request it is also the access log's row (see :class:`JsonLines`)."""
 
     __slots__ = ("settings", "service", "session", "req", "client_addr", "stats", "reused", "attempt_error", "error",
                  "request_id", "trace", "spans", "steps", "hooks_run", "start", "attempt_start", "connected_at",
@@ -426,7 +429,7 @@ class RequestRecord:
         log = settings.access_log
         if log is not None:
             self.client_addr = session.client_addr
-            log.write(self)  # the writer thread makes the line
+            log.write(self)  # the line is made now (compiled JSON) or by the writer thread
 
     def _emit_trace(self, status: int, duration: float, error: Any) -> None:
         req = self.req
@@ -457,7 +460,7 @@ class RequestRecord:
                                        str(source).lower() if source is not None and str(source) else "unset"))
 
 
-# --- access-log lines, made in the writer thread from finished records ---------------------------
+# --- access-log lines, made from finished records (see access_log's module docstring) ------------
 
 def _seconds(value: float) -> str:
     # Integer formatting, the fraction padded by a leading 1 that is cut off: several
@@ -556,13 +559,16 @@ class JsonLines:
         self.svc = None
         self.svc_text = ""
 
-    def lines(self, rows: list, offset: float) -> list:
-        """The lines of a batch of records (the writer thread's call: compiled, one
-        loop in C rather than a Python call per line)."""
+    def batch(self, rows: list, offset: float) -> bytes:
+        """The lines of a batch of records as the bytes to write, each ending in a
+        newline (the writer thread's call in the pure build; the compiled build's
+        :class:`~propylon.metrics.json_batch.JsonBatch` makes the same bytes without
+        a ``str`` per line, each as its request ends)."""
         out = []
         for r in rows:
             out.append(self.line(r, offset))
-        return out
+        out.append("")
+        return "\n".join(out).encode("utf-8", "replace")
 
     def line(self, r: RequestRecord, offset: float) -> str:
         """The line of record ``r``; ``offset`` turns its clock into wall-clock time."""

@@ -21,3 +21,4 @@ cdef class HttpProxyEngine:
 
     @cython.locals(other=HttpProxyEngine)
     cpdef HttpProxyEngine traced(self, report)
+    cdef _observed(self, Session session, e, ctx)

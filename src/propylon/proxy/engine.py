@@ -228,9 +228,8 @@ class HttpProxyEngine:
         if session.downstream.closed:  # the client left (an HTTP/2 reset...): nothing goes upstream
             raise Error.explain(ErrorType.CONNECTION_CLOSED, "client went away").into_down()
         session.peer = peer
-        rec = session.observation
-        if rec is not None:
-            rec.upstream_attempt(peer)
+        if session.observation is not None:
+            session.observation.upstream_attempt(peer)
         conn = self.connector.reuse(peer)
         if conn is not None:
             reused = True
@@ -247,8 +246,8 @@ class HttpProxyEngine:
                 raise e
         session.upstream_reused = reused
         session.phase = "upstream_request"
-        if rec is not None:
-            rec.upstream_connected(reused)
+        if session.observation is not None:
+            session.observation.upstream_connected(reused)
         ds = session.downstream
         try:
             h = hooks[CONNECTED]

@@ -1,8 +1,11 @@
 # Extension-type layout of session.py when it is compiled (see setup.py).
 
+from propylon.proxy.observation cimport Observation
+
 cdef class Session:
     cdef readonly object downstream
-    cdef public object req_header, compression, observation, phase, peer
+    cdef public object req_header, compression, phase, peer
+    cdef public Observation observation
     cdef readonly bint retry_buffer_truncated
     cdef public bint upstream_reused
     cdef public object http_cache
