@@ -48,6 +48,7 @@ COMPILED = [
     "propylon/cache/eviction.py",
     "propylon/cache/http_cache.py",
     "propylon/cache/conditional.py",
+    "propylon/metrics/access_log.py",
     "propylon/metrics/record.py",
 ]
 

@@ -214,7 +214,7 @@ cdef class JsonBatch:
                 self.buf.cap = _KEEP
         return data
 
-    cdef int _key(self, Buf *b, int index) except -1:
+    cdef inline int _key(self, Buf *b, int index) except -1:
         return _put_bytes(b, <bytes>self.keys[index])
 
     cdef int _line(self, Buf *b, RequestRecord r, double offset) except -1:

@@ -1,6 +1,7 @@
 # Extension-type layout of record.py when it is compiled (see setup.py).
 
 cimport cython
+from propylon.metrics.access_log cimport AccessLogWriter
 from propylon.protocols.http.header cimport RequestHeader
 from propylon.proxy.observation cimport Observation
 from propylon.proxy.session cimport Session
@@ -39,7 +40,8 @@ cdef class RequestIds:
 cdef RequestIds _ids
 
 cdef class RecordSettings:
-    cdef public object obs, metrics, access_log, tracer, trace_token, recent_traces, other
+    cdef public object obs, metrics, tracer, trace_token, recent_traces, other
+    cdef public AccessLogWriter access_log
     cdef public str service
     cdef public dict upstreams, narrowed
     cdef public list all_stats
@@ -47,6 +49,7 @@ cdef class RecordSettings:
     cdef public bint tracing, request_id, trace_context
     cdef public double trace_sample
 
+    @cython.locals(rec=RequestRecord)
     cpdef request_start(self, session)
     cpdef UpstreamStats stats_for(self, address)
     cpdef UpstreamStats service_stats(self, str service, address)
@@ -62,6 +65,7 @@ cdef class RequestRecord(Observation):
     cdef public bint attempt_open, traceparent_set
 
     @cython.locals(st=UpstreamStats, settings=RecordSettings)
+    cdef _begin(self, RecordSettings settings, Session session)
     cpdef upstream_attempt(self, peer)
     @cython.locals(st=UpstreamStats, now=double, took=double)
     cpdef upstream_connected(self, bint reused)
@@ -70,7 +74,8 @@ cdef class RequestRecord(Observation):
     cpdef upstream_done(self, error)
     cpdef hook_ran(self, str name, double start, double end)
     cpdef _attempt_over(self, error, double now)
-    @cython.locals(st=UpstreamStats, settings=RecordSettings, session=Session, now=double, duration=double,
+    @cython.locals(st=UpstreamStats, settings=RecordSettings, session=Session, log=AccessLogWriter,
+                   now=double, duration=double,
                    status=Py_ssize_t, index=Py_ssize_t, sent=Py_ssize_t, received=Py_ssize_t, rows=list)
     cpdef finish(self, ctx, error)
 
