@@ -8,8 +8,9 @@ build says so and installs the pure-Python package, which behaves the same, only
 slower.
 
 ``ACCELERATED`` modules exist only as Cython (``.pyx``) and do faster what a
-pure-Python module also does, with the same result: the access log's batch
-writer. A build without them uses the pure-Python way.
+pure-Python module also does, with the same result: the access log's line
+encoder, the upstream codec's one-pass reading of a plain response head. A build
+without them uses the pure-Python way.
 
 ``NATIVE`` modules exist only as Cython (``.pyx``) and bind a C library: the HTTP/2
 codec on libnghttp2. Each is built when its library's headers are found, and is
@@ -54,6 +55,7 @@ COMPILED = [
 
 ACCELERATED = [
     "propylon/metrics/json_batch.pyx",
+    "propylon/protocols/http/v1/plain_head.pyx",
 ]
 
 # (module, its .pyx, the header it needs, the libraries it links)

@@ -2,8 +2,12 @@
 # Public fields are what the engine (UpstreamExchange) and the pool set; readonly
 # ones are read by the connector; the rest is this class's own.
 
+cimport cython
+
 from propylon.protocols.flow cimport FlowControl
 from propylon.protocols.http.header cimport RequestHeader
+
+cdef Py_ssize_t _FAST_HEAD
 
 cdef class H1ClientConnection:
     cdef readonly object transport, digest
@@ -20,9 +24,15 @@ cdef class H1ClientConnection:
     cdef bint _framed
     cdef Py_ssize_t _buffered
     cdef bint _in_body, _done, _eof, _closed, _keepalive, _req_chunked
-    cdef bint _is_head, _close_delimited, _got_bytes, _upgraded
+    cdef bint _is_head, _close_delimited, _got_bytes, _upgraded, _parser_used
+    cdef Py_ssize_t _body_left
     cdef object __weakref__
 
+    @cython.locals(start=Py_ssize_t, length=Py_ssize_t, hdrs=list, hop=list, fields=list, field=tuple)
+    cdef bint _one_read(self, bytes data) except -1
+    @cython.locals(left=Py_ssize_t)
+    cdef _rest_of_body(self, bytes data)
+    cdef _body(self, bytes body)
     cpdef _wake(self)
     cpdef fail(self, err)
     cpdef client_gone(self)

@@ -23,9 +23,16 @@ from ...tls.settings import tls_digest
 from ..header import HeaderMap, RequestHeader, ResponseHeader, named_by_connection
 from .common import HIGH_WATER, HOP_BY_HOP, LOW_WATER, WRITE_HIGH_WATER, chunk, last_chunk
 
+try:  # built with the compiled hot path only
+    from .plain_head import plain_response
+except ImportError:
+    plain_response = None
+
 __all__ = ["H1ClientConnection"]
 
 _VERSIONS = {"1.1": (1, 1), "1.0": (1, 0)}
+#: The longest response head read without the parser (others go to it).
+_FAST_HEAD = 8192
 
 
 class H1ClientConnection:
@@ -73,6 +80,13 @@ class H1ClientConnection:
         self.requests = 0
         self._tunnel: Optional[Callable[[bytes], None]] = None
         self._tunnel_eof: Optional[Callable[[], object]] = None
+        # Compiled, a response whose head comes whole in its first read, plainly
+        # written and framed by Content-Length, is read in one pass (_one_read), not
+        # through llhttp's callbacks; anything else goes to the parser, which then
+        # reads every later response of the connection too (it must start each
+        # message at its beginning).
+        self._parser_used = plain_response is None
+        self._body_left = 0  # of a Content-Length body being read that way
 
     # --- asyncio protocol -------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -89,11 +103,24 @@ class H1ClientConnection:
         if self._tunnel is not None:
             self._tunnel(data)
             return
+        if self._body_left:
+            self._rest_of_body(data)
+            return
         if not self._got_bytes:
             self._got_bytes = True
+            if not self._parser_used:
+                if self._one_read(data):
+                    wake(self._waiter)
+                    return
+                self._parser_used = True
             # The first read of an exchange starts with the status line: its version
             # is read here rather than formatted by the parser for every response.
             self._first_version = (1, 1) if data.startswith(b"HTTP/1.1 ") else None
+        elif not self._parser_used:
+            # Bytes after a whole response read in one pass are none of ours: the
+            # connection is not used again.
+            self._keepalive = False
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -212,6 +239,9 @@ class H1ClientConnection:
             raise _HeadDone()
 
     def on_body(self, body: bytes) -> None:
+        self._body(body)
+
+    def _body(self, body: bytes) -> None:
         self._chunks.append(body)
         self._buffered += len(body)
         self.flow.received(self._buffered)  # type: ignore[union-attr]
@@ -222,6 +252,54 @@ class H1ClientConnection:
                 self.trailers = HeaderMap(self._hdrs)
                 self._hdrs = []
             self._done = True
+
+    # --- a response in one read, without the parser ------------------------------------
+    def _one_read(self, data: bytes) -> bool:
+        """Take the response starting ``data`` if ``plain_head`` can read it whole
+        (see there), as the parser's callbacks would have handed it over; else
+        change nothing and return False (the parser reads it, and decides what is
+        wrong)."""
+        if self._is_head:
+            return False
+        found = plain_response(data, _FAST_HEAD)  # type: ignore[misc]
+        if found is None:
+            return False
+        status, fields, length, keepalive, start = found
+        hdrs = []
+        hop = []
+        for field in fields:
+            if field[0] in HOP_BY_HOP:
+                hop.append(field)
+            else:
+                hdrs.append(field)
+        # What on_header, on_headers_complete, on_body and on_message_complete do.
+        # (Connection is only keep-alive or close here: the fields it names are
+        # hop-by-hop themselves, but for a field named "close".)
+        if not keepalive:
+            _drop_named_by_connection(hdrs, hop)
+        self._heads.append(ResponseHeader(status, (1, 1), HeaderMap(hdrs)))
+        self._in_body = True
+        if not keepalive:
+            self._keepalive = False
+        if start < len(data):
+            self._body(data[start:])
+        self._body_left = length - (len(data) - start)
+        if not self._body_left:
+            self._done = True
+        return True
+
+    def _rest_of_body(self, data: bytes) -> None:
+        # More of a body whose head _one_read took; bytes past its end are not a
+        # response of ours: the connection is not used again.
+        left = self._body_left
+        if len(data) > left:
+            data = data[:left]
+            self._keepalive = False
+        self._body(data)
+        self._body_left = left - len(data)
+        if not self._body_left:
+            self._done = True
+        wake(self._waiter)
 
     def _finish_head_response(self) -> None:
         # llhttp cannot be told that a response to HEAD has no body, so the head
