@@ -24,8 +24,8 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.math cimport isfinite
 from libc.string cimport memcpy
 
-from propylon.metrics.record cimport (JsonLines, RequestRecord, UpstreamStats, _bytes_text, _client_text,
-                                      _json_text, _request_id_text, _seconds)
+from propylon.metrics.record cimport (JsonLines, RequestRecord, UpstreamStats, _agent_and_referer, _bytes_text,
+                                      _client_text, _json_text, _request_id_text, _seconds)
 from propylon.protocols.http.header cimport HeaderMap, RequestHeader
 
 from time import gmtime, strftime
@@ -227,7 +227,6 @@ cdef class JsonBatch:
         cdef const char *p
         cdef Py_ssize_t n, q
         cdef UpstreamStats st
-        cdef tuple item
         req = r.req
         if mask & F_TIME:
             self._key(b, 0)
@@ -322,16 +321,7 @@ cdef class JsonBatch:
             else:
                 _put_text(b, _request_id_text(rid))
         if mask & (F_USER_AGENT | F_REFERER):
-            ua = ref = None
-            for field in req.headers.fields:
-                item = <tuple>field
-                name = item[0]
-                if name == b"user-agent":
-                    if ua is None:
-                        ua = item[2]
-                elif name == b"referer":
-                    if ref is None:
-                        ref = item[2]
+            ua, ref = _agent_and_referer(req.headers.fields)
             if mask & F_USER_AGENT:
                 self._key(b, 13)
                 _put_header_value(b, ua)

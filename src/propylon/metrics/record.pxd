@@ -87,7 +87,7 @@ cdef class JsonLines:
     cdef public object host, svc
 
     @cython.locals(mask=cython.longlong, keys=tuple, now=double, sec=cython.longlong,
-                   item=tuple, name=bytes, ua_value=bytes, ref_value=bytes,
+                   ua_value=bytes, ref_value=bytes,
                    time_a=str, time_b=str, client=str, method=str, path=str, status=str, sent=str, received=str,
                    duration=str, up_duration=str, upstream=str, retries=str,
                    error=str, rid=str, ua=str, ref=str, service=str)
@@ -104,3 +104,5 @@ cpdef str _json_text(value)
 @cython.locals(raw=bytes)
 cpdef str _bytes_text(value)
 cpdef str _request_id_text(rid)
+@cython.locals(item=tuple, name=bytes)
+cpdef tuple _agent_and_referer(list fields)

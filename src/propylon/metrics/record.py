@@ -514,6 +514,21 @@ def _bytes_text(value: Any) -> str:
     return _json_text(raw.decode("latin-1"))
 
 
+def _agent_and_referer(fields: list) -> tuple:
+    """The first User-Agent and Referer values of a header field list (None where
+    absent), found in one pass."""
+    ua = ref = None
+    for item in fields:
+        name = item[0]
+        if name == b"user-agent":
+            if ua is None:
+                ua = item[2]
+        elif name == b"referer":
+            if ref is None:
+                ref = item[2]
+    return ua, ref
+
+
 def _request_id_text(rid: Any) -> str:
     if rid is None:
         return "null"
@@ -624,16 +639,8 @@ class JsonLines:
             error = "null" if r.error is None else _json_text(str(r.error))
         if mask & 4096:  # request_id
             rid = _request_id_text(r.request_id)
-        if mask & 24576:  # user_agent, referer: their first values, found in one pass
-            ua_value = ref_value = None
-            for item in req.headers.fields:
-                name = item[0]
-                if name == b"user-agent":
-                    if ua_value is None:
-                        ua_value = item[2]
-                elif name == b"referer":
-                    if ref_value is None:
-                        ref_value = item[2]
+        if mask & 24576:  # user_agent, referer
+            ua_value, ref_value = _agent_and_referer(req.headers.fields)
             if mask & 8192:
                 ua = _bytes_text(ua_value)
             if mask & 16384:
