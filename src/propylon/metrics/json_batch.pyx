@@ -25,10 +25,9 @@ from libc.math cimport isfinite
 from libc.string cimport memcpy
 
 from propylon.metrics.record cimport (JsonLines, RequestRecord, UpstreamStats, _agent_and_referer, _bytes_text,
-                                      _client_text, _json_text, _request_id_text, _seconds)
+                                      _client_text, _json_text, _request_id_text, _second_text,
+                                      _seconds)
 from propylon.protocols.http.header cimport HeaderMap, RequestHeader
-
-from time import gmtime, strftime
 
 from .access_log import FIELDS
 
@@ -234,7 +233,7 @@ cdef class JsonBatch:
             sec = <long long>now
             if sec != self.sec:
                 self.sec = sec
-                self.sec_bytes = ('"' + strftime("%Y-%m-%dT%H:%M:%S", gmtime(sec))).encode()
+                self.sec_bytes = _second_text(sec).encode()
             _put_bytes(b, self.sec_bytes)
             millis = <long long>((now - sec) * 1000.0)
             millis = 0 if millis < 0 else 999 if millis > 999 else millis

@@ -64,8 +64,8 @@ cdef class RequestRecord(Observation):
     cdef public long long attempts, status, sent, received
     cdef public bint attempt_open, traceparent_set
 
-    @cython.locals(st=UpstreamStats, settings=RecordSettings)
     cdef _begin(self, RecordSettings settings, Session session)
+    @cython.locals(st=UpstreamStats, settings=RecordSettings)
     cpdef upstream_attempt(self, peer)
     @cython.locals(st=UpstreamStats, now=double, took=double)
     cpdef upstream_connected(self, bint reused)
@@ -104,5 +104,6 @@ cpdef str _json_text(value)
 @cython.locals(raw=bytes)
 cpdef str _bytes_text(value)
 cpdef str _request_id_text(rid)
+cpdef str _second_text(sec)
 @cython.locals(item=tuple, name=bytes)
 cpdef tuple _agent_and_referer(list fields)

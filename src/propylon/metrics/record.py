@@ -514,6 +514,11 @@ def _bytes_text(value: Any) -> str:
     return _json_text(raw.decode("latin-1"))
 
 
+def _second_text(sec) -> str:
+    """The start of a JSON time field: its quote and the UTC second (ISO 8601)."""
+    return '"' + strftime("%Y-%m-%dT%H:%M:%S", gmtime(sec))
+
+
 def _agent_and_referer(fields: list) -> tuple:
     """The first User-Agent and Referer values of a header field list (None where
     absent), found in one pass."""
@@ -604,7 +609,7 @@ class JsonLines:
             sec = int(now)
             if sec != self.sec:
                 self.sec = sec
-                self.sec_text = '"' + strftime("%Y-%m-%dT%H:%M:%S", gmtime(sec))
+                self.sec_text = _second_text(sec)
             time_a = self.sec_text
             time_b = _MILLIS[int((now - sec) * 1000.0)]
         if mask & 2:  # client_addr

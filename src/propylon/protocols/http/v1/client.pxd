@@ -8,6 +8,10 @@ from propylon.protocols.flow cimport FlowControl
 from propylon.protocols.http.header cimport RequestHeader
 
 cdef Py_ssize_t _FAST_HEAD
+cdef list _NONE
+
+@cython.locals(chunked=bint, field=tuple, lower=bytes, named=frozenset, more=frozenset)
+cdef bint _drop_named_by_connection(list hdrs, list hop) except -1
 
 cdef class H1ClientConnection:
     cdef readonly object transport, digest
@@ -28,11 +32,12 @@ cdef class H1ClientConnection:
     cdef Py_ssize_t _body_left
     cdef object __weakref__
 
-    @cython.locals(start=Py_ssize_t, length=Py_ssize_t, hdrs=list, hop=list, fields=list, field=tuple)
+    @cython.locals(start=Py_ssize_t, length=Py_ssize_t, hdrs=list, fields=list, field=tuple)
     cdef bint _one_read(self, bytes data) except -1
     @cython.locals(left=Py_ssize_t)
     cdef _rest_of_body(self, bytes data)
     cdef _body(self, bytes body)
+    cdef _head(self, status, tuple version, list hdrs, list hop, bint framed, bint keepalive)
     cpdef _wake(self)
     cpdef fail(self, err)
     cpdef client_gone(self)

@@ -33,6 +33,7 @@ __all__ = ["H1ClientConnection"]
 _VERSIONS = {"1.1": (1, 1), "1.0": (1, 0)}
 #: The longest response head read without the parser (others go to it).
 _FAST_HEAD = 8192
+_NONE: list = []  # (no fields; never changed)
 
 
 class H1ClientConnection:
@@ -216,27 +217,32 @@ class H1ClientConnection:
         hop = self._hop
         if hop:
             self._hop = []
-            if status == 101:
-                hdrs.extend(hop)
-            elif _drop_named_by_connection(hdrs, hop):
-                framed = True  # chunked
         version = self._first_version
         if version is None:
             version = _VERSIONS.get(p.get_http_version(), (1, 1))
         else:
             self._first_version = None  # only the first head of the exchange
-        resp = ResponseHeader(status, version, HeaderMap(hdrs))
-        self._heads.append(resp)
+        self._head(status, version, hdrs, hop, framed, p.should_keep_alive())
+        if self._is_head and status >= 200:
+            raise _HeadDone()
+
+    def _head(self, status, version: tuple, hdrs: list, hop: list, framed: bool, keepalive: bool) -> None:
+        """A response head is complete (``hdrs``: its end-to-end fields, ``hop``:
+        the hop-by-hop ones, ``framed``: a Content-Length came): hand it over."""
+        if hop:
+            if status == 101:
+                hdrs.extend(hop)
+            elif _drop_named_by_connection(hdrs, hop):
+                framed = True  # chunked
+        self._heads.append(ResponseHeader(status, version, HeaderMap(hdrs)))
         if status >= 200 or status == 101:
             self._in_body = True
-            if not p.should_keep_alive():
+            if not keepalive:
                 self._keepalive = False
             if status >= 200 and status not in (204, 304) and not self._is_head:
                 self._close_delimited = not framed
                 if not framed:
                     self._keepalive = False
-        if self._is_head and status >= 200:
-            raise _HeadDone()
 
     def on_body(self, body: bytes) -> None:
         self._body(body)
@@ -265,22 +271,11 @@ class H1ClientConnection:
         if found is None:
             return False
         status, fields, length, keepalive, start = found
-        hdrs = []
-        hop = []
-        for field in fields:
-            if field[0] in HOP_BY_HOP:
-                hop.append(field)
-            else:
-                hdrs.append(field)
-        # What on_header, on_headers_complete, on_body and on_message_complete do.
-        # (Connection is only keep-alive or close here: the fields it names are
-        # hop-by-hop themselves, but for a field named "close".)
-        if not keepalive:
-            _drop_named_by_connection(hdrs, hop)
-        self._heads.append(ResponseHeader(status, (1, 1), HeaderMap(hdrs)))
-        self._in_body = True
-        if not keepalive:
-            self._keepalive = False
+        # Hop-by-hop fields are set aside; none names another field here (Connection
+        # is keep-alive or close), so none is kept for _head to look at.
+        hdrs = [field for field in fields if field[0] not in HOP_BY_HOP]
+        # What on_header, on_headers_complete, on_body and on_message_complete do:
+        self._head(status, (1, 1), hdrs, _NONE, True, keepalive)
         if start < len(data):
             self._body(data[start:])
         self._body_left = length - (len(data) - start)
@@ -523,12 +518,15 @@ def _drop_named_by_connection(hdrs: list, hop: list) -> bool:
     """Remove, in place, the fields a ``Connection`` header in ``hop`` names (RFC 9110
     7.6.1); return whether ``hop`` holds a Transfer-Encoding (the body is framed)."""
     chunked = False
-    named: frozenset = frozenset()
-    for lower, _, value in hop:
+    named = None  # (the usual Connection values, keep-alive and close, name nothing)
+    for field in hop:
+        lower = field[0]
         if lower == b"transfer-encoding":
             chunked = True
         elif lower == b"connection":
-            named |= named_by_connection(value)
+            more = named_by_connection(field[2])
+            if more:
+                named = more if named is None else named | more
     if named:
         hdrs[:] = [it for it in hdrs if it[0] not in named]
     return chunked
