@@ -18,7 +18,7 @@ cdef class H1ServerConnection:
     cdef list _hdrs
     cdef Py_ssize_t _max_header_bytes, _max_request_line, _raw_len, _upgrade_body_left, _wheel_key
     cdef double _idle_since, _accepted
-    cdef bint _switched
+    cdef bint _switched, _ended_line
     cdef object __weakref__
 
     cpdef write(self, bytes data)

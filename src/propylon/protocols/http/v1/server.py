@@ -159,7 +159,7 @@ class H1ServerConnection:
         "_accepted", "_parser", "_ready", "_last", "_parsing", "_url", "_hdrs", "_max_header_bytes",
         "_max_request_line", "_first_version", "_wheel_key", "_idle_since", "closed", "_active",
         "_tunnel", "_tunnel_eof", "_raw", "_raw_len", "_upgrade_body_left", "requests_left",
-        "_h2_factory", "_switched", "requests_served", "_task", "_waiter", "__weakref__",
+        "_h2_factory", "_switched", "requests_served", "_task", "_waiter", "_ended_line", "__weakref__",
     )
 
     def __init__(self, handler: Handler, shutdown, options: HttpServerOptions,
@@ -179,6 +179,12 @@ class H1ServerConnection:
         # (a connection opened ahead of use holds none) and dropped while the
         # connection is parked between whole requests.
         self._parser: Optional[httptools.HttpRequestParser] = None
+        # Whether the last read ended with b"\n". A read that ends a message may
+        # also hold the first bytes of the next one; while those are only part of
+        # a method, llhttp keeps them in its state and tells us nothing. A read
+        # ending with a line feed cannot end inside a method, so only then may a
+        # parked connection drop its parser.
+        self._ended_line = False
         # Lists are made when first needed: an idle connection holds none.
         self._ready: Optional[list] = None  # pipelined requests waiting their turn (a few at most)
         # The request whose head came last, until its response is done (an upgrade
@@ -275,6 +281,7 @@ class H1ServerConnection:
         parser = self._parser
         if parser is None:
             self._parser = parser = httptools.HttpRequestParser(self)
+        self._ended_line = data[-1] == 10
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -672,7 +679,7 @@ class H1ServerConnection:
                     if self._ready:  # a head completed after the wheel parked us
                         sess = self._ready.pop(0)
                         continue
-                    if self._parsing is None and not self._url and not self._hdrs:
+                    if self._ended_line and self._parsing is None and not self._url and not self._hdrs:
                         self._parser = None  # between whole requests: no parser state to keep
                     close = False
                     break
