@@ -1,7 +1,9 @@
 # Extension-type layout of common.py when it is compiled (see setup.py). Every field
 # is public: the client side (client.py) subclasses both classes in Python.
 
+cimport cython
 from propylon.protocols.flow cimport FlowControl
+from propylon.protocols.http.header cimport HeaderMap
 
 cdef class H2ConnBase:
     cdef public object loop, transport, digest, codec, _flush_handle
@@ -19,3 +21,11 @@ cdef class H2StreamBase:
     cdef public Py_ssize_t _out_len, _unacked
     cdef public bint _end_asked, _end_sent, _recv_done, _reset
     cdef object __weakref__
+
+
+@cython.locals(size=Py_ssize_t, items=list, cookies=list, cookie_at=Py_ssize_t, regular=bint,
+               name=bytes, value=bytes)
+cpdef tuple split_fields(list fields, dict pseudo=*)
+
+@cython.locals(items=list, named=set, out=list, lower=bytes, value=bytes)
+cpdef list h2_fields(HeaderMap headers, bint keep_te_trailers=*, frozenset drop=*)

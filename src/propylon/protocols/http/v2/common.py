@@ -54,13 +54,15 @@ def h2_fields(headers: HeaderMap, keep_te_trailers: bool = False,
     ``keep_te_trailers`` (requests); ``drop`` names more fields to leave out.
     """
     items = headers.fields
-    named: set[bytes] = set()
+    named: Optional[set] = None  # made only when a Connection field names some
     for lower, _, value in items:
         if lower == b"connection":
+            if named is None:
+                named = set()
             named |= named_by_connection(value)
     out = []
     for lower, _, value in items:
-        if lower in CONNECTION_SPECIFIC or lower in named or lower in drop:
+        if lower in CONNECTION_SPECIFIC or (named is not None and lower in named) or (drop and lower in drop):
             if keep_te_trailers and lower == b"te" and b"trailers" in value.lower():
                 out.append((b"te", b"trailers"))
             continue
@@ -83,7 +85,7 @@ def split_fields(fields: list, pseudo: Optional[dict] = None) -> tuple[int, list
     regular = False
     for name, value in fields:
         size += len(name) + len(value) + 32
-        if name[:1] == b":":
+        if name and name[0] == 58:  # b":" (compiled: a C read of the first byte)
             if pseudo is not None and not regular:
                 pseudo[name] = value
             continue

@@ -76,7 +76,7 @@ class FrameGuard:
 
     __slots__ = ("opts", "header_block", "tripped", "pings", "settings", "window_updates", "priorities",
                  "rst_streams", "empties", "streams", "_window_start", "_data_base",
-                 "_preface", "_carry", "_skip", "_block")
+                 "_preface", "_carry", "_skip", "_block", "_flood_window", "_per_turn")
 
     def __init__(self, opts: H2Options, preface: bool = True) -> None:
         self.opts = opts
@@ -85,6 +85,9 @@ class FrameGuard:
         # Counts in the current window, by kind.
         self.pings = self.settings = self.window_updates = self.priorities = 0
         self.rst_streams = self.empties = self.streams = 0
+        # (read once: every read is scanned)
+        self._flood_window = opts.flood_window
+        self._per_turn = opts.max_frames_per_turn
         self._window_start = -opts.flood_window  # the first scan opens a window
         self._data_base = 0
         # Where the byte stream stands between reads.
@@ -99,11 +102,10 @@ class FrameGuard:
                 "PRIORITY": self.priorities, "RST_STREAM": self.rst_streams, "empty": self.empties,
                 "HEADERS": self.streams}
 
-    def scan(self, data, now: float, data_frames_sent: int) -> int:
+    def scan(self, data, now: float, data_frames_sent) -> int:
         """Count the frames of ``data``; return the bytes to process now (all of
         them, or up to the start of frame ``frames_per_turn + 1``)."""
-        opts = self.opts
-        if now - self._window_start >= opts.flood_window:
+        if now - self._window_start >= self._flood_window:
             self._window_start = now
             self._data_base = data_frames_sent
             self.pings = self.settings = self.window_updates = self.priorities = 0
@@ -119,18 +121,20 @@ class FrameGuard:
             self._skip -= k
             pos += k
         carried = len(self._carry)
-        buf = data
         if carried:
             buf = self._carry + bytes(data[pos:])
             n = len(buf)
             pos = 0
             self._carry = b""
+        else:
+            # (a backlog is a memoryview: bytes are read in C when compiled)
+            buf = data if type(data) is bytes else bytes(data)
         frames = 0
         while pos < n:
             if n - pos < _HEAD:
                 self._carry = bytes(buf[pos:])
                 break
-            if frames == opts.max_frames_per_turn:
+            if frames == self._per_turn:
                 return pos - carried  # the rest waits for the next turn
             frames += 1
             length = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
@@ -163,7 +167,7 @@ class FrameGuard:
             pos += _HEAD + ((data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2])
         return False
 
-    def _count(self, ftype: int, flags: int, length: int, pad: int, data_frames_sent: int) -> bool:
+    def _count(self, ftype, flags, length, pad, data_frames_sent) -> bool:
         """Count one frame; True (and ``tripped`` set) when it passes a limit."""
         o = self.opts
         if ftype == _DATA:
