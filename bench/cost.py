@@ -171,7 +171,9 @@ async def h2_engine(requests: int) -> float:
         if b"hello" in data and fut is not None and not fut.done():
             fut.set_result(None)
 
-    conn = H2ServerConnection(app.process_new_http, ShutdownWatch(), H2Options())
+    # The engine's handle, as the service's protocol factory binds it (not the
+    # app's process_new_http, which would add a coroutine per request).
+    conn = H2ServerConnection(app.engine.handle, ShutdownWatch(), H2Options())
     conn.connection_made(MemoryTransport(on_write))
     conn.data_received(H2_START)
     sid = 1
