@@ -2,7 +2,7 @@
 
 cimport cython
 from propylon.metrics.access_log cimport AccessLogWriter
-from propylon.protocols.http.header cimport RequestHeader
+from propylon.protocols.http.header cimport HeaderMap, RequestHeader
 from propylon.proxy.observation cimport Observation
 from propylon.proxy.session cimport Session
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -10,6 +10,9 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 cdef bint _COMPILED
 # (typed, their ``get`` is a C call)
 cdef dict _METHOD_INDEX, _JSON_METHODS
+# (C globals: read on every request without a module dictionary lookup)
+cdef Py_ssize_t _OTHER_METHOD
+cdef bytes _X_REQUEST_ID, _X_REQUEST_ID_WIRE
 
 cdef inline double _monotonic() noexcept:
     # what time.perf_counter() reads on Linux
@@ -69,7 +72,7 @@ cdef class RequestRecord(Observation):
     cpdef upstream_attempt(self, peer)
     @cython.locals(st=UpstreamStats, now=double, took=double)
     cpdef upstream_connected(self, bint reused)
-    @cython.locals(st=UpstreamStats, took=double)
+    @cython.locals(st=UpstreamStats, took=double, headers=HeaderMap)
     cpdef upstream_response(self, resp)
     cpdef upstream_done(self, error)
     cpdef hook_ran(self, str name, double start, double end)

@@ -370,7 +370,7 @@ class RequestRecord(Observation):
             if type(rid) is not bytes:  # a proxy's own id (a gateway plugin sets one)
                 rid = str(rid).encode("latin-1")
             headers = resp.headers
-            if _X_REQUEST_ID in headers:
+            if headers.get_bytes(_X_REQUEST_ID) is not None:
                 headers.insert(_X_REQUEST_ID, rid)
             else:
                 headers.fields.append((_X_REQUEST_ID, _X_REQUEST_ID_WIRE, rid))

@@ -1,8 +1,16 @@
 # Extension-type layout of header.py when it is compiled (see setup.py).
 
+cimport cython
+
+cdef bint _COMPILED
+
+@cython.locals(c=cython.uchar)
+cdef bytes _lower(bytes name)
+
 cdef class HeaderMap:
     cdef public list fields
     cpdef encode_into(self, list out)
+    @cython.locals(key=bytes, item=tuple)
     cpdef get_bytes(self, name)
     cpdef insert(self, name, value)
     cpdef append(self, name, value)
