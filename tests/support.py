@@ -10,6 +10,7 @@ The folders' own modules (``*_support.py``) keep only what their lessons need.
   :class:`RedisServer`, a throw-away redis-server (the ``redis_server`` fixture).
 * Prometheus: :func:`scrape` (one scrape's samples) and :func:`total`.
 * Event loops: :class:`LoopThread`, a uvloop loop in a thread the test drives.
+* :class:`Echo`: a proxy that answers every request itself, echoing it.
 * A lab another test run may share: :func:`retry_when`, and :class:`FixedLab` for
   the members the examples expect on their fixed ports.
 """
@@ -35,6 +36,7 @@ from typing import Any, Awaitable, Callable, Iterable, Iterator, Optional
 import pytest
 import uvloop
 
+from propylon import ProxyHttp
 from propylon.lab import DEFAULT_CERTS_DIR, MEMBERS, Lab, LabStartError
 from propylon.lab import process as lab_process
 
@@ -46,6 +48,21 @@ POLL = 0.05
 
 
 # --- Prometheus ----------------------------------------------------------------------------
+class Echo(ProxyHttp):
+    """Answers every request itself: ``<method> <path> <body>``."""
+
+    async def request_filter(self, session, ctx) -> bool:
+        body = bytearray()
+        while (chunk := await session.read_request_body()) is not None:
+            body += chunk
+        req = session.req_header
+        await session.write_response(200, req.method_bytes + b" " + req.raw_path + b" " + bytes(body))
+        return True
+
+    async def upstream_peer(self, session, ctx):
+        raise AssertionError("never proxied")
+
+
 def scrape(port: int, path: str = "/metrics") -> dict[tuple, float]:
     """Every sample of one scrape on ``127.0.0.1:port``, parsed by prometheus_client's
     own parser: ``{(name, sorted label items): value}``."""

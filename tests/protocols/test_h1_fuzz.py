@@ -22,28 +22,14 @@ import uvloop
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from propylon import Error, ProxyHttp, ShutdownWatch
+from propylon import Error, ShutdownWatch
 from propylon.proxy.service import HttpProxyApp
+from support import Echo
 
 FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 #: Seconds the server may take to answer and close once the client has closed its side.
 CLOSE_WITHIN = 5.0
-
-
-class Echo(ProxyHttp):
-    """Answers every request itself: ``<method> <path> <body>``."""
-
-    async def request_filter(self, session, ctx) -> bool:
-        body = bytearray()
-        while (chunk := await session.read_request_body()) is not None:
-            body += chunk
-        req = session.req_header
-        await session.write_response(200, req.method_bytes + b" " + req.raw_path + b" " + bytes(body))
-        return True
-
-    async def upstream_peer(self, session, ctx):
-        raise AssertionError("never proxied")
 
 
 class Tracebacks(logging.Handler):

@@ -241,9 +241,7 @@ class AccessLogWriter:
                     elif format_rows is not None:
                         data = format_rows(rows, offset)
                     else:
-                        lines = [fmt(row, offset) for row in rows]
-                        lines.append("")
-                        data = "\n".join(lines).encode("utf-8", "replace")
+                        data = encode_lines([fmt(row, offset) for row in rows])
                 except Exception:  # a bug here must not stop the log
                     log.exception("access log %s: cannot format lines", self.config.path)
                     data = b""
@@ -270,3 +268,10 @@ def clf_quote(value: Optional[str]) -> str:
     if not value:
         return "-"
     return value.translate(_CLF_ESCAPES)
+
+
+def encode_lines(lines: list) -> bytes:
+    """Lines (``str``, without their newlines) as the bytes to write: UTF-8, each
+    ending in a newline (``lines`` gets an empty last item for the final one)."""
+    lines.append("")
+    return "\n".join(lines).encode("utf-8", "replace")

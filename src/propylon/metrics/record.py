@@ -24,7 +24,7 @@ from time import gmtime, perf_counter, strftime
 from typing import Any, Optional
 
 from ..proxy.observation import Observation
-from .access_log import FIELDS, clf_quote
+from .access_log import FIELDS, clf_quote, encode_lines
 from .tracing import OtelSpans, TraceContext, valid_request_id
 
 try:  # Cython is needed to build the compiled module, not to run the pure one
@@ -594,8 +594,7 @@ class JsonLines:
         out = []
         for r in rows:
             out.append(self.line(r, offset))
-        out.append("")
-        return "\n".join(out).encode("utf-8", "replace")
+        return encode_lines(out)
 
     def line(self, r: RequestRecord, offset: float) -> str:
         """The line of record ``r``; ``offset`` turns its clock into wall-clock time."""
