@@ -335,8 +335,13 @@ class RequestHeader(_Message):
         return RequestHeader(self.method_bytes, self.raw_path, self.version, HeaderMap(self.headers.fields[:]))
 
     def to_h1_bytes(self) -> bytes:
-        out = [self.method_bytes, b" ", self.raw_path,
-               b" HTTP/1.1\r\n" if self.version == (1, 1) else b" " + _version_bytes(self.version) + b"\r\n"]
+        line_end = b" HTTP/1.1\r\n" if self.version == (1, 1) else b" " + _version_bytes(self.version) + b"\r\n"
+        if _COMPILED and type(self.method_bytes) is bytes and type(self.raw_path) is bytes:
+            # (header.pxd: the head's size counted, its pieces copied once)
+            head = _head_bytes(self.method_bytes, b" ", self.raw_path, line_end, self.headers.fields)
+            if head is not None:
+                return head
+        out = [self.method_bytes, b" ", self.raw_path, line_end]
         self.headers.encode_into(out)
         out.append(b"\r\n")
         return b"".join(out)
@@ -386,7 +391,12 @@ class ResponseHeader(_Message):
         return _version_bytes(self.version) + b" %d " % self.status + reason + b"\r\n"
 
     def to_h1_bytes(self) -> bytes:
-        out = [self.status_line()]
+        line = self.status_line()
+        if _COMPILED:  # (header.pxd: the head's size counted, its pieces copied once)
+            head = _head_bytes(line, b"", b"", b"", self.headers.fields)
+            if head is not None:
+                return head
+        out = [line]
         self.headers.encode_into(out)
         out.append(b"\r\n")
         return b"".join(out)
