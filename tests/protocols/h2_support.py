@@ -222,6 +222,7 @@ class ProxyThread(LoopThread):
         self.port = 0
         self.sndbuf = sndbuf  # the kernel send buffer of accepted sockets, if set
         self._server: Optional[asyncio.AbstractServer] = None
+        self._h2_seen: Optional[list] = None
 
     def __enter__(self) -> "ProxyThread":
         sock = socket.socket()
@@ -237,6 +238,8 @@ class ProxyThread(LoopThread):
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._h2_seen = None  # (stops the watch)
+
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
@@ -252,6 +255,27 @@ class ProxyThread(LoopThread):
     def h2_connections(self) -> list:
         """The HTTP/2 connections the listener has open now."""
         return self.call(lambda: [c for c in self.app._connections if isinstance(c, H2ServerConnection)])
+
+    def watch_h2(self) -> None:
+        """From now on, note every HTTP/2 connection the listener opens, looking on
+        each turn of the loop (a flooder may be cut off before a look from the test's
+        thread finds it open); ``h2_connections_seen`` returns them."""
+        seen: list = []
+
+        def look() -> None:
+            if self._h2_seen is not seen:
+                return
+            for c in self.app._connections:
+                if isinstance(c, H2ServerConnection) and c not in seen:
+                    seen.append(c)
+            self.loop.call_soon(look)
+
+        self._h2_seen = seen
+        self.loop.call_soon_threadsafe(look)
+
+    def h2_connections_seen(self) -> list:
+        """Every HTTP/2 connection opened since ``watch_h2``, open or closed, in order."""
+        return self.call(lambda: list(self._h2_seen or ()))
 
 
 class CountingOrigin(asyncio.Protocol):
