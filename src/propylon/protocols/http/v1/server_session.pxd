@@ -3,6 +3,7 @@
 # readonly ones are read by the connection; the rest is this class's own.
 
 from propylon.protocols.http.header cimport RequestHeader, ResponseHeader
+from propylon.protocols.http.v1.server cimport H1ServerConnection
 
 cdef class H1ServerSession:
     cdef public RequestHeader req
@@ -10,7 +11,7 @@ cdef class H1ServerSession:
     cdef public bint keepalive, has_body, body_received, expect_continue, finished, upgrade, is_head
     cdef public object write_timeout, min_send_rate
     cdef public bint close_on_early_response
-    cdef readonly object conn
+    cdef readonly H1ServerConnection conn
     cdef readonly Py_ssize_t buffered, requests_before
     cdef readonly object body_bytes_read, body_bytes_sent
     cdef object _waiter, _pending_head
