@@ -83,8 +83,11 @@ def test_nginx_rows_are_measured_and_the_table_parses(tmp_path: Path) -> None:
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
 def test_ctrl_c_or_sigterm_stops_every_server(tmp_path: Path, sig: int, code: int) -> None:
+    # A shell starts a background job with Ctrl-C ignored, and a child inherits that;
+    # the harness is started with the default, as from a terminal.
     proc = _bench(["--only", "backend,nginx", "--duration", "20", "--warmup", "0",
-                   "--connections", "2"], tmp_path)
+                   "--connections", "2"], tmp_path,
+                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Interrupt during the first (20 s) run, once the backend nginx is up and loaded.
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and len(_procs_mentioning(str(tmp_path))) == 0:
