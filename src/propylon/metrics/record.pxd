@@ -3,7 +3,6 @@
 cimport cython
 from propylon.metrics.access_log cimport AccessLogWriter
 from propylon.protocols.http.header cimport HeaderMap, RequestHeader, ResponseHeader
-from propylon.protocols.http.v1.server_session cimport H1ServerSession
 from propylon.proxy.observation cimport Observation
 from propylon.proxy.session cimport Session
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -78,8 +77,7 @@ cdef class RequestRecord(Observation):
     cpdef upstream_done(self, error)
     cpdef hook_ran(self, str name, double start, double end)
     cpdef _attempt_over(self, error, double now)
-    @cython.locals(st=UpstreamStats, settings=RecordSettings, session=Session, log=AccessLogWriter, h1=H1ServerSession,
-                   resp=ResponseHeader,
+    @cython.locals(st=UpstreamStats, settings=RecordSettings, session=Session, log=AccessLogWriter, resp=ResponseHeader,
                    now=double, duration=double,
                    status=Py_ssize_t, index=Py_ssize_t, sent=Py_ssize_t, received=Py_ssize_t, rows=list)
     cpdef finish(self, ctx, error)

@@ -684,9 +684,6 @@ class RefreshDownstream:
     def is_body_done(self) -> bool:
         return True
 
-    def reusable(self) -> bool:
-        return False  # (keepalive is False: there is no connection)
-
     def write_interim(self, resp: ResponseHeader) -> None:
         pass
 

@@ -156,14 +156,14 @@ class HttpProxyEngine:
                         w = self._ended(session, None, ctx)
                         if w is not None:
                             await w
-                        return ds.reusable()
+                        return self._reusable(ds)
                 if self.caching:
                     session.phase = "cache"
                     if await cache_stage.run(self, session, ctx):
                         w = self._ended(session, None, ctx)
                         if w is not None:
                             await w
-                        return ds.reusable()
+                        return self._reusable(ds)
                 h = hooks[PROXY_UPSTREAM]
                 if h is not None:
                     session.phase = "proxy_upstream_filter"
@@ -172,7 +172,7 @@ class HttpProxyEngine:
                         w = self._ended(session, None, ctx)
                         if w is not None:
                             await w
-                        return ds.reusable()
+                        return self._reusable(ds)
             except Error as e:
                 return await self._handle_error(session, e, ctx, tries=0)
             except Exception as exc:  # a bug in a hook: answer 500, log it with its traceback
@@ -209,12 +209,12 @@ class HttpProxyEngine:
                 w = self._ended(session, None, ctx)
                 if w is not None:
                     await w
-                return ds.reusable()
+                return self._reusable(ds)
             return await self._handle_error(session, error, ctx, tries=tries)
         w = self._ended(session, None, ctx)
         if w is not None:
             await w
-        return ds.reusable()
+        return self._reusable(ds)
 
     async def _proxy_once(self, session: Session, ctx: Any, retry: bool) -> None:
         """One attempt: pick the peer, get a connection, exchange the request
@@ -498,6 +498,13 @@ class HttpProxyEngine:
                 break
 
     # --- endings ------------------------------------------------------------------------------
+    def _reusable(self, ds: DownstreamSession) -> bool:
+        if not ds.keepalive or ds.closed:
+            return False
+        if ds.written_head is not None and not ds.finished:
+            return False
+        return ds.is_body_done()
+
     async def _handle_error(self, session: Session, e: Error, ctx: Any, tries: int) -> bool:
         ds = session.downstream
         hooks = self.hooks
@@ -544,7 +551,7 @@ class HttpProxyEngine:
         # Honoured after the upstream too (Pingora looks at it only before, but its
         # error response always closes the connection anyway).
         if res.can_reuse_downstream:
-            return ds.reusable()
+            return self._reusable(ds)
         return False
 
     def _ended(self, session: Session, e: Optional[Error], ctx: Any):

@@ -89,11 +89,6 @@ class DownstreamSession(Protocol):
     def is_body_done(self) -> bool:
         """The body arrived in full and the application has read all of it."""
 
-    def reusable(self) -> bool:
-        """Once the request is over: may the connection carry another one? True when
-        the client keeps it alive and is still there, the response (if one was
-        written) is finished and the request body was read in full."""
-
     def write_interim(self, resp: ResponseHeader) -> None:
         """Send a 1xx head (not 101)."""
 

@@ -25,7 +25,6 @@ cdef class H1ServerSession:
     cpdef end_body(self)
     cpdef fail_body(self, err)
     cpdef is_body_done(self)
-    cpdef bint reusable(self)
     cpdef write_interim(self, ResponseHeader resp)
     cpdef write_header(self, ResponseHeader resp, bint end_of_stream=*, bint hold=*)
     cpdef bytes _connection_field(self, ResponseHeader resp)

@@ -123,14 +123,6 @@ class H1ServerSession:
         """True when the whole request body was read by the application."""
         return self.body_received and not self._chunks
 
-    def reusable(self) -> bool:
-        """See DownstreamSession.reusable."""
-        if not self.keepalive or self.conn.closed:
-            return False
-        if self.written_head is not None and not self.finished:
-            return False
-        return self.body_received and not self._chunks
-
     # --- the connection, as the engine sees it ------------------------------------
     @property
     def digest(self) -> Optional[Digest]:

@@ -158,14 +158,6 @@ class H2ServerStream(H2StreamBase):
         """True when the whole request body was read by the application."""
         return self.body_received and not self._chunks
 
-    def reusable(self) -> bool:
-        """See DownstreamSession.reusable."""
-        if not self.keepalive or self.closed:
-            return False
-        if self.written_head is not None and not self.finished:
-            return False
-        return self.body_received and not self._chunks
-
     # --- response -----------------------------------------------------------------------
     def _send_head(self, fields: list, end_stream: bool) -> None:
         conn = self.conn
